@@ -1,0 +1,133 @@
+"""Decode every file fully and give it a status, a reason and flags.
+
+Pillow's `verify()` passes truncated JPEGs, so every file is decoded to the last pixel.
+Statuses are errors (corrupt, not-image, unreadable, too-large); flags are not errors
+(ext-mismatch, exif-rotated, 16-bit, colour, blank, tiny, multi-frame, label-mismatch, hidden).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from curate.errors import ImageError
+from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode
+from curate.parallel import Progress, map_files
+
+STATUSES = ("ok", "corrupt", "not-image", "unreadable", "too-large")
+BLANK_STD = 2.0  # grey levels: an image this flat shows nothing
+TINY_SIDE = 64  # px: too small to show a fracture
+OS_JUNK = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".directory"}
+
+AUDIT_COLUMNS = ("status", "detail", "format", "mode", "width", "height", "bit_depth", "frames",
+                 "exif_orientation", "colour", "mean", "std", "sha256", "flags")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def audit_file(path: str | Path) -> dict:
+    """Audit one file: a dict of the audit columns (flags as a list). Never raises."""
+    path = Path(path)
+    row = {"status": "ok", "detail": "", "format": "", "mode": "", "width": 0, "height": 0,
+           "bit_depth": 0, "frames": 0, "exif_orientation": 0, "colour": False,
+           "mean": float("nan"), "std": float("nan"), "sha256": "", "flags": []}
+    try:
+        row["sha256"] = sha256_of(path)
+    except OSError as exc:
+        row.update(status="unreadable", detail=exc.strerror or type(exc).__name__)
+        return row
+    if path.name.lower() in OS_JUNK:
+        row.update(status="not-image", detail="operating-system junk file")
+        return row
+    try:
+        img = decode(path)
+    except ImageError as exc:
+        row.update(status=exc.reason, detail=exc.detail)
+        return row
+    except Exception as exc:  # a decoder bug must not end the audit: record it on the file
+        row.update(status="corrupt", detail=f"decoder error: {type(exc).__name__}: {exc}")
+        return row
+
+    px = img.pixels
+    row.update(format=img.format, mode=img.mode, width=img.width, height=img.height,
+               bit_depth=img.bit_depth, frames=img.frames, exif_orientation=img.exif_orientation,
+               colour=img.colour, mean=round(float(px.mean()), 3), std=round(float(px.std()), 3))
+    flags = row["flags"]
+    expected = EXTENSION_FORMATS.get(path.suffix.lower())
+    if expected and expected != img.format and not (expected == "PPM" and img.format in ("PPM", "PGM", "PBM")):
+        flags.append("ext-mismatch")
+    if img.exif_orientation != 1:
+        flags.append("exif-rotated")
+    if img.bit_depth == 16:
+        flags.append("16-bit")
+    if img.colour:
+        flags.append("colour")
+    if row["std"] < BLANK_STD:
+        flags.append("blank")
+    if min(img.width, img.height) < TINY_SIDE:
+        flags.append("tiny")
+    if img.frames > 1:
+        flags.append("multi-frame")
+    return row
+
+
+def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
+          progress: Progress | None = None) -> pd.DataFrame:
+    """Add the audit columns to the table (one decode per file, over `workers` processes)."""
+    root = Path(root)
+    results = map_files(audit_file, [root / p for p in table["path"]], workers=workers, progress=progress)
+    out = table.copy()
+    for col in AUDIT_COLUMNS:
+        values = [r[col] for r in results]
+        if col == "flags":
+            values = [_flags(r["flags"], path, mismatch)
+                      for r, path, mismatch in zip(results, out["path"], out["label_mismatch"])]
+        out[col] = values
+    return out
+
+
+def _flags(flags: list[str], rel_path: str, label_mismatch: bool) -> str:
+    flags = list(flags)
+    if label_mismatch:
+        flags.append("label-mismatch")
+    if any(part.startswith(".") for part in rel_path.split("/")):
+        flags.append("hidden")
+    return ";".join(flags)
+
+
+def audit_summary(table: pd.DataFrame) -> dict:
+    """Counts by status, by detail of the broken files, and by flag."""
+    statuses = {s: int((table["status"] == s).sum()) for s in STATUSES}
+    broken = table[table["status"] != "ok"]
+    flags = pd.Series([f for fl in table["flags"] for f in fl.split(";") if f])
+    return {
+        "files": int(len(table)),
+        "images_ok": statuses["ok"],
+        "corrupt": statuses["corrupt"],
+        "not_images": statuses["not-image"],
+        "unreadable": statuses["unreadable"],
+        "too_large": statuses["too-large"],
+        # broken: meant to be an image and is not (OS junk and stray text files are not broken)
+        "broken": int(broken["status"].isin(["corrupt", "unreadable", "too-large"]).sum()
+                      + ((broken["status"] == "not-image") & broken["path"].map(_has_image_ext)).sum()),
+        "by_status": statuses,
+        "broken_details": {k: int(v) for k, v in broken["detail"].map(_detail_kind).value_counts().items()},
+        "flags": {k: int(v) for k, v in flags.value_counts().sort_index().items()},
+    }
+
+
+def _has_image_ext(rel_path: str) -> bool:
+    return Path(rel_path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _detail_kind(detail: str) -> str:
+    """Group free-text details into kinds for the summary (truncated, bad checksum, ...)."""
+    return detail.split(":")[0].strip() if detail else "unknown"

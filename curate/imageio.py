@@ -1,0 +1,256 @@
+"""The one image loader: every step that needs pixels gets them from here.
+
+`decode(path)` returns greyscale uint8 pixels with EXIF orientation applied, plus what the
+file told us on the way (format, mode, bit depth, frames, EXIF orientation). Anything that
+cannot be decoded raises `ImageError` with the manifest's reason word, never a bare
+Pillow exception, so callers can record a per-file status and carry on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from curate.errors import ImageError
+
+# Refuse anything larger than this before decoding it (a 20k x 20k "bomb" would need 400 MB).
+# Radiographs are rarely over 25 MP; Pillow's own warning limit is ~89 MP.
+MAX_PIXELS = 120_000_000
+
+# File signatures, so that a PNG named .jpg is noticed and garbage in an image's clothes
+# is called corrupt rather than not-an-image.
+SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WEBP",
+    b"\x00\x00\x00\x0cjP  ": "JPEG2000",
+}
+IMAGE_EXTENSIONS = {
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff",
+    ".webp", ".jp2", ".j2k", ".pgm", ".ppm", ".pbm", ".pnm",
+}
+# The formats each extension may legitimately hold (for the extension-mismatch flag).
+EXTENSION_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
+    ".gif": "GIF", ".bmp": "BMP", ".dib": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".webp": "WEBP", ".jp2": "JPEG2000", ".j2k": "JPEG2000", ".pgm": "PPM", ".ppm": "PPM",
+    ".pbm": "PPM", ".pnm": "PPM",
+}
+
+
+@dataclass
+class Decoded:
+    """Greyscale pixels and what the file said about itself."""
+
+    pixels: np.ndarray  # H x W uint8, EXIF orientation applied, maybe reduced (see decode)
+    format: str  # JPEG, PNG, ... as Pillow names it
+    mode: str  # the file's own mode before conversion: L, RGB, I;16, P, ...
+    width: int  # full-size width after EXIF orientation
+    height: int
+    bit_depth: int  # bits per channel: 1, 8 or 16 (32 for mode I / F)
+    colour: bool  # the file holds colour channels that actually differ
+    exif_orientation: int  # 1 = upright or no tag; 2..8 as in the EXIF standard
+    frames: int  # > 1 for multi-frame TIFF / GIF: the first frame is used
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format a file's first bytes announce, or None."""
+    for sig, fmt in SIGNATURES.items():
+        if head.startswith(sig):
+            if fmt == "WEBP" and head[8:12] != b"WEBP":
+                continue
+            return fmt
+    if head[:2] in (b"P2", b"P5", b"P3", b"P6", b"P1", b"P4"):
+        return "PPM"
+    return None
+
+
+def looks_like_text(head: bytes) -> bool:
+    """True for HTML, CSV, JSON, plain text: bytes that are (almost) all printable."""
+    if not head:
+        return False
+    if head.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml", b"{", b"[")):
+        return True
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    return printable / len(head) > 0.95
+
+
+def _classify_open_failure(path: Path, head: bytes) -> ImageError:
+    if not head:
+        return ImageError("corrupt", "zero bytes")
+    if sniff(head):
+        return ImageError("corrupt", f"{sniff(head)} header but undecodable data")
+    if looks_like_text(head):
+        return ImageError("not-image", "text or HTML, not an image")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageError("corrupt", "garbage bytes with an image extension")
+    return ImageError("not-image", "not an image format")
+
+
+def _to_grey(im: Image.Image) -> tuple[np.ndarray, bool]:
+    """Any Pillow mode -> (H x W uint8 greyscale, whether colour channels differ)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im)
+        if arr.dtype != np.float64:
+            arr = arr.astype(np.float64)
+        # 16-bit data keeps its tones: scale the full 16-bit range onto 8 bits rather than
+        # clipping at 255 (which would turn nearly every pixel white).
+        top = arr.max() if arr.size else 0
+        if mode.startswith("I;16") or 255 < top <= 65535:
+            arr = arr / 257.0
+        elif top > 65535 or arr.min() < 0:
+            lo = arr.min()
+            arr = (arr - lo) * (255.0 / max(top - lo, 1e-9))
+        return np.clip(np.rint(arr), 0, 255).astype(np.uint8), False
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("LA", "La", "PA"):
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa"):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:4] / 255.0
+        rgb = rgba[..., :3] * alpha  # composite over black: transparent parts are background
+        colour = bool(np.ptp(rgb, axis=2).max() > 0) if rgb.size else False
+        grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return np.clip(np.rint(grey), 0, 255).astype(np.uint8), colour
+    if mode in ("RGB", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        rgb = np.asarray(im.convert("RGB"))
+        colour = bool(rgb.size) and bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+        return np.asarray(im.convert("L")), colour
+    return np.asarray(im.convert("L")), False
+
+
+def _bit_depth(mode: str) -> int:
+    if mode == "1":
+        return 1
+    if mode.startswith("I;16"):
+        return 16
+    if mode in ("I", "F"):
+        return 32
+    return 8
+
+
+def decode(path: str | Path, *, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Decoded:
+    """Decode one file to greyscale uint8 with EXIF orientation applied.
+
+    max_side: the caller only needs an image this large (longest side). JPEGs are then
+    decoded at a reduced scale (libjpeg's DCT scaling, far cheaper than a full decode)
+    and the result is shrunk to fit. Without it the whole image is decoded, which is what
+    an audit needs to catch a truncated file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except PermissionError:
+        raise ImageError("unreadable", "permission denied") from None
+    except IsADirectoryError:
+        raise ImageError("unreadable", "is a directory") from None
+    except OSError as exc:
+        raise ImageError("unreadable", exc.strerror or str(exc)) from None
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("too-large", "decompression bomb: pixel count over the limit") from None
+    except UnidentifiedImageError:
+        raise _classify_open_failure(path, head) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError("corrupt", f"header: {exc}") from None
+
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageError("too-large", f"{w}x{h} is over {max_pixels:,} pixels")
+        if w == 0 or h == 0:
+            raise ImageError("corrupt", "zero-sized image")
+        fmt = im.format or "?"
+        mode = im.mode
+        frames = getattr(im, "n_frames", 1) or 1
+        try:
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except Exception:  # a broken EXIF block is not a broken image
+            orientation = 1
+        if orientation not in range(1, 9):
+            orientation = 1
+        try:
+            if max_side and fmt == "JPEG" and mode in ("L", "RGB", "CMYK", "YCbCr"):
+                im.draft("L", (max_side, max_side))
+            im.load()
+            work = ImageOps.exif_transpose(im) if orientation != 1 else im
+            pixels, colour = _to_grey(work)
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
+            raise ImageError("corrupt", _describe_decode_error(exc)) from None
+
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    if max_side and max(pixels.shape) > max_side:
+        pixels = fit(pixels, max_side)
+    return Decoded(
+        pixels=np.ascontiguousarray(pixels),
+        format=fmt,
+        mode=mode,
+        width=w,
+        height=h,
+        bit_depth=_bit_depth(mode),
+        colour=colour,
+        exif_orientation=orientation,
+        frames=int(frames),
+    )
+
+
+def _describe_decode_error(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    low = text.lower()
+    if "truncated" in low or isinstance(exc, EOFError):
+        return f"truncated: {text}"
+    if "crc" in low or "checksum" in low:
+        return f"bad checksum: {text}"
+    return text
+
+
+def fit(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longest side is max_side (area averaging; never enlarges)."""
+    h, w = pixels.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+
+def rotate(pixels: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate counter-clockwise. Multiples of 90 are exact; other angles keep the frame size."""
+    degrees = float(degrees) % 360
+    if degrees == 0:
+        return pixels
+    if degrees % 90 == 0:
+        return np.ascontiguousarray(np.rot90(pixels, int(degrees // 90)))
+    h, w = pixels.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(pixels, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def load_grey(path: str | Path, *, size: int | None = None, rotation: float = 0) -> np.ndarray:
+    """Pixels ready for a model: EXIF, then `rotation` degrees CCW, then size x size (or as is)."""
+    pixels = decode(path, max_side=size * 2 if size else None).pixels
+    pixels = rotate(pixels, rotation)
+    if size:
+        interp = cv2.INTER_AREA if max(pixels.shape) > size else cv2.INTER_LINEAR
+        pixels = cv2.resize(pixels, (size, size), interpolation=interp)
+    return pixels

@@ -1,0 +1,71 @@
+"""Where a run's results go: DIR/manifests/NAME/, DIR/reports/NAME/, and the per-file cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from curate.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Workspace:
+    name: str
+    workdir: Path
+
+    @classmethod
+    def for_root(cls, root: str | Path, name: str | None = None, workdir: str | Path | None = None) -> "Workspace":
+        """NAME defaults to ROOT's folder name, DIR to the current directory; never inside ROOT."""
+        root = Path(root).resolve()
+        workdir = Path(workdir or ".").resolve()
+        if workdir == root or root in workdir.parents:
+            raise UsageError(f"--workdir {workdir} is inside the dataset {root}: results are never written into ROOT")
+        name = name or root.name or "dataset"
+        if "/" in name or name in (".", ".."):
+            raise UsageError(f"--name {name!r}: must be a plain folder name")
+        return cls(name=name, workdir=workdir)
+
+    @property
+    def manifests(self) -> Path:
+        return self.workdir / "manifests" / self.name
+
+    @property
+    def reports(self) -> Path:
+        return self.workdir / "reports" / self.name
+
+    @property
+    def cache(self) -> Path:
+        return self.workdir / ".cache" / "curate"
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj) -> Path:
+    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_csv(path: str | Path, table) -> Path:
+    """A DataFrame as CSV, atomically, with stable formatting: no index, '\\n' line ends,
+    booleans as true/false (what INTERFACE.md promises for `keep`)."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == bool:
+            out[col] = out[col].map({True: "true", False: "false"})
+    return write_atomic(path, out.to_csv(index=False, lineterminator="\n"))
