@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import cv2
 import pandas as pd
 
 from curate.errors import ImageError
@@ -59,7 +60,9 @@ def audit_file(path: str | Path) -> dict:
     px = img.pixels
     row.update(format=img.format, mode=img.mode, width=img.width, height=img.height,
                bit_depth=img.bit_depth, frames=img.frames, exif_orientation=img.exif_orientation,
-               colour=img.colour, mean=round(float(px.mean()), 3), std=round(float(px.std()), 3))
+               colour=img.colour)
+    mean, std = cv2.meanStdDev(px)  # one pass in C; numpy's std is ~5x slower on big images
+    row.update(mean=round(float(mean[0, 0]), 3), std=round(float(std[0, 0]), 3))
     flags = row["flags"]
     expected = EXTENSION_FORMATS.get(path.suffix.lower())
     if expected and expected != img.format and not (expected == "PPM" and img.format in ("PPM", "PGM", "PBM")):
