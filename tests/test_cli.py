@@ -92,3 +92,12 @@ def test_help_and_version_do_not_import_tensorflow():
             "r = CliRunner().invoke(app, ['--version']); assert 'curate' in r.output; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
+    readme = README.read_text(encoding="utf-8")
+    block = re.search(r"## Quick start\s+```sh\n(.*?)```", readme, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+    assert commands == ["make demo", "make test"]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "make test" in ci
