@@ -120,7 +120,7 @@ def audit_summary(table: pd.DataFrame) -> dict:
         "too_large": statuses["too-large"],
         # broken: meant to be an image and is not (OS junk and stray text files are not broken)
         "broken": int(broken["status"].isin(["corrupt", "unreadable", "too-large"]).sum()
-                      + ((broken["status"] == "not-image") & broken["path"].map(_has_image_ext)).sum()),
+                      + ((broken["status"] == "not-image") & broken["path"].map(_has_image_ext).astype(bool)).sum()),
         "by_status": statuses,
         "broken_details": {k: int(v) for k, v in broken["detail"].map(_detail_kind).value_counts().items()},
         "flags": {k: int(v) for k, v in flags.value_counts().sort_index().items()},
