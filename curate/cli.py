@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -158,6 +159,206 @@ def audit(
         console.print(f"wrote {out}")
     if "corrupt" in fail_on_set and summary["broken"]:
         raise typer.Exit(1)
+
+
+# ---- train and compare (TensorFlow is imported inside these commands only) -----------------
+
+
+class ModelName(str, Enum):
+    seed_cnn = "seed-cnn"
+    compact = "compact"
+    mobilenetv2 = "mobilenetv2"
+
+
+ModelOpt = Annotated[ModelName, typer.Option("--model", help="seed-cnn (the published CNN), compact (small, modern) or mobilenetv2.", rich_help_panel="Model")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Most epochs to train (early stopping on val may stop sooner).", rich_help_panel="Model")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.", rich_help_panel="Model")]
+ImgSizeOpt = Annotated[int, typer.Option("--img-size", min=16, help="Images are resized to N x N.", rich_help_panel="Model")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", rich_help_panel="Model")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (repeats use seed, seed+1, ...).", rich_help_panel="Model")]
+ClassWeightOpt = Annotated[str, typer.Option("--class-weight", help="'balanced' weighs both classes equally; 'none' does not.", rich_help_panel="Model")]
+PatienceOpt = Annotated[int, typer.Option("--patience", min=1, help="Epochs without val-loss improvement before stopping.", rich_help_panel="Model")]
+DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Bit-reproducible training (slower).", rich_help_panel="Model")]
+ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = greyscale; 3 = the published 3-channel input.", rich_help_panel="Model")]
+WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]
+RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder the manifest's paths are relative to (default: the \"root\" in manifest.json beside it).", rich_help_panel="Input")]
+PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive (default: the one containing 'fract' but not 'not'/'non').", rich_help_panel="Input")]
+
+
+@contextmanager
+def train_progress(quiet: bool) -> Iterator[Progress | None]:
+    """A rich Progress the trainer adds its own bars to (decoding, one per fit); None when quiet."""
+    if quiet:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        yield bar
+
+
+def _cell(m: dict | None, key: str) -> str:
+    """'0.712 [0.664, 0.761]', or '-' when the metric cannot be computed."""
+    if not m or m.get(key) is None:
+        return "-"
+    ci = m.get(f"{key}_ci")
+    return f"{m[key]:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{m[key]:.3f}"
+
+
+def metrics_table(title: str, rows: dict[str, dict | None], keys=("accuracy", "balanced_accuracy", "auc")) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    table.add_column("n (pos)", justify="right")
+    for k in keys:
+        table.add_column(f"{k} [95% CI]", justify="right")
+    for name, m in rows.items():
+        n = f"{m['n']} ({m['n_pos']})" if m and "n" in m else "-"
+        table.add_row(name, n, *(_cell(m, k) for k in keys))
+    return table
+
+
+@app.command()
+@handle_errors
+def train(
+    manifest: Annotated[Path, typer.Argument(help="A manifest CSV (manifests/NAME/manifest.csv or naive.csv).", show_default=False)],
+    model: ModelOpt = ModelName.seed_cnn,
+    epochs: EpochsOpt = 10,
+    batch_size: BatchOpt = 32,
+    img_size: ImgSizeOpt = 224,
+    lr: LrOpt = 1e-3,
+    seed: SeedOpt = 0,
+    class_weight: ClassWeightOpt = "none",
+    patience: PatienceOpt = 3,
+    deterministic: DeterministicOpt = False,
+    channels: ChannelsOpt = 1,
+    weights: WeightsOpt = None,
+    root: RootOpt = None,
+    positive_label: PositiveOpt = None,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the bundled CNN on a manifest's kept rows; score it on val and test.
+
+    Writes DIR/reports/NAME/train-MODEL-TIME/: model.keras, history.csv, metrics.json,
+    classification_report.txt, confusion_matrix.png, curves.png, predictions.csv.
+    """
+    from train.fit import train_manifest
+
+    with train_progress(quiet or json_out) as bar:
+        result = train_manifest(
+            manifest, root=root, model=model.value, epochs=epochs, batch_size=batch_size, img_size=img_size,
+            lr=lr, seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic,
+            channels=channels, weights=weights, positive_label=positive_label, name=name,
+            workdir=workdir or ".", progress=bar,
+        )
+    m = result.metrics
+    if json_out:
+        print_json({**m, "out_dir": str(result.out_dir)})
+    elif not quiet:
+        console.print(metrics_table(f"{model.value} trained on {manifest} ({m['epochs_run']} epochs)",
+                                    {"val": m["val"], "test": m["test"]}))
+        if m["skipped"]:
+            console.print(f"[yellow]{len(m['skipped'])} kept file(s) no longer decode and were left out[/yellow]")
+        console.print(f"wrote {result.out_dir}")
+
+
+@app.command()
+@handle_errors
+def compare(
+    naive: Annotated[Path, typer.Option("--naive", help="The naive manifest (manifests/NAME/naive.csv).", rich_help_panel="Input", show_default=False)],
+    curated: Annotated[Path, typer.Option("--curated", help="The curated manifest (manifests/NAME/manifest.csv).", rich_help_panel="Input", show_default=False)],
+    model: ModelOpt = ModelName.seed_cnn,
+    epochs: EpochsOpt = 10,
+    batch_size: BatchOpt = 32,
+    img_size: ImgSizeOpt = 224,
+    lr: LrOpt = 1e-3,
+    seed: SeedOpt = 0,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Train each protocol N times (seeds seed..seed+N-1); report mean and spread.", rich_help_panel="Model")] = 1,
+    class_weight: ClassWeightOpt = "none",
+    patience: PatienceOpt = 3,
+    deterministic: DeterministicOpt = False,
+    channels: ChannelsOpt = 1,
+    weights: WeightsOpt = None,
+    curated_copies: Annotated[str, typer.Option("--curated-copies", help="'all': curated trains on every copy of its train groups (like for like); 'none': representatives only.", rich_help_panel="Input")] = "all",
+    root: RootOpt = None,
+    positive_label: PositiveOpt = None,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train naive vs curated with the same settings; leakage-free accuracy side by side.
+
+    Writes DIR/reports/NAME/compare.json and compare.png.
+    """
+    from train.compare import compare as run_compare
+
+    with train_progress(quiet or json_out) as bar:
+        result = run_compare(
+            naive, curated, root=root, model=model.value, epochs=epochs, batch_size=batch_size,
+            img_size=img_size, lr=lr, seed=seed, repeats=repeats, class_weight=class_weight, patience=patience,
+            deterministic=deterministic, channels=channels, weights=weights, curated_copies=curated_copies,
+            positive_label=positive_label, name=name, workdir=workdir or ".", progress=bar,
+        )
+    if json_out:
+        print_json(result)
+        return
+    if quiet:
+        return
+    n, c = result["naive"], result["curated"]
+    seeds = f"{repeats} seed(s), mean" if repeats > 1 else f"seed {seed}"
+    console.print(metrics_table(f"naive vs curated: {model.value}, {img_size} px, {epochs} epochs, {seeds}", {
+        "naive model on naive test": n["on_naive_test"],
+        "  on its leaked images": n["naive_test_breakdown"]["leaked"],
+        "  on its clean images": n["naive_test_breakdown"]["clean"],
+        "naive model on clean test": n["on_clean_test"],
+        "curated model on curated test": c["on_curated_test"],
+        "curated model on clean test": c["on_clean_test"],
+    }))
+    inf = result["inflation"]
+    console.print("inflation (naive on its test - curated on its test): " + ", ".join(
+        f"{k} {inf[k]:+.3f} [{inf[k + '_ci'][0]:+.3f}, {inf[k + '_ci'][1]:+.3f}]"
+        for k in ("accuracy", "balanced_accuracy", "auc") if inf.get(k) is not None and inf.get(k + "_ci")
+    ))
+    if result["clean_test"]["note"]:
+        console.print(f"[yellow]{result['clean_test']['note']}[/yellow]")
+    out = Path(workdir or ".") / "reports" / (name or curated.resolve().parent.name) / "compare.json"
+    console.print(f"wrote {out} and compare.png")
+
+
+# ---- demo ---------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo dataset and its results.")] = Path("demo"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the messy-dataset builder.")] = 7,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build a messy, leaky dataset from the bundled real sample and run everything on it.
+
+    The dataset goes to DIR/xray-messy (with its ground truth beside it), results to
+    DIR/manifests/xray-messy and DIR/reports/xray-messy.
+    """
+    from curate.audit import audit as run_audit, audit_summary
+    from curate.demo import prepare_demo
+    from curate.layout import scan
+    from curate.workspace import Workspace, write_csv
+
+    root, truth, built = prepare_demo(directory, seed=seed)
+    if not quiet:
+        console.print(f"{'built' if built else 'reusing'} the messy dataset {root} (ground truth: {truth})")
+    ws = Workspace.for_root(root, None, directory)
+    table = scan(root)
+    with progress_bar("audit", len(table), quiet=quiet) as advance:
+        table = run_audit(table, root, workers=workers, progress=advance)
+    out = write_csv(ws.manifests / "audit.csv", table)
+    if not quiet:
+        console.print(counts_table(f"audit of {root}", audit_summary(table)["by_status"], key="status"))
+        console.print(f"wrote {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover
