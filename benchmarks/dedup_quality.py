@@ -1,0 +1,211 @@
+"""How well `curate dups` finds copies, against a messy set with a ground truth.
+
+Builds a messy set from FracAtlas with `curate.messy.build_messy` (a seed and mix different
+from the tests'), runs scan -> hash -> dups, and scores pairwise precision and recall against
+the truth (a true pair = two files made from the same source image), overall and per kind of
+copy; then plain imagehash pHash at Hamming 4, 8 and 10 on the same files, as pairs and as
+groups (connected components), side by side. Prints tables; not a timed test.
+
+    .venv/bin/python benchmarks/dedup_quality.py --bases 1500 --seed 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from curate.dedup import find_duplicates  # noqa: E402
+from curate.errors import ImageError  # noqa: E402
+from curate.imageio import decode  # noqa: E402
+from curate.hashing import hash_images  # noqa: E402
+from curate.index import HammingIndex  # noqa: E402
+from curate.layout import scan  # noqa: E402
+from curate.messy import build_messy, read_truth  # noqa: E402
+
+FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+# A mix unlike the tests' (which use one copy of each kind): every kind, arbitrary angles heavier.
+MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate": 2, "mirror": 2,
+       "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
+       "mirror+arbitrary": 2}
+
+
+def pairs_of_groups(groups: dict) -> set[tuple[str, str]]:
+    out = set()
+    for members in groups.values():
+        out.update(itertools.combinations(sorted(members), 2))
+    return out
+
+
+def score(pred: set, true: set) -> tuple[float, float, int, int]:
+    hit = len(pred & true)
+    return (hit / len(pred) if pred else 1.0), (hit / len(true) if true else 1.0), len(pred), len(true)
+
+
+def components(paths: list[str], edges: set) -> dict:
+    parent = {p: p for p in paths}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        parent[find(a)] = find(b)
+    groups = defaultdict(list)
+    for p in paths:
+        groups[find(p)].append(p)
+    return groups
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bases", type=int, default=1500, help="FracAtlas images to build from")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the set here")
+    ap.add_argument("--examples", type=int, default=8)
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(args.seed)
+    all_files = sorted((FRACATLAS / "images").glob("*/*.jpg"))
+    sources = []
+    for i in rng.permutation(len(all_files)):  # a random subset of the ones that decode
+        if len(sources) == args.bases:
+            break
+        try:
+            decode(all_files[i])
+        except ImageError:
+            continue  # FracAtlas holds a few truncated JPEGs
+        sources.append((all_files[i], "fractured" if all_files[i].parent.name == "Fractured" else "not fractured"))
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="dedup-quality-"))
+    dest = work / "messy"
+    truth_path = work / "truth.csv"
+    if not dest.exists():
+        t = time.perf_counter()
+        build_messy(sources, dest, seed=args.seed, copy_fraction=0.45, kinds=MIX, truth_path=truth_path)
+        print(f"built {dest} in {time.perf_counter() - t:.1f} s")
+    truth = read_truth(truth_path)
+
+    t0 = time.perf_counter()
+    table = scan(dest)
+    table = hash_images(table, dest, workers=args.workers, cache_dir=work / "cache")
+    t1 = time.perf_counter()
+    table = find_duplicates(table, dest, workers=args.workers)
+    t2 = time.perf_counter()
+    print(f"{len(table)} files; hash {t1 - t0:.1f} s, dups {t2 - t1:.1f} s ({args.workers} workers)\n")
+
+    truth = truth.set_index("file")
+    # Natural duplicates inside FracAtlas: base images that decode to the very same pixels
+    # under two ids are one source (their copies are true pairs too).
+    from curate.hashing import hash_file
+    same_pixels = defaultdict(list)
+    for path, _ in sources:
+        same_pixels[hash_file(path)["pixel_hash"]].append(Path(path).stem)
+    alias = {sid: min(ids) for ids in same_pixels.values() for sid in ids}
+    natural = [ids for ids in same_pixels.values() if len(ids) > 1]
+    print(f"natural pixel-identical duplicates among the {len(sources)} bases: {len(natural)} "
+          f"groups, e.g. {natural[:3]}")
+    truth["source"] = truth["source"].map(lambda s: alias.get(s, s) if s else s)
+    source = truth["source"].reindex(table["path"]).fillna("").to_numpy()
+    kind = truth["kind"].reindex(table["path"]).fillna("").to_numpy()
+    paths = table["path"].tolist()
+    by_source = defaultdict(list)
+    for p, s in zip(paths, source):
+        if s:
+            by_source[s].append(p)
+    true_pairs = pairs_of_groups(by_source)
+    kind_of = dict(zip(paths, kind))
+
+    def pair_kind(pair):
+        ka, kb = kind_of[pair[0]], kind_of[pair[1]]
+        if ka == "original":
+            return kb
+        if kb == "original":
+            return ka
+        return "copy vs copy"
+
+    ours = pairs_of_groups(table.groupby("group")["path"].agg(list).to_dict())
+
+    # the same scoring for plain imagehash pHash on the same files
+    import imagehash
+    from PIL import Image
+
+    codes, ok_paths = [], []
+    t = time.perf_counter()
+    for p in paths:
+        try:
+            codes.append(int(str(imagehash.phash(Image.open(dest / p))), 16))
+            ok_paths.append(p)
+        except Exception:
+            pass
+    t_ph = time.perf_counter() - t
+    codes = np.array(codes, dtype=np.uint64)
+    index = HammingIndex(codes, max_radius=10)
+    rows = []
+    p_, r_, n_, _ = score(ours, true_pairs)
+    rows.append(("curate dups (groups)", p_, r_, n_, "", ""))
+    for radius in (4, 8, 10):
+        q, c, _ = index.search(codes, radius)
+        edges = {tuple(sorted((ok_paths[i], ok_paths[j]))) for i, j in zip(q, c) if i < j}
+        pp, pr, pn, _ = score(edges, true_pairs)
+        groups = pairs_of_groups(components(ok_paths, edges))
+        gp, gr, gn, _ = score(groups, true_pairs)
+        rows.append((f"imagehash pHash <= {radius}", pp, pr, pn, f"{gp:.3f} / {gr:.3f}", gn))
+    print(f"true pairs: {len(true_pairs)}   (imagehash loop took {t_ph:.1f} s)")
+    print(f"{'method':26s} {'precision':>9s} {'recall':>7s} {'pairs':>7s}   {'as groups P / R':>17s} {'pairs':>7s}")
+    for name, p, r, npairs, g, gn in rows:
+        print(f"{name:26s} {p:9.3f} {r:7.3f} {npairs:7d}   {g:>17s} {gn!s:>7s}")
+
+    print("\nrecall per kind of copy (pairs original-copy, and copy-copy):")
+    by_kind = defaultdict(list)
+    for pair in true_pairs:
+        by_kind[pair_kind(pair)].append(pair in ours)
+    print(f"{'kind':28s} {'pairs':>6s} {'recall':>7s}")
+    for k in sorted(by_kind):
+        v = by_kind[k]
+        print(f"{k:28s} {len(v):6d} {np.mean(v):7.3f}")
+
+    # angle and mirror of the copies whose representative is their original
+    t_idx = table.set_index("path")
+    errs, mirror_ok = [], []
+    for p, k in zip(paths, kind):
+        if k in ("rotate", "mirror", "mirror+rotate", "arbitrary", "arbitrary+reencode", "mirror+arbitrary"):
+            row = t_idx.loc[p]
+            rep = table[(table["group"] == row["group"]) & table["representative"]]
+            if len(rep) and kind_of.get(rep["path"].iloc[0]) == "original" and source[paths.index(rep["path"].iloc[0])] == truth.loc[p, "source"]:
+                a, m = truth.loc[p, "angle"], bool(truth.loc[p, "mirrored"])
+                expect = a if m else -a
+                errs.append(abs((row["dup_angle"] - expect + 180) % 360 - 180))
+                mirror_ok.append(bool(row["mirrored"]) == m)
+    if errs:
+        errs = np.array(errs)
+        print(f"\nangle error vs truth (n={len(errs)}): median {np.median(errs):.2f}°, "
+              f"<= 2°: {np.mean(errs <= 2):.3f}; mirror flag right: {np.mean(mirror_ok):.3f}")
+
+    false = sorted(ours - true_pairs)
+    missed = sorted(true_pairs - ours)
+    print(f"\nfalse pairs: {len(false)}; missed pairs: {len(missed)}")
+    for a, b in false[: args.examples]:
+        ra, rb = t_idx.loc[a], t_idx.loc[b]
+        print(f"  false: {a} ({truth.loc[a, 'source']}, {kind_of[a]}) ~ {b} ({truth.loc[b, 'source']}, {kind_of[b]})"
+              f" rel={rb['relation']!r} score={rb['dup_score']}")
+    for a, b in missed[: args.examples]:
+        print(f"  missed: {pair_kind((a, b))}: {a} ~ {b} ({truth.loc[b, 'transform']} {truth.loc[b, 'params']}"
+              f" {truth.loc[b, 'border']})")
+    print(f"\nset kept at {work}" if args.keep else "")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,521 @@
+"""Duplicate groups: candidates -> verification -> groups -> representative -> leakage.
+
+1. Candidates (no N x N anywhere): exact byte and pixel hashes; pairs whose `phash` is within
+   PHASH_RADIUS bits under one of the 8 rotations/flips; pairs whose deskewed disc hashes
+   (`rhash_*`, any angle) are within RHASH_RADIUS. Both through `index.HammingIndex`.
+2. Verification on the images, because radiographs look alike to any global hash: ORB
+   keypoints on both images (the second also mirrored), ratio-tested matches, RANSAC on a
+   similarity (then a general affine, for squashed copies), then the second image is warped
+   onto the first and the two must correlate on their common area (rank-equalised, so tone
+   changes do not matter). This gives the angle, scale and mirror between the two.
+3. Groups: verified pairs, strongest first, joined by union-find; two groups are joined only
+   when their cores (best members) also verify against each other, so one false link cannot
+   chain unrelated images together.
+4. One representative per group: the member most others are aligned with (the un-rotated,
+   un-mirrored original and its plain re-encodes), then the one not cut out of another,
+   then the larger, better-kept file, then train > val > test, then the path.
+
+Geometry convention (as in curate.messy): a member M relates to its representative R by
+M = rotate(mirror^m(R), beta), mirror first, angles counter-clockwise. `dup_angle` is the
+rotation that brings M onto R after un-mirroring it: rotate(mirror^m(M), dup_angle) == R.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from curate.errors import ImageError
+from curate.hashing import RHASH_COLUMNS, dihedral
+from curate.imageio import decode
+from curate.index import dihedral_pairs
+from curate.parallel import Progress, map_files
+
+PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
+RHASH_RADIUS = 6  # bits, deskewed disc hashes (any angle, any of 12 disc sizes)
+VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
+MIN_INLIERS = 12  # keypoint matches that agree on one transform
+MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
+# Accept a pair when the aligned detail correlates well, or when very many keypoints agree
+# and it still correlates somewhat (heavily resampled copies lose fine detail). Different
+# radiographs measured on FracAtlas: at most ~30 inliers and a detail correlation <= 0.68.
+MIN_CORRELATION = 0.72
+STRONG_INLIERS, STRONG_MIN_CORRELATION = 40, 0.35
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
+
+DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
+
+
+# ---- verification of one pair ------------------------------------------------------------------
+
+
+@dataclass
+class Features:
+    pixels: np.ndarray  # equalised, VERIFY_SIDE
+    keypoints: tuple[np.ndarray, np.ndarray]  # (points, descriptors) as is
+    mirrored: tuple[np.ndarray, np.ndarray]  # the same on the left-right mirrored image
+
+
+@dataclass
+class Match:
+    ok: bool
+    score: float = 0.0  # correlation on the common area (0..1)
+    mirrored: bool = False
+    beta: float = 0.0  # degrees CCW: b = rotate(mirror^m(a), beta)
+    scale: float = 1.0
+    inliers: int = 0
+    cover_a: float = 0.0  # share of a's frame that b shows
+    cover_b: float = 0.0
+
+
+_ORB = None
+
+
+def _orb():
+    global _ORB
+    if _ORB is None:
+        _ORB = cv2.ORB_create(nfeatures=600, fastThreshold=8, edgeThreshold=15, patchSize=15)
+    return _ORB
+
+
+def _keypoints(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    kps, desc = _orb().detectAndCompute(img, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.float32([k.pt for k in kps]), desc
+
+
+def features(path: str) -> Features | None:
+    """Decoded, equalised pixels and keypoints of one file (None if it does not decode)."""
+    try:
+        pixels = decode(path, max_side=VERIFY_SIDE).pixels
+    except ImageError:
+        return None
+    except Exception:
+        return None
+    if min(pixels.shape) < 16:
+        return None
+    eq = cv2.equalizeHist(pixels)
+    return Features(eq, _keypoints(eq), _keypoints(np.ascontiguousarray(eq[:, ::-1])))
+
+
+def _matches(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+    (pa, da), (pb, db) = a, b
+    if len(da) < 2 or len(db) < 2:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    return pa[[m.queryIdx for m in good]], pb[[m.trainIdx for m in good]]
+
+
+def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> tuple[float, float, float]:
+    """Correlation of a with b warped onto a's frame by m (a -> b coordinates), and how much
+    of each frame the other covers."""
+    ha, wa = a.shape
+    hb, wb = b.shape
+    warped = cv2.warpAffine(b, m, (wa, ha), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    inside = cv2.warpAffine(np.ones_like(b), m, (wa, ha), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
+    cover_a = float(inside.mean())
+    det = abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]) or 1e-9
+    cover_b = min(1.0, cover_a * ha * wa * det / (hb * wb))
+    if inside.sum() < MIN_OVERLAP * min(ha * wa, hb * wb / det):
+        return 0.0, cover_a, cover_b
+    x = _band(a)[inside]
+    y = _band(warped)[inside]
+    return _ncc(x, y), cover_a, cover_b
+
+
+def _band(img: np.ndarray) -> np.ndarray:
+    """Band-pass (difference of Gaussians): the bone and edge detail that tells two patients
+    apart, without the bright-middle, dark-border layout every radiograph shares."""
+    f = img.astype(np.float32)
+    return cv2.GaussianBlur(f, (0, 0), 1.0) - cv2.GaussianBlur(f, (0, 0), 6.0)
+
+
+def _ncc(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean()
+    y = y - y.mean()
+    denom = float(np.sqrt(float((x * x).sum()) * float((y * y).sum())))
+    return float((x * y).sum()) / denom if denom > 0 else 0.0
+
+
+def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 2) -> Match:
+    """Is b a copy of a (rotated, mirrored, rescaled, re-toned, re-encoded)?
+
+    mirror_first: try b mirrored first (the hashes say so); tries=1 trusts that hint."""
+    best = Match(False)
+    for mirror in (mirror_first, not mirror_first)[:tries]:
+        pa, pb = _matches(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
+        if len(pa) < MIN_INLIERS:
+            continue
+        b = np.ascontiguousarray(fb.pixels[:, ::-1]) if mirror else fb.pixels
+        for estimate in (cv2.estimateAffinePartial2D, cv2.estimateAffine2D):
+            m, inl = estimate(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=4.0,
+                              maxIters=2000, confidence=0.995)
+            if m is None or inl is None or int(inl.sum()) < MIN_INLIERS:
+                continue
+            lin = m[:, :2]
+            scale = math.sqrt(abs(np.linalg.det(lin)))
+            sv = np.linalg.svd(lin, compute_uv=False)
+            if np.linalg.det(lin) <= 0 or not 0.4 < scale < 2.5 or sv[0] / sv[1] > 1.6:
+                continue  # a reflection, an absurd scale or a strong shear is no copy
+            score, cover_a, cover_b = _correlate(fa.pixels, b, m)
+            if score > best.score:
+                phi = math.degrees(math.atan2(m[1, 0], m[0, 0]))
+                # m maps a onto mirror^k(b); see the module docstring for the signs
+                beta = phi if mirror else -phi
+                n_in = int(inl.sum())
+                ok = score >= MIN_CORRELATION or (n_in >= STRONG_INLIERS and score >= STRONG_MIN_CORRELATION)
+                best = Match(ok, score, mirror, _wrap(beta), scale, n_in, cover_a, cover_b)
+            if best.ok:
+                return best
+    return best
+
+
+def _wrap(deg: float) -> float:
+    return (deg + 180.0) % 360.0 - 180.0
+
+
+def _verify_chunk(item: tuple[list, dict]) -> list[Match]:
+    """Verify a batch of pairs (a, b, mirror_first) given the features they need."""
+    pairs, feats = item
+    out = []
+    for a, b, mirror_first in pairs:
+        fa, fb = feats.get(a), feats.get(b)
+        # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
+        out.append(verify(fa, fb, mirror_first, tries=1) if fa is not None and fb is not None else Match(False))
+    return out
+
+
+def verify_pairs(pairs: list[tuple[int, int, bool]], paths: list[str], *, workers: int | None = None,
+                 progress: Progress | None = None) -> list[Match]:
+    """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
+    then the pairs in batches that carry the features they need. `progress` counts files."""
+    need = sorted({i for a, b, _ in pairs for i in (a, b)})
+    computed = map_files(features, [paths[i] for i in need], workers=workers, progress=progress)
+    feats = dict(zip(need, computed))
+    batch = 64
+    items = []
+    for lo in range(0, len(pairs), batch):
+        chunk = pairs[lo:lo + batch]
+        items.append((chunk, {i: feats[i] for a, b, _ in chunk for i in (a, b)}))
+    results = map_files(_verify_chunk, items, workers=workers)
+    return [m for chunk in results for m in chunk]
+
+
+# ---- candidates ------------------------------------------------------------------------------
+
+
+def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
+    """Pairs (a < b, row positions) worth verifying, with the channel that proposed them."""
+    ok = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
+    frames = []
+    if len(ok) >= 2:
+        phash = table["phash"].to_numpy(dtype=np.uint64)[ok]
+        a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
+        frames.append(pd.DataFrame({"a": ok[a], "b": ok[b], "dist": d, "variant": v, "channel": "phash"}))
+        disc = table[list(RHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
+        a, b, d, v = dihedral_pairs(disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS,
+                                    queries=np.arange(len(ok)), query_codes=disc)
+        frames.append(pd.DataFrame({"a": ok[a], "b": ok[b], "dist": d, "variant": v, "channel": "rhash"}))
+    for col in ("sha256", "pixel_hash"):
+        if col in table:
+            same = table.iloc[ok].groupby(table[col].iloc[ok], sort=False).indices
+            for rows in same.values():
+                if len(rows) > 1:
+                    rows = ok[np.sort(rows)]
+                    frames.append(pd.DataFrame({"a": rows[0], "b": rows[1:], "dist": 0, "variant": 0,
+                                                "channel": col}))
+    if not frames:
+        return pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
+    pairs = pd.concat(frames, ignore_index=True)
+    lo, hi = np.minimum(pairs["a"], pairs["b"]), np.maximum(pairs["a"], pairs["b"])
+    pairs["a"], pairs["b"] = lo, hi
+    rank = pairs["channel"].map({"sha256": 0, "pixel_hash": 1, "phash": 2, "rhash": 3})
+    pairs = pairs.assign(rank=rank).sort_values(["a", "b", "rank", "dist"], kind="stable")
+    return pairs.drop_duplicates(["a", "b"]).drop(columns="rank").reset_index(drop=True)
+
+
+# ---- groups ------------------------------------------------------------------------------------
+
+# A transform (m, beta): x -> rotate(mirror^m(x), beta). Composition and inverse.
+
+
+def _compose(t1: tuple[int, float], t2: tuple[int, float]) -> tuple[int, float]:
+    """t1 after t2."""
+    (m1, b1), (m2, b2) = t1, t2
+    return m1 ^ m2, _wrap(b1 + (-b2 if m1 else b2))
+
+
+def _inverse(t: tuple[int, float]) -> tuple[int, float]:
+    m, b = t
+    return (m, b) if m else (0, _wrap(-b))
+
+
+class _Groups:
+    """Union-find whose groups keep a core and every member's transform from that core."""
+
+    def __init__(self, n: int, better):
+        self.members = {i: [i] for i in range(n)}
+        self.group_of = list(range(n))
+        self.core = {i: i for i in range(n)}
+        self.t = [(0, 0.0)] * n  # transform core -> member
+        self.better = better
+
+    def join(self, ga: int, gb: int, t_ab: tuple[int, float]) -> None:
+        """Join group gb into ga given the transform core(ga) -> core(gb)."""
+        ca, cb = self.core[ga], self.core[gb]
+        for x in self.members[gb]:
+            self.t[x] = _compose(self.t[x], t_ab)  # core_a -> core_b -> x
+            self.group_of[x] = ga
+        self.members[ga] += self.members.pop(gb)
+        del self.core[gb]
+        if self.better(cb, ca):  # the better core leads: re-express transforms from it
+            inv = _inverse(self.t[cb])
+            for x in self.members[ga]:
+                self.t[x] = _compose(self.t[x], inv)
+            self.core[ga] = cb
+
+
+def _quality_key(table: pd.DataFrame):
+    """Smaller is better: EXIF upright, more pixels, more bytes per pixel, train first, path."""
+    n = len(table)
+    width = table["width"].to_numpy() if "width" in table else np.zeros(n)
+    height = table["height"].to_numpy() if "height" in table else np.zeros(n)
+    size = table["size"].to_numpy() if "size" in table else np.zeros(n)
+    exif = table["exif_orientation"].to_numpy() if "exif_orientation" in table else np.ones(n)
+    split = table["orig_split"].fillna("").map(SPLIT_ORDER).fillna(3).to_numpy() if "orig_split" in table else np.zeros(n)
+    paths = table["path"].tolist()
+    pixels = np.nan_to_num(width.astype(float) * height.astype(float))
+    bpp = np.where(pixels > 0, size / np.maximum(pixels, 1), 0)
+    return [(int(exif[i] not in (0, 1)), -pixels[i], -round(float(bpp[i]), 2), split[i], paths[i]) for i in range(n)]
+
+
+def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
+                    progress: Progress | None = None) -> pd.DataFrame:
+    """Add DUP_COLUMNS to a hashed table (see hashing.hash_images). Every row gets a group."""
+    root = Path(root).resolve()
+    table = table.reset_index(drop=True)
+    n = len(table)
+    paths = [str(root / p) for p in table["path"]]
+    pairs = candidate_pairs(table)
+
+    # verify the candidates (exact and pixel-identical pairs need no verification)
+    trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
+    todo = pairs[~trivial]
+    mirror_hint = (todo["variant"].to_numpy() % 2 == 1)
+    items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
+    checked = verify_pairs(items, paths, workers=workers, progress=progress)
+    if progress:  # the bar counts files: those that needed no verification are done too
+        progress(n - len({i for a, b, _ in items for i in (a, b)}))
+    verified: dict[tuple[int, int], Match] = {}
+    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
+        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
+    for (a, b, _), match in zip(items, checked):
+        verified[(a, b)] = match
+
+    def check(a: int, b: int) -> Match:
+        key = (min(a, b), max(a, b))
+        if key not in verified:
+            fa, fb = features(paths[key[0]]), features(paths[key[1]])
+            verified[key] = verify(fa, fb) if fa is not None and fb is not None else Match(False)
+        return verified[key]
+
+    def transform(a: int, b: int) -> tuple[int, float]:
+        """a -> b from the verified pair."""
+        m = check(a, b)
+        t = (int(m.mirrored), m.beta)
+        return t if a < b else _inverse(t)
+
+    quality = _quality_key(table)
+    groups = _Groups(n, lambda x, y: quality[x] < quality[y])
+    edges = sorted(((m.score, a, b) for (a, b), m in verified.items() if m.ok), key=lambda e: (-e[0], e[1], e[2]))
+    for _, a, b in edges:
+        ga, gb = groups.group_of[a], groups.group_of[b]
+        if ga == gb:
+            continue
+        ca, cb = groups.core[ga], groups.core[gb]
+        if not check(ca, cb).ok:
+            continue  # the link does not hold between the groups' cores: no chaining
+        groups.join(ga, gb, transform(ca, cb))
+
+    cover = defaultdict(list)
+    for (a, b), m in verified.items():
+        if m.ok:
+            cover[a].append(m.cover_a)
+            cover[b].append(m.cover_b)
+    return _label_groups(table, groups, verified, quality, cover)
+
+
+def _label_groups(table, groups: _Groups, verified, quality, cover) -> pd.DataFrame:
+    n = len(table)
+    group_id = np.zeros(n, dtype=np.int64)
+    is_rep = np.zeros(n, dtype=bool)
+    relation = [""] * n
+    angle = np.zeros(n)
+    mirrored = np.zeros(n, dtype=bool)
+    score = np.zeros(n)
+    sha = table["sha256"].fillna("").tolist() if "sha256" in table else [""] * n
+    pix = table["pixel_hash"].fillna("").tolist() if "pixel_hash" in table else [""] * n
+
+    ordered = sorted(groups.members.values(), key=lambda ms: min(table["path"].iloc[i] for i in ms))
+    for gid, members in enumerate(ordered, start=1):
+        t = {x: groups.t[x] for x in members}
+
+        def aligned(c: int) -> int:  # members in the same orientation as c
+            inv = _inverse(t[c])
+            return sum(1 for x in members if _same_pose(_compose(t[x], inv)))
+
+        def key(c: int):
+            cov = round(float(np.mean(cover[c])), 1) if cover[c] else 1.0
+            return (-aligned(c), -cov, quality[c])
+
+        rep = min(members, key=key)
+        inv_rep = _inverse(t[rep])
+        for x in members:
+            group_id[x] = gid
+            m, beta = _compose(t[x], inv_rep)  # rep -> x
+            dup = -beta if not m else beta  # undo: un-mirror, then rotate by dup
+            angle[x] = round(_wrap(dup), 1) + 0.0
+            mirrored[x] = bool(m)
+            if x == rep:
+                relation[x], score[x], is_rep[x] = "representative", 1.0, True
+                angle[x], mirrored[x] = 0.0, False
+                continue
+            pair = verified.get((min(x, rep), max(x, rep)))
+            score[x] = round(pair.score, 4) if pair is not None and pair.ok else round(
+                min((verified[k].score for k in verified if x in k and verified[k].ok), default=0.0), 4)
+            if sha[x] and sha[x] == sha[rep]:
+                relation[x] = "exact"
+            elif pix[x] and pix[x] == pix[rep]:
+                relation[x] = "pixel-identical"
+            else:
+                relation[x] = _describe(m, beta)
+    out = table.copy()
+    out["group"] = group_id
+    out["representative"] = is_rep
+    out["relation"] = relation
+    out["dup_angle"] = angle
+    out["mirrored"] = mirrored
+    out["dup_score"] = score
+    return out
+
+
+def _same_pose(t: tuple[int, float]) -> bool:
+    return t[0] == 0 and abs(_wrap(t[1])) < 2.0
+
+
+def _describe(m: int, beta: float) -> str:
+    """'re-encoded', 'rotated 90', 'rotated -17°', 'mirrored', 'mirrored+rotated 90', ..."""
+    parts = ["mirrored"] if m else []
+    b = _wrap(beta)
+    quarter = round(b / 90.0) * 90
+    if abs(b - quarter) < 2.0:
+        if quarter % 360:
+            parts.append(f"rotated {int(quarter % 360)}")
+    else:
+        parts.append(f"rotated {round(b):d}°")
+    return "+".join(parts) if parts else "re-encoded"
+
+
+# ---- what the groups mean: leakage, conflicts, the CSV ------------------------------------------
+
+
+def _split_col(table: pd.DataFrame) -> pd.Series:
+    return table["orig_split"].fillna("") if "orig_split" in table else pd.Series([""] * len(table))
+
+
+def leakage(table: pd.DataFrame) -> dict:
+    """Files (and groups) of each split that have a copy in another split, or in the same one."""
+    split = _split_col(table)
+    splits = [s for s in ("train", "val", "test", "") if (split == s).any()]
+    by_group = defaultdict(set)
+    for g, s in zip(table["group"], split):
+        by_group[g].add(s)
+    sizes = table["group"].map(table["group"].value_counts())
+    matrix = {}
+    for s in splits:
+        row = {}
+        for t in splits:
+            rows = (split == s) & table["group"].map(lambda g: t in by_group[g])
+            if s == t:
+                rows &= sizes > 1
+            rows = rows & (sizes > 1)
+            row[t or "none"] = {"files": int(rows.sum()), "groups": int(table.loc[rows, "group"].nunique())}
+        matrix[s or "none"] = row
+    leaked = (split.isin(["val", "test"])) & table["group"].map(
+        lambda g: len(by_group[g] - {""}) > 1)
+    return {"matrix": matrix, "leaked_files": int(leaked.sum()),
+            "leaked_groups": int(table.loc[leaked, "group"].nunique())}
+
+
+def label_conflicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Groups whose files carry more than one label: (group, labels, files)."""
+    labelled = table[table["label"].fillna("") != ""]
+    labels = labelled.groupby("group")["label"].agg(lambda s: sorted(set(s)))
+    bad = labels[labels.map(len) > 1]
+    files = labelled[labelled["group"].isin(bad.index)].groupby("group")["path"].agg(list)
+    return pd.DataFrame({"group": bad.index, "labels": [";".join(v) for v in bad.values],
+                         "files": [";".join(files[g]) for g in bad.index]})
+
+
+def dups_summary(table: pd.DataFrame) -> dict:
+    sizes = table["group"].value_counts()
+    multi = sizes[sizes > 1].index
+    in_multi = table["group"].isin(multi)
+    exact_groups = int(table[in_multi & (table["relation"] == "exact")]["group"].nunique())
+    geometric = ~table["relation"].isin(["representative", "exact", "pixel-identical"])
+    leak = leakage(table)
+    return {
+        "files": int(len(table)),
+        "groups": int(table["group"].nunique()),
+        "duplicate_groups": int(len(multi)),
+        "files_in_duplicate_groups": int(in_multi.sum()),
+        "exact_duplicate_groups": exact_groups,
+        "near_duplicate_groups": int(table[in_multi & geometric]["group"].nunique()),
+        "duplicates_removed": int((in_multi & ~table["representative"]).sum()),
+        "relations": {k: int(v) for k, v in table.loc[in_multi & ~table["representative"], "relation"]
+                      .map(_relation_kind)
+                      .value_counts().items()},
+        "leaked_files": leak["leaked_files"],
+        "leaked_groups": leak["leaked_groups"],
+        "leakage": leak["matrix"],
+        "label_conflicts": int(len(label_conflicts(table))),
+    }
+
+
+def duplicates_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per file in a group of two or more: representative first, then its copies."""
+    sizes = table["group"].map(table["group"].value_counts())
+    rows = table[sizes > 1].copy()
+    rows["_rep_first"] = ~rows["representative"]
+    rows = rows.sort_values(["group", "_rep_first", "path"], kind="stable")
+    return pd.DataFrame({
+        "group": rows["group"].to_numpy(),
+        "path": rows["path"].to_numpy(),
+        "split": _split_col(rows).to_numpy(),
+        "label": rows["label"].fillna("").to_numpy() if "label" in rows else "",
+        "relation": rows["relation"].to_numpy(),
+        "angle": rows["dup_angle"].to_numpy(),
+        "mirrored": rows["mirrored"].to_numpy(),
+        "score": rows["dup_score"].to_numpy(),
+    })
+
+
+def write_duplicates(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write manifests/NAME/duplicates.csv atomically."""
+    from curate.workspace import write_csv
+
+    return write_csv(path, duplicates_frame(table))
+
+
+def _relation_kind(relation: str) -> str:
+    """'mirrored+rotated -17°' -> 'mirrored+rotated (other angle)', for counting."""
+    return relation if not relation.endswith("°") else relation.rsplit(" ", 1)[0] + " (other angle)"

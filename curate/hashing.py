@@ -1,0 +1,287 @@
+"""Exact and perceptual hashes of every image, cached per file.
+
+Per file, from ONE reduced-size decode:
+- `sha256`: of the bytes (taken from the audit when it has run);
+- `pixel_hash`: of the decoded pixels, so a lossless re-save (other container, stripped
+  metadata) is recognised as the same picture;
+- `phash`: a 64-bit DCT hash of the whole frame squeezed to 32x32. Bit (r, c) is the sign of
+  DCT coefficient (r, c) of the rank-equalised image (so brightness, contrast and gamma do not
+  move it). Mirroring an image negates the odd-frequency coefficients and transposing it
+  transposes them, so the hashes of all 8 rotations/flips of the image are bit operations on
+  this one number (`dihedral`), not 8 decodes;
+- `rhash_0 .. rhash_{n-1}`: the arbitrary-angle channel. A disc around the frame centre is
+  turned so its principal axis (second moments of the equalised intensities) is horizontal,
+  then hashed like `phash`; a copy rotated by any angle about the centre then hashes like the
+  original up to a 180-degree turn or a flip (covered by `dihedral` again). Rotated copies
+  that grew their canvas show the original's disc at a smaller relative size, so the disc is
+  hashed at a few radii (`DISC_SCALES`); `rhash_0` (the full inscribed disc) is what others
+  are compared against.
+
+The dedup stage uses these only to propose candidates; every pair is verified on pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from curate.cache import FileCache
+from curate.errors import ImageError
+from curate.imageio import decode
+from curate.parallel import Progress, map_files
+
+HASH_VERSION = "3"  # bump when a hash changes meaning: old caches are then ignored
+HASH_SIDE = 128  # decode size (longest side): enough for 32x32 hashes, cheap to decode
+DISC_SCALES = tuple(round(0.935 ** i, 3) for i in range(12))  # disc radii, 1.0 down to 0.48
+RHASH_COLUMNS = tuple(f"rhash_{i}" for i in range(len(DISC_SCALES)))
+HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", *RHASH_COLUMNS, "deskew_angle", "anisotropy")
+
+_U64 = np.uint64
+
+
+# ---- the DCT sign hash and its 8 dihedral variants ------------------------------------------
+
+
+def dct_hash(img32: np.ndarray) -> int:
+    """64 bits: signs of the 8x8 lowest DCT frequencies (the DC bit is always 0)."""
+    coef = cv2.dct(np.asarray(img32, dtype=np.float32))[:8, :8]
+    bits = (coef > 0).ravel()
+    bits[0] = False
+    return int(np.packbits(bits[::-1]).view(">u8")[0])
+
+
+def _variant_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For variant v = (mirror m, then k quarter turns CCW), v = 2*k + m: the source bit of each
+    output bit and the bits whose sign flips."""
+    perms, masks = [], []
+    r, c = np.mgrid[0:8, 0:8]
+    for k in range(4):
+        for m in range(2):
+            idx = r * 8 + c  # which coefficient of the original lands at each position
+            sign = np.ones((8, 8), dtype=int)
+            if m:  # left-right flip: coefficient (r, c) times (-1)^c
+                sign = sign * np.where(c % 2, -1, 1)
+            for _ in range(k):  # np.rot90 (CCW) = transpose, then flip up-down
+                idx, sign = idx.T, sign.T
+                sign = sign * np.where(r % 2, -1, 1)
+            sign = sign.ravel().copy()
+            sign[0] = 1  # the DC bit is constant
+            perms.append(idx.ravel())
+            masks.append(int(sum(1 << i for i in range(64) if sign[i] < 0)))
+    return np.array(perms), np.array(masks, dtype=_U64)
+
+
+_PERMS, _MASKS = _variant_tables()
+VARIANT_NAMES = tuple(f"{'mirror+' if m else ''}rot{90 * k}" for k in range(4) for m in range(2))
+
+
+def _byte_tables() -> np.ndarray:
+    """(8 variants, 8 byte positions, 256 byte values) -> that byte's bits, moved."""
+    tables = np.zeros((8, 8, 256), dtype=_U64)
+    values = np.arange(256)
+    for v in range(8):
+        src_of = _PERMS[v]  # output bit p comes from input bit src_of[p]
+        for p in range(64):
+            src = int(src_of[p])
+            on = (values >> (src % 8)) & 1
+            tables[v, src // 8] |= (on.astype(_U64) << _U64(p))
+    return tables
+
+
+_BYTE_TABLES = _byte_tables()
+
+
+def dihedral(codes: np.ndarray) -> np.ndarray:
+    """(N,) uint64 hashes -> (N, 8) hashes of the 8 rotations/flips (column 0 = as is).
+
+    Column v = 2*k + m is the hash of the image mirrored left-right if m, then turned k
+    quarter turns counter-clockwise. Pure bit operations (byte look-up tables): no decode.
+    """
+    codes = np.ascontiguousarray(codes, dtype=_U64)
+    as_bytes = codes.view(np.uint8).reshape(-1, 8)  # little-endian: byte j holds bits 8j..8j+7
+    if codes.dtype.byteorder == ">":  # pragma: no cover - big-endian machines
+        as_bytes = as_bytes[:, ::-1]
+    out = np.empty((len(codes), 8), dtype=_U64)
+    for v in range(8):
+        acc = np.full(len(codes), _MASKS[v], dtype=_U64)
+        for j in range(8):
+            acc ^= _BYTE_TABLES[v, j][as_bytes[:, j]]
+        out[:, v] = acc
+    return out
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(np.bitwise_xor(np.asarray(a, dtype=_U64), np.asarray(b, dtype=_U64)))
+
+
+# ---- per-image features ----------------------------------------------------------------------
+
+
+def equalise(pixels: np.ndarray, floor: float = 0.35) -> np.ndarray:
+    """Grey levels -> their mid-rank (0..1): brightness, contrast and gamma changes drop out.
+    The darkest `floor` share of pixels (the background) all map to 0, so a copy whose dark
+    levels were clipped together by a tone change still agrees with its original."""
+    hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    cdf = (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)
+    lut = np.clip((cdf - floor) / (1.0 - floor), 0.0, 1.0)
+    return lut.astype(np.float32)[pixels]
+
+
+def frame_hash(eq: np.ndarray) -> int:
+    """phash: the whole frame squeezed to 32x32 (aspect ratio dropped, so squashes agree)."""
+    return dct_hash(cv2.resize(eq, (32, 32), interpolation=cv2.INTER_AREA))
+
+
+def _disc_grid(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    cy = cx = (n - 1) / 2
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= (n / 2 - 0.5) ** 2
+    return xx - cx, yy - cy, inside
+
+
+_GX, _GY, _DISC64 = _disc_grid(64)
+_DISC32 = _disc_grid(32)[2]
+
+
+def _equalise_masked(patch: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Rank-equalise using only the pixels under `mask` (the disc), so whatever lies outside
+    it (a rotated copy's border fill, say) cannot change the ranks inside."""
+    hist = np.bincount(patch[mask], minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist)
+    lut = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1.0)
+    return np.where(mask, lut.astype(np.float32)[patch], np.float32(0))
+
+
+def disc_hashes(pixels: np.ndarray, scales=DISC_SCALES) -> tuple[list[int], float, float]:
+    """Deskewed disc hashes at each scale, plus the angle and anisotropy at scale 1."""
+    h, w = pixels.shape
+    centre = ((w - 1) / 2, (h - 1) / 2)
+    r_full = min(h, w) / 2
+    out, angle0, aniso0 = [], 0.0, 0.0
+    for s in scales:
+        r = r_full * s
+        # 64x64 samples of the disc, unrotated, for the moments
+        m = cv2.getRotationMatrix2D(centre, 0.0, 32.0 / r)
+        m[:, 2] += (31.5 - centre[0], 31.5 - centre[1])
+        patch = cv2.warpAffine(pixels, m, (64, 64), flags=cv2.INTER_AREA if r > 32 else cv2.INTER_LINEAR)
+        wgt = _equalise_masked(patch, _DISC64)
+        mass = float(wgt.sum()) or 1.0
+        mx, my = float((wgt * _GX).sum() / mass), float((wgt * _GY).sum() / mass)
+        dx, dy = _GX - mx, _GY - my
+        mu20, mu02, mu11 = float((wgt * dx * dx).sum()), float((wgt * dy * dy).sum()), float((wgt * dx * dy).sum())
+        # angle of the principal axis, in degrees CCW as seen on screen (y points down)
+        theta = -0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))
+        spread = np.hypot(mu20 - mu02, 2 * mu11) / max(mu20 + mu02, 1e-9)
+        # turn the disc by -theta (principal axis horizontal), straight to 32x32
+        rot = cv2.getRotationMatrix2D((31.5, 31.5), -theta, 0.5)
+        rot[:, 2] += (15.5 - 31.5, 15.5 - 31.5)
+        small = cv2.warpAffine(wgt, rot, (32, 32), flags=cv2.INTER_AREA)
+        out.append(dct_hash(np.where(_DISC32, small, 0.0)))
+        if s == scales[0]:
+            angle0, aniso0 = float(theta), float(spread)
+    return out, angle0, aniso0
+
+
+def pixel_hash(pixels: np.ndarray) -> str:
+    return hashlib.blake2b(pixels.tobytes() + repr(pixels.shape).encode(), digest_size=8).hexdigest()
+
+
+def _empty(status: str) -> dict:
+    row = {"hash_status": status, "pixel_hash": "", "phash": 0, "deskew_angle": 0.0, "anisotropy": 0.0}
+    row.update({c: 0 for c in RHASH_COLUMNS})
+    return row
+
+
+def hash_file(path: str | Path) -> dict:
+    """All hash columns of one file from one reduced decode. Never raises: a file that does
+    not decode gets its status word (corrupt, not-image, ...) and zero hashes."""
+    try:
+        pixels = decode(path, max_side=HASH_SIDE).pixels
+    except ImageError as exc:
+        return _empty(exc.reason)
+    except Exception:  # a decoder bug must not end the run: record it on the file
+        return _empty("corrupt")
+    eq = equalise(pixels)
+    rh, angle, aniso = disc_hashes(pixels)
+    row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": frame_hash(eq),
+           "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4)}
+    row.update(dict(zip(RHASH_COLUMNS, rh)))
+    return row
+
+
+# ---- the stage ---------------------------------------------------------------------------------
+
+
+def _hash_with_sha(path: Path) -> dict:
+    row = hash_file(path)
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        row["sha256"] = h.hexdigest()
+    except OSError:
+        row["sha256"] = ""
+    return row
+
+
+def cache_path(cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / f"hashes-v{HASH_VERSION}.npz"
+
+
+def hash_images(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
+                progress: Progress | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """Add the hash columns (HASH_COLUMNS, and `sha256` if the audit has not) to the table.
+
+    With `cache_dir`, results are kept per file keyed by (absolute path, size, mtime_ns):
+    a re-run hashes only new or changed files. Same result with any number of workers.
+    """
+    root = Path(root).resolve()
+    abs_paths = [str(root / p) for p in table["path"]]
+    sizes = table["size"].tolist() if "size" in table else [-1] * len(table)
+    mtimes = table["mtime_ns"].tolist() if "mtime_ns" in table else [0] * len(table)
+    cache = FileCache(cache_path(cache_dir)) if cache_dir is not None else None
+
+    results: list[dict | None] = [None] * len(table)
+    todo = []
+    for i, (p, size, mtime) in enumerate(zip(abs_paths, sizes, mtimes)):
+        hit = cache.get(p, size, mtime) if cache is not None and size >= 0 else None
+        if hit is not None:
+            results[i] = hit
+        else:
+            todo.append(i)
+    if progress and len(todo) < len(table):
+        progress(len(table) - len(todo))  # cached files count as done
+    fresh = map_files(_hash_with_sha, [Path(abs_paths[i]) for i in todo], workers=workers, progress=progress)
+    for i, row in zip(todo, fresh):
+        results[i] = row
+        if cache is not None and sizes[i] >= 0:
+            cache.put(abs_paths[i], sizes[i], mtimes[i], row)
+    if cache is not None and todo:
+        cache.save()
+
+    out = table.copy()
+    for col in HASH_COLUMNS:
+        values = [r[col] for r in results]
+        if col == "phash" or col in RHASH_COLUMNS:
+            values = np.array([int(v) for v in values], dtype=_U64)
+        out[col] = values
+    if "sha256" not in out.columns or (out["sha256"].fillna("") == "").all():
+        out["sha256"] = [r.get("sha256", "") for r in results]
+    return out
+
+
+def hash_summary(table: pd.DataFrame) -> dict:
+    ok = table["hash_status"] == "ok"
+    return {
+        "files": int(len(table)),
+        "hashed": int(ok.sum()),
+        "not_hashed": int((~ok).sum()),
+        "distinct_sha256": int(table.loc[ok, "sha256"].nunique()),
+        "distinct_pixels": int(table.loc[ok, "pixel_hash"].nunique()),
+        "distinct_phash": int(table.loc[ok, "phash"].nunique()),
+    }

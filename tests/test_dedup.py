@@ -1,0 +1,169 @@
+"""Duplicate groups on small generated radiographs: every kind of copy is found, with its
+angle and mirror; look-alikes stay apart; 1 and 2 workers agree; broken files get their own
+group."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from curate.dedup import duplicates_frame, dups_summary, find_duplicates, label_conflicts, write_duplicates
+from curate.hashing import hash_images
+
+from tests.test_hashing import scan_like, xray
+
+BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT}
+
+
+def jpeg(pixels: np.ndarray, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def rotate_expand(img: np.ndarray, angle: float, border: str) -> np.ndarray:
+    """Turn `angle` degrees CCW on a canvas big enough to keep every pixel."""
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(np.ceil(h * s + w * c)), int(np.ceil(h * c + w * s))
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(img, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=BORDERS[border])
+
+
+def same_size(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR)
+
+
+# name -> (make the copy from the original's pixels, angle CCW, mirrored), as in curate.messy:
+# mirror first, then rotate.
+COPIES = {
+    "reencoded": (lambda p: p, 0, False),
+    "resized": (lambda p: cv2.resize(p, (110, 138), interpolation=cv2.INTER_AREA), 0, False),
+    "squashed": (lambda p: cv2.resize(p, (200, 200)), 0, False),
+    "toned": (lambda p: np.clip((p / 255.0) ** 0.75 * 255 * 0.8 + 25, 0, 255).astype(np.uint8), 0, False),
+    "rot90": (lambda p: np.rot90(p, 1), 90, False),
+    "rot180": (lambda p: np.rot90(p, 2), 180, False),
+    "mirrored": (lambda p: np.fliplr(p), 0, True),
+    "mirrored_rot270": (lambda p: np.rot90(np.fliplr(p), 3), 270, True),
+    "rot17_black": (lambda p: rotate_expand(p, 17, "constant"), 17, False),
+    "rot-33_reflect": (lambda p: rotate_expand(p, -33, "reflect"), -33, False),
+    "mirrored_rot40_replicate": (lambda p: rotate_expand(np.fliplr(p), 40, "replicate"), 40, True),
+    "zoomed": (lambda p: same_size(p, cv2.getRotationMatrix2D((79.5, 99.5), 0, 1.08)), 0, False),
+    "shifted": (lambda p: same_size(p, np.float64([[1, 0, 12], [0, 1, -14]])), 0, False),
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """ROOT/<split>/<label>/: two originals with every kind of copy, look-alikes, junk."""
+    root = tmp_path_factory.mktemp("dups") / "xrays"
+    for src in (1, 2):
+        orig = xray(src)
+        files = {f"train/a/orig{src}.jpg": jpeg(orig)}
+        files[f"val/a/exact{src}.jpg"] = files[f"train/a/orig{src}.jpg"]
+        files[f"test/a/png{src}.png"] = None  # lossless re-save: same pixels, other bytes
+        for i, (name, (make, _, _)) in enumerate(COPIES.items()):
+            split = ("train", "val", "test")[i % 3]
+            files[f"{split}/a/{name}{src}.jpg"] = jpeg(make(orig), 60 if name == "reencoded" else 92)
+        for rel, data in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if data is None:
+                Image.open(root / f"train/a/orig{src}.jpg").save(path)
+            else:
+                path.write_bytes(data)
+    # look-alikes: same layout and bone, other blobs; one more under the other label
+    for seed in (3, 4, 5):
+        (root / "train/a").mkdir(parents=True, exist_ok=True)
+        (root / "train/a" / f"other{seed}.jpg").write_bytes(jpeg(xray(seed)))
+    (root / "test/b").mkdir(parents=True, exist_ok=True)
+    (root / "test/b/conflict1.jpg").write_bytes(jpeg(xray(1), 80))  # orig1 under another label
+    (root / "test/b/broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
+    (root / "test/b/notes.txt").write_text("not an image\n")
+
+    table = scan_like(root)
+    table["orig_split"] = table["path"].str.split("/").str[0]
+    table["label"] = table["path"].str.split("/").str[1]
+    table = hash_images(table, root, workers=1)
+    return root, find_duplicates(table, root, workers=1)
+
+
+def group_of(table: pd.DataFrame, path: str) -> int:
+    return int(table.loc[table["path"] == path, "group"].iloc[0])
+
+
+KNOWN_MISSES = {"shifted"}  # no candidate channel is shift-tolerant yet (see issue 3 notes)
+
+
+@pytest.mark.parametrize("src", [1, 2])
+@pytest.mark.parametrize("name", ["exact", "png", *(
+    pytest.param(n, marks=pytest.mark.xfail(reason="shifted copies: no shift-tolerant hash yet", strict=True))
+    if n in KNOWN_MISSES else n for n in COPIES)])
+def test_every_kind_of_copy_joins_its_original(dataset, name, src):
+    root, table = dataset
+    copy = table[table["path"].str.endswith(f"/{name}{src}.jpg") | table["path"].str.endswith(f"/{name}{src}.png")]
+    assert len(copy) == 1
+    assert copy["group"].iloc[0] == group_of(table, f"train/a/orig{src}.jpg")
+
+
+@pytest.mark.parametrize("name", [n for n, (_, a, m) in COPIES.items() if a or m])
+def test_angle_and_mirror_are_recovered(dataset, name):
+    root, table = dataset
+    _, angle, mirrored = COPIES[name]
+    row = table[table["path"].str.endswith(f"/{name}1.jpg")].iloc[0]
+    assert table.loc[table["path"] == "train/a/orig1.jpg", "representative"].iloc[0]
+    # dup_angle: un-mirror the file, then turn it this much CCW to get the representative
+    expect = angle if mirrored else -angle
+    assert abs((row["dup_angle"] - expect + 180) % 360 - 180) <= 2.0
+    assert bool(row["mirrored"]) == mirrored
+
+
+def test_look_alikes_and_the_two_originals_stay_apart(dataset):
+    root, table = dataset
+    groups = [group_of(table, p) for p in
+              ("train/a/orig1.jpg", "train/a/orig2.jpg", "train/a/other3.jpg", "train/a/other4.jpg", "train/a/other5.jpg")]
+    assert len(set(groups)) == 5
+    for p in ("train/a/other3.jpg", "train/a/other4.jpg", "train/a/other5.jpg"):
+        assert (table["group"] == group_of(table, p)).sum() == 1
+
+
+def test_representative_is_the_upright_original_and_relations_say_what_changed(dataset):
+    root, table = dataset
+    g = table[table["group"] == group_of(table, "train/a/orig1.jpg")].set_index("path")
+    assert g["representative"].sum() == 1 and g.loc["train/a/orig1.jpg", "representative"]
+    assert g.loc["val/a/exact1.jpg", "relation"] == "exact"
+    assert g.loc["test/a/png1.png", "relation"] == "pixel-identical"
+    assert g.filter(like="rot90", axis=0)["relation"].iloc[0] == "rotated 90"
+    assert g.filter(like="mirrored_rot270", axis=0)["relation"].iloc[0] == "mirrored+rotated 270"
+    assert g.filter(like="rot17", axis=0)["relation"].iloc[0] == "rotated 17°"
+
+
+def test_broken_files_get_their_own_group_and_leakage_and_conflicts_are_counted(dataset, tmp_path):
+    root, table = dataset
+    for p in ("test/b/broken.jpg", "test/b/notes.txt"):
+        assert (table["group"] == group_of(table, p)).sum() == 1
+    assert table["group"].notna().all() and len(table) == len(scan_like(root))
+    conflicts = label_conflicts(table)
+    assert len(conflicts) == 1 and conflicts["labels"].iloc[0] == "a;b"
+    summary = dups_summary(table)
+    assert summary["duplicate_groups"] == 2 and summary["label_conflicts"] == 1
+    assert summary["leakage"]["train"]["val"]["groups"] == 2  # both originals have a copy in val
+    out = write_duplicates(table, tmp_path / "duplicates.csv")
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["group", "path", "split", "label", "relation", "angle", "mirrored", "score"]
+    assert len(written) == len(duplicates_frame(table)) == summary["files_in_duplicate_groups"]
+
+
+def test_one_and_two_workers_give_the_same_groups(dataset):
+    root, table = dataset
+    again = find_duplicates(hash_images(table.drop(columns=["group"]), root, workers=2), root, workers=2)
+    cols = ["path", "group", "representative", "relation", "mirrored"]
+    pd.testing.assert_frame_equal(again[cols], table[cols])

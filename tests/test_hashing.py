@@ -1,0 +1,94 @@
+"""Hashes: one DCT gives all 8 rotations/flips; tone and size changes barely move them; the
+per-file cache is reused and invalidated when a file changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from curate.hashing import (HASH_COLUMNS, dihedral, equalise, frame_hash, hamming, hash_file,
+                            hash_images)
+
+
+def xray(seed: int, h: int = 200, w: int = 160) -> np.ndarray:
+    """A fake radiograph: dark background, a long bright 'bone', blurred blobs and lines."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w), 12, np.float32)
+    cv2.ellipse(img, (w // 2, h // 2), (w // 6, h // 3), float(rng.uniform(-20, 20)), 0, 360, 150, -1)
+    for _ in range(14):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.circle(img, c, int(rng.integers(3, 14)), float(rng.uniform(40, 240)), -1)
+    for _ in range(6):
+        p, q = (int(rng.integers(0, w)), int(rng.integers(0, h))), (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.line(img, p, q, float(rng.uniform(60, 255)), int(rng.integers(1, 5)))
+    img = cv2.GaussianBlur(img, (0, 0), 1.5) + rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def scan_like(root: Path) -> pd.DataFrame:
+    """The columns hash_images needs from layout.scan, without depending on it."""
+    rows = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            rows.append({"path": p.relative_to(root).as_posix(), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return pd.DataFrame(rows)
+
+
+def test_the_8_variants_come_from_one_hash():
+    eq = equalise(xray(1))
+    variants = dihedral(np.array([frame_hash(eq)], dtype=np.uint64))[0]
+    for k in range(4):
+        for m in range(2):
+            img = np.ascontiguousarray(np.rot90(np.fliplr(eq) if m else eq, k))
+            # the hash of the actually turned image equals the bit-operation variant
+            assert frame_hash(img) == variants[2 * k + m]
+    assert len(set(variants.tolist())) == 8
+
+
+def test_tone_and_size_changes_keep_the_hash_close_and_other_images_far():
+    img = xray(2)
+    base = frame_hash(equalise(img))
+    toned = np.clip((img.astype(float) / 255) ** 1.3 * 255 * 1.1 + 10, 0, 255).astype(np.uint8)
+    small = cv2.resize(img, (96, 120), interpolation=cv2.INTER_AREA)
+    assert hamming(base, frame_hash(equalise(toned))) <= 6
+    assert hamming(base, frame_hash(equalise(small))) <= 6
+    assert hamming(base, frame_hash(equalise(xray(3)))) > 10
+
+
+def test_a_file_that_does_not_decode_gets_a_status_not_an_exception(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    row = hash_file(bad)
+    assert row["hash_status"] == "corrupt" and row["phash"] == 0
+
+
+def test_cache_is_reused_and_a_changed_file_is_hashed_again(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(xray(10 + i)).save(root / f"{i}.png")
+    cache = tmp_path / "work" / ".cache"
+    first = hash_images(scan_like(root), root, workers=1, cache_dir=cache)
+    assert set(HASH_COLUMNS) <= set(first.columns) and (first["hash_status"] == "ok").all()
+    assert list(cache.glob("*.npz")) and not list(root.glob("*.npz"))  # never inside ROOT
+
+    hashed = []
+    import curate.hashing as hashing
+    real = hashing._hash_with_sha
+    monkeypatch.setattr(hashing, "_hash_with_sha", lambda p: hashed.append(Path(p).name) or real(p))
+    again = hash_images(scan_like(root), root, workers=1, cache_dir=cache)
+    assert hashed == []  # everything came from the cache
+    pd.testing.assert_frame_equal(again, first)
+
+    Image.fromarray(xray(99)).save(root / "1.png")  # a changed file: new bytes, new mtime
+    os.utime(root / "1.png", ns=(10**18, 10**18))
+    third = hash_images(scan_like(root), root, workers=1, cache_dir=cache)
+    assert hashed == ["1.png"]
+    assert third.loc[1, "phash"] != first.loc[1, "phash"]
+    assert third.loc[0, "phash"] == first.loc[0, "phash"]
