@@ -1,0 +1,292 @@
+"""Which rows to keep and in which split, so that no radiograph appears in two splits.
+
+Two policies over duplicate groups (the `group` column of the dups stage):
+
+- keep (default): the dataset's own splits stay, but each group goes wholly to one split:
+  train if any member was found in train, else val, else test. A member found in another split
+  is dropped as `leak`; a second copy inside the same split is dropped as `duplicate`.
+- regroup: a fresh split of whole groups, stratified by label (scikit-learn's
+  StratifiedGroupKFold), optionally also keeping together the groups that share a value of
+  `group_by` (e.g. a patient id from the labels CSV).
+
+When the layout has no split at all, `keep` has nothing to keep and behaves like regroup
+(`split_report` says so). Every row stays in the table; dropped rows get keep=False and a reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from curate.errors import UsageError
+
+SPLITS = ("train", "val", "test")
+# A class with fewer kept images than this in val or test cannot be measured on: warn.
+MIN_CLASS_PER_SPLIT = 10
+# Warn when a split keeps less than this share of a class it had before curation.
+LOSS_WARNING = 0.5
+
+
+def parse_ratios(ratios) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' or a 3-sequence -> three shares summing to 1, train > 0."""
+    if isinstance(ratios, str):
+        try:
+            ratios = [float(x) for x in ratios.split(",")]
+        except ValueError:
+            raise UsageError(f"--ratios {ratios!r}: expected three numbers like 0.8,0.1,0.1") from None
+    ratios = tuple(float(x) for x in ratios)
+    if len(ratios) != 3 or min(ratios) < 0 or ratios[0] <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise UsageError(f"--ratios {ratios}: need train,val,test shares >= 0 that sum to 1 (train > 0)")
+    return ratios
+
+
+def assign_splits(
+    table: pd.DataFrame,
+    policy: str = "keep",
+    ratios=(0.8, 0.1, 0.1),
+    seed: int = 0,
+    keep_copies: bool = False,
+    group_by: str | None = None,
+    drop_conflicts: bool = True,
+) -> pd.DataFrame:
+    """Add `split`, `keep` and `reason` to the table (needs status, label, orig_split, group).
+
+    keep_copies: keep every member of a train group (augmented copies), not just one;
+    val and test always keep one image per group so copies do not weigh twice in a score.
+    group_by: a column whose equal values must share a split (regroup, and groups that have
+    no original split under keep).
+    """
+    if policy not in ("keep", "regroup"):
+        raise UsageError(f"--split {policy!r}: choose keep or regroup")
+    ratios = parse_ratios(ratios)
+    for col in ("status", "label", "orig_split", "group"):
+        if col not in table.columns:
+            raise ValueError(f"assign_splits needs the {col!r} column (run the earlier stages)")
+    if group_by is not None and group_by not in table.columns:
+        raise UsageError(f"--group-by {group_by!r}: no such column (columns of the labels CSV become table columns)")
+
+    out = table.copy()
+    status = out["status"].astype(str)
+    label = out["label"].fillna("").astype(str)
+    reason = pd.Series("", index=out.index, dtype=object)
+    reason[status != "ok"] = status[status != "ok"]
+    reason[(reason == "") & (label == "")] = "no-label"
+
+    # Label conflicts: one radiograph, two labels. Dropped (all of it) unless asked to keep.
+    eligible = reason == ""
+    labels_per_group = label[eligible].groupby(out.loc[eligible, "group"]).nunique()
+    conflict_groups = set(labels_per_group[labels_per_group > 1].index)
+    in_conflict = eligible & out["group"].isin(conflict_groups)
+    if drop_conflicts:
+        reason[in_conflict] = "label-conflict"
+    out["label_conflict"] = out["group"].isin(conflict_groups)
+
+    eligible = reason == ""
+    # The unit that travels to one split: a group, or (conflicts kept) a group's rows of one label.
+    unit = out["group"].astype(str)
+    if not drop_conflicts:
+        unit = unit + "|" + label
+    group_split = _unit_splits(out, eligible, unit, label, policy, ratios, seed, group_by)
+
+    split = pd.Series("", index=out.index, dtype=object)
+    target = unit.map(lambda u: group_split.get(u, ""))
+    order = _preference(out)
+    for _, rows in out[eligible].groupby(unit[eligible], sort=False):
+        dest = target[rows.index[0]]
+        found = out.loc[rows.index, "orig_split"].fillna("").astype(str)
+        here = rows.index[(found == dest) | (policy == "regroup") | (found == "")]
+        elsewhere = rows.index.difference(here)
+        if dest == "train" and keep_copies:
+            kept = list(here)
+        else:
+            kept = [min(here, key=lambda i: order[i])]
+        split[kept] = dest
+        reason[here.difference(kept)] = "duplicate"
+        reason[elsewhere] = "leak"
+
+    out["split"] = split
+    out["keep"] = reason == ""
+    out["reason"] = reason
+    # Keep the dtypes plain: strings as object is what the CSV writer expects.
+    out["split"] = out["split"].astype(object)
+    out["reason"] = out["reason"].astype(object)
+    return out
+
+
+def _preference(table: pd.DataFrame) -> dict:
+    """Which member a group keeps: its representative, then an unflagged one, then by path."""
+    rep = table["representative"].astype(bool) if "representative" in table.columns else pd.Series(False, index=table.index)
+    flagged = table["orient_flag"].fillna("").astype(str) != "" if "orient_flag" in table.columns else pd.Series(False, index=table.index)
+    return {i: (not rep[i], bool(flagged[i]), str(table.at[i, "path"])) for i in table.index}
+
+
+def _unit_splits(table, eligible, unit, label, policy, ratios, seed, group_by) -> dict:
+    """unit id -> split name."""
+    rows = table[eligible]
+    units = unit[eligible]
+    found = rows["orig_split"].fillna("").astype(str)
+    result: dict = {}
+    if policy == "keep":
+        rank = found.map({"train": 0, "val": 1, "test": 2})
+        best = rank.groupby(units).min()
+        for u, r in best.items():
+            if not np.isnan(r):
+                result[u] = SPLITS[int(r)]
+    todo = ~units.isin(list(result))
+    if todo.any():
+        linked = units[todo]
+        if group_by is not None:
+            linked = _link(units[todo], rows.loc[todo, group_by].fillna("").astype(str))
+        result.update(_stratified(units[todo], linked, label[eligible][todo], ratios, seed))
+    return result
+
+
+def _link(units: pd.Series, key: pd.Series) -> pd.Series:
+    """Union units that share a non-empty key (a patient seen in two groups): id per row."""
+    parent: dict = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for u, k in zip(units, key):
+        if k:
+            parent[find("u:" + u)] = find("k:" + k)
+    return pd.Series([find("u:" + u) for u in units], index=units.index)
+
+
+def _folds(ratios) -> tuple[int, list[str]]:
+    """Number of folds and the split each fold goes to, e.g. 0.8/0.1/0.1 -> 10 folds (1 test, 1 val)."""
+    fracs = [Fraction(r).limit_denominator(20) for r in ratios]
+    n = int(np.lcm.reduce([f.denominator for f in fracs])) or 1
+    n = max(n, 2)
+    counts = [round(float(f) * n) for f in fracs]
+    counts[0] = n - counts[1] - counts[2]
+    return n, ["test"] * counts[2] + ["val"] * counts[1] + ["train"] * counts[0]
+
+
+def _stratified(units: pd.Series, linked: pd.Series, label: pd.Series, ratios, seed) -> dict:
+    """A fresh split of whole linked units, stratified by label. unit id -> split."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_folds, fold_split = _folds(ratios)
+    n_linked = linked.nunique()
+    if n_linked < n_folds or label.nunique() < 2:
+        split_of_linked = _small_split(linked, label, ratios, seed)
+    else:
+        cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        # sklearn's fold order depends on the row order: sort so the result depends on the data only.
+        order = np.argsort(units.to_numpy(dtype=str), kind="stable")
+        y, groups = label.to_numpy()[order], linked.to_numpy()[order]
+        split_of_linked = {}
+        with warnings.catch_warnings():  # "least populated class has only k members": fine here
+            warnings.simplefilter("ignore", UserWarning)
+            for fold, (_, test_idx) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
+                for g in set(groups[test_idx]):
+                    split_of_linked[g] = fold_split[fold]
+    return {u: split_of_linked[g] for u, g in zip(units, linked)}
+
+
+def _small_split(linked: pd.Series, label: pd.Series, ratios, seed) -> dict:
+    """Too few groups for k folds: shuffle the linked units of each label and cut by the ratios."""
+    rng = np.random.default_rng(seed)
+    first_label = label.groupby(linked).first()
+    result = {}
+    for lab in sorted(first_label.unique()):
+        ids = sorted(first_label.index[first_label == lab])
+        rng.shuffle(ids)
+        n = len(ids)
+        n_test = int(round(n * ratios[2]))
+        n_val = int(round(n * ratios[1]))
+        if n - n_test - n_val < 1:  # train gets at least one
+            n_test = max(0, n_test - 1) if n_test >= n_val else n_test
+            n_val = n - n_test - 1 if n - n_test - n_val < 1 else n_val
+        for i, g in enumerate(ids):
+            result[g] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return result
+
+
+# ---- what the split did --------------------------------------------------------------------
+
+
+def class_counts(table: pd.DataFrame, split_col: str, mask) -> dict:
+    """{split: {label: n}} over the rows in mask, splits and labels sorted."""
+    rows = table[mask]
+    counts: dict = {}
+    for (s, lab), n in rows.groupby([rows[split_col].fillna("").astype(str), rows["label"].astype(str)]).size().items():
+        counts.setdefault(s or "unsplit", {})[lab] = int(n)
+    return {s: dict(sorted(counts[s].items())) for s in sorted(counts, key=_split_order)}
+
+
+def _split_order(name: str):
+    return (SPLITS.index(name) if name in SPLITS else len(SPLITS), name)
+
+
+def residual_leaks(table: pd.DataFrame) -> int:
+    """Kept duplicate groups whose rows sit in more than one split. Must be 0."""
+    kept = table[table["keep"].astype(bool)]
+    return int((kept.groupby("group")["split"].nunique() > 1).sum())
+
+
+def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:
+    """Per-split class counts before (found) and after (kept), dropped rows, and warnings.
+
+    Warnings are plain strings for the caller to show; they name `--split regroup` when the
+    keep policy left a split without most of a class or too small to measure on.
+    """
+    usable = (table["status"] == "ok") & (table["label"].fillna("") != "")
+    before = class_counts(table, "orig_split", usable)
+    after = class_counts(table, "split", table["keep"].astype(bool))
+    had_splits = bool((table.loc[usable, "orig_split"].fillna("") != "").any())
+    notes = []
+    if policy == "keep" and not had_splits:
+        notes.append("the layout has no train/val/test folders: --split keep made a fresh "
+                     "group-aware split (as --split regroup does)")
+
+    dropped = table[~table["keep"].astype(bool)]
+    dropped_by_split = {}
+    for (s, r), n in dropped.groupby([dropped["orig_split"].fillna("").astype(str), dropped["reason"]]).size().items():
+        dropped_by_split.setdefault(s or "unsplit", {})[r] = int(n)
+    kept = table[table["keep"].astype(bool)]
+    moved = kept[(kept["orig_split"].fillna("") != "") & (kept["split"] != kept["orig_split"])]
+
+    leak_groups = dropped[dropped["reason"] == "leak"]
+    leak_groups_by_split = {s or "unsplit": int(n) for s, n in
+                            leak_groups.groupby(leak_groups["orig_split"].astype(str))["group"].nunique().items()}
+
+    warn, warned = [], set()
+    if had_splits:
+        for s in SPLITS:
+            for lab, n_before in before.get(s, {}).items():
+                n_after = after.get(s, {}).get(lab, 0)
+                if n_before and n_after < LOSS_WARNING * n_before:
+                    warned.add((s, lab))
+                    hint = ("most were copies of images in an earlier split; measure on a fair split with "
+                            "--split regroup" if policy == "keep" else "most were duplicates or unusable")
+                    warn.append(f"{s} keeps {n_after} of its {n_before} '{lab}' images: {hint}.")
+    labels = sorted({lab for counts in before.values() for lab in counts})
+    for s in ("val", "test"):
+        for lab in labels:
+            n_after = after.get(s, {}).get(lab, 0)
+            if n_after < MIN_CLASS_PER_SPLIT and (s, lab) not in warned:
+                hint = ("use --split regroup for a fresh split of whole groups" if policy == "keep" and had_splits
+                        else "the dataset is too small for a reliable score on this class")
+                warn.append(f"{s} has only {n_after} '{lab}' image(s) after curation: {hint}.")
+    return {
+        "policy": policy,
+        "class_counts_before": before,
+        "class_counts_after": after,
+        "dropped_by_split": {s: dict(sorted(v.items())) for s, v in sorted(dropped_by_split.items(), key=lambda kv: _split_order(kv[0]))},
+        "moved_files": int(len(moved)),
+        "moved_groups": int(moved["group"].nunique()),
+        "leak_groups_by_split": leak_groups_by_split,
+        "reasons": {k: int(v) for k, v in table.loc[~table["keep"].astype(bool), "reason"].value_counts().sort_index().items()},
+        "residual_leaks": residual_leaks(table),
+        "notes": notes,
+        "warnings": warn,
+    }
