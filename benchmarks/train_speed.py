@@ -1,0 +1,195 @@
+"""Training throughput: our manifest pipeline vs the published ImageDataGenerator pipeline.
+
+Three ways to feed the same model (same augmentation, batch size, image size) for one epoch:
+  1. the published pipeline: ImageDataGenerator(...).flow_from_directory over a folder of JPEGs;
+  2. ours: manifest -> cached uint8 arrays -> tf.data with Keras augmentation layers;
+  3. the model alone on in-memory random tensors (the ceiling: no input work at all).
+Throughput is images/s over the epoch, timed from the end of the first batch (graph tracing
+excluded, the same for all three). Targets (issue 5): ours >= 2x the published pipeline and
+>= 85% of the in-memory rate.
+
+The folder of images is built outside the repository (default /tmp/curate-train-speed) from
+../shared/data/fracatlas. The machine is shared: run it when it is quiet, and note the load.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/train_speed.py --images 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+
+FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas" / "images"
+
+
+def build_folder(dest: Path, n: int, seed: int = 0) -> Path:
+    """dest/train/{Fractured,Non_fractured}/*.jpg (copies) and dest/manifest/{manifest.csv,manifest.json}."""
+    if (dest / "manifest" / "manifest.csv").is_file() and len(pd.read_csv(dest / "manifest" / "manifest.csv")) == n:
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    files = {c: sorted((FRACATLAS / c).glob("*.jpg")) for c in ("Fractured", "Non_fractured")}
+    n_pos = n // 4  # about FracAtlas's own class mix
+    rows = []
+    for cls, k in (("Fractured", n_pos), ("Non_fractured", n - n_pos)):
+        (dest / "train" / cls).mkdir(parents=True)
+        # FracAtlas holds a few truncated JPEGs that would stop flow_from_directory: skip them.
+        good = (f for f in rng.permutation(files[cls]) if _decodes(f))
+        for f in itertools.islice(good, k):
+            shutil.copy(f, dest / "train" / cls / f.name)
+            rows.append({"path": f"train/{cls}/{f.name}", "label": cls, "orig_split": "train", "split": "train",
+                         "keep": "true", "reason": "", "group": f.stem, "sha256": "", "rotation": 0})
+    (dest / "manifest").mkdir()
+    pd.DataFrame(rows).to_csv(dest / "manifest" / "manifest.csv", index=False)
+    (dest / "manifest" / "manifest.json").write_text(json.dumps({"root": str(dest)}))
+    return dest
+
+
+def _decodes(path: Path) -> bool:
+    from curate.errors import ImageError
+    from curate.imageio import decode
+
+    try:
+        decode(path)
+        return True
+    except ImageError:
+        return False
+
+
+def timed_fit(model, data, steps: int | None = None) -> tuple[int, float, float]:
+    """(batches, wall seconds, CPU seconds of this process) over one epoch, from the end of
+    batch 0 (graph tracing excluded) to the end of the last batch.
+
+    CPU seconds count every thread of this process; on a machine shared with other jobs,
+    images per CPU-second is the steadier measure of how much work each pipeline costs.
+    """
+    import keras
+
+    marks = {}
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            now = (time.perf_counter(), time.process_time())
+            marks.setdefault("first", now)
+            marks["last"], marks["batches"] = now, batch + 1
+
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[Clock()], shuffle=False)
+    return (marks["batches"] - 1, marks["last"][0] - marks["first"][0], marks["last"][1] - marks["first"][1])
+
+
+def fresh_model(name: str, size: int, channels: int):
+    import keras
+
+    from train.models import build
+
+    keras.utils.set_random_seed(0)
+    model = build(name, size, channels)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=512)
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--channels", type=int, default=3, help="3 = the published input")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best epoch of each pipeline counts")
+    ap.add_argument("--dest", type=Path, default=Path("/tmp/curate-train-speed"))
+    args = ap.parse_args()
+
+    import tensorflow as tf
+
+    ImageDataGenerator = tf.keras.preprocessing.image.ImageDataGenerator  # as the notebook used it
+
+    from train.data import AUGMENT, kept, load_pixels, make_dataset, read_manifest, targets
+
+    size, bs = args.img_size, args.batch_size
+    dest = build_folder(args.dest, args.images)
+    load_start = os.getloadavg()[0]
+
+    # 1. The published pipeline.
+    gen = ImageDataGenerator(
+        rescale=1.0 / 255,
+        rotation_range=AUGMENT["rotation_degrees"],
+        width_shift_range=AUGMENT["shift"],
+        height_shift_range=AUGMENT["shift"],
+        zoom_range=AUGMENT["zoom"],
+        horizontal_flip=AUGMENT["horizontal_flip"],
+        fill_mode=AUGMENT["fill_mode"],
+    )
+    flow = gen.flow_from_directory(
+        dest / "train", target_size=(size, size), batch_size=bs, class_mode="binary",
+        color_mode="rgb" if args.channels == 3 else "grayscale", shuffle=True, seed=0,
+    )
+
+    # 2. Ours: decode once (timed separately: a one-off per manifest and size), then from the cache.
+    man = read_manifest(dest / "manifest" / "manifest.csv")
+    train_rows = kept(man.table, "train")
+    cache = dest / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    t0 = time.perf_counter()
+    px = load_pixels(train_rows, man.root, size, cache_dir=cache)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    px = load_pixels(train_rows, man.root, size, cache_dir=cache)
+    warm = time.perf_counter() - t0
+    y = targets(train_rows["label"], "Fractured")
+    ds = make_dataset(px.images, y, batch_size=bs, channels=args.channels, augment=True, shuffle=True)
+
+    # 3. The model alone: one random batch, already in memory, repeated.
+    x = tf.random.uniform((bs, size, size, args.channels))
+    yb = tf.cast(tf.random.uniform((bs,)) < 0.5, tf.float32)
+    ceiling = tf.data.Dataset.from_tensors((x, yb)).repeat(len(px.images) // bs)
+
+    names = ["ImageDataGenerator.flow_from_directory", "manifest -> cached uint8 -> tf.data (ours)",
+             "in-memory random tensors (model only)"]
+    best = dict.fromkeys(names, 0.0)
+    per_cpu = dict.fromkeys(names, 0.0)
+    for _ in range(args.rounds):  # interleaved, so a burst of load from others hits all three alike
+        for what, data in zip(names, (flow, ds, ceiling)):
+            batches, wall, cpu = timed_fit(fresh_model(args.model, size, args.channels), data)
+            best[what] = max(best[what], batches * bs / wall)
+            per_cpu[what] = max(per_cpu[what], batches * bs / cpu)
+
+    # The input pipelines alone (no model): how fast each can produce augmented batches.
+    alone = {}
+    t0 = time.perf_counter()
+    for i in range(len(flow)):
+        flow[i]
+    alone[names[0]] = flow.n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in ds:
+        pass
+    alone[names[1]] = len(px.images) / (time.perf_counter() - t0)
+
+    base, ours, top = (best[n] for n in names)
+    print(f"\n{args.model}, {size}x{size}x{args.channels}, batch {bs}, {len(px.images)} FracAtlas images, "
+          f"best of {args.rounds} epochs each; load average {load_start:.2f} -> {os.getloadavg()[0]:.2f} "
+          f"({os.cpu_count()} cores, shared)")
+    print(f"{'pipeline':48s} {'train img/s':>11s} {'img/CPU-s':>10s} {'input alone img/s':>18s}")
+    for what in names:
+        extra = f"{alone[what]:18.1f}" if what in alone else f"{'-':>18s}"
+        print(f"{what:48s} {best[what]:11.1f} {per_cpu[what]:10.1f} {extra}")
+    print(f"one-off decode into the cache: {len(px.images) / cold:.0f} img/s; cache load {warm:.2f} s")
+    print(f"\nours / ImageDataGenerator = {ours / base:.2f}x (target >= 2x; "
+          f"a free input pipeline would give at most {top / base:.2f}x here)")
+    print(f"ours / in-memory          = {ours / top:.0%} (target >= 85%)")
+    cb, co, ct = (per_cpu[n] for n in names)
+    print(f"per CPU-second (steadier on a shared machine): ours / ImageDataGenerator = {co / cb:.2f}x, "
+          f"ours / in-memory = {co / ct:.0%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Training: seeds and determinism, class weights, early stopping, and what a run writes.
+
+`train_manifest(csv)` trains one model on a manifest's kept train rows, stops early on val,
+and writes reports/NAME/train-<model>-<time>/ (model.keras, history.csv, metrics.json,
+classification_report.txt, confusion_matrix.png, curves.png, predictions.csv).
+`fit_model` and `predict` are the pieces compare.py reuses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.errors import InputError, UsageError
+from curate.workspace import Workspace, write_csv, write_json
+from train import evaluate
+from train.data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
+from train.models import build
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TrainResult:
+    model: object  # the trained keras.Model (best val epoch when early stopping fired)
+    history: pd.DataFrame  # one row per epoch
+    metrics: dict  # what metrics.json holds
+    predictions: pd.DataFrame  # path, label, split, p_fractured (val and test rows)
+    out_dir: Path
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow; with `deterministic`, also make TF ops reproducible."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        # Same seed, same data -> bit-identical weights, at some cost in speed. Global and
+        # one-way for the process, which is what a --deterministic run asks for.
+        tf.config.experimental.enable_op_determinism()
+
+
+def class_weights(y: np.ndarray, mode: str | None) -> dict[int, float] | None:
+    """'balanced': each class weighs n / (2 * n_class), so both classes count equally."""
+    if mode is None or mode == "none":
+        return None
+    if mode != "balanced":
+        raise UsageError(f"--class-weight must be 'balanced' or 'none', not {mode!r}")
+    y = np.asarray(y, dtype=int)
+    counts = np.bincount(y, minlength=2)
+    return {c: float(len(y) / (2 * counts[c])) if counts[c] else 0.0 for c in (0, 1)}
+
+
+def progress_callback(progress, description: str):
+    """A Keras callback that drives a rich Progress bar: one task per fit, advanced per batch.
+
+    The caller (the CLI) owns the Progress and its console; the library never prints.
+    """
+    import keras
+
+    class RichEpochs(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.epochs = self.params.get("epochs") or 1
+            self.steps = self.params.get("steps") or 1
+            self.task = progress.add_task(f"{description} epoch 1/{self.epochs}", total=self.epochs * self.steps)
+
+        def on_train_batch_end(self, batch, logs=None):
+            progress.advance(self.task, 1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            shown = "  ".join(f"{k} {v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
+            progress.update(
+                self.task,
+                completed=(epoch + 1) * self.steps,
+                description=f"{description} epoch {epoch + 1}/{self.epochs}  {shown}",
+            )
+
+        def on_train_end(self, logs=None):
+            progress.update(self.task, completed=self.epochs * self.steps)  # early stop: fill the bar
+
+    return RichEpochs()
+
+
+def fit_model(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    *,
+    model: str = "seed-cnn",
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    class_weight: str | None = None,
+    patience: int = 3,
+    deterministic: bool = False,
+    channels: int = 1,
+    weights: str | Path | None = None,
+    callbacks: list | None = None,
+):
+    """Train a fresh model on uint8 images; early stopping on val loss when val exists.
+
+    Returns (keras model with the best val weights, history table).
+    """
+    import keras
+
+    if len(x_train) == 0:
+        raise InputError("the train split has no images")
+    if len(set(np.asarray(y_train).tolist())) < 2:
+        raise InputError("the train split has only one class: a classifier needs both")
+    if epochs < 1 or batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be at least 1")
+    seed_everything(seed, deterministic)
+    net = build(model, x_train.shape[1], channels, weights)
+    net.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=["accuracy"])
+    train_ds = make_dataset(x_train, y_train, batch_size=batch_size, channels=channels, augment=True, shuffle=True, seed=seed)
+    val_ds = None
+    cbs = list(callbacks or [])
+    if x_val is not None and len(x_val):
+        val_ds = make_dataset(x_val, y_val, batch_size=batch_size, channels=channels)
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+    hist = net.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        class_weight=class_weights(y_train, class_weight),
+        callbacks=cbs,
+        shuffle=False,  # tf.data already reshuffles every epoch
+        verbose=0,
+    )
+    history = pd.DataFrame(hist.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return net, history
+
+
+def predict(net, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
+    """p(positive) for each uint8 image (no augmentation)."""
+    if len(images) == 0:
+        return np.zeros(0, dtype=float)
+    ds = make_dataset(images, np.zeros(len(images)), batch_size=batch_size, channels=channels)
+    return net.predict(ds, verbose=0).reshape(-1).astype(float)
+
+
+def _report_text(y, p, names) -> str:
+    from sklearn.metrics import classification_report
+
+    if len(y) == 0:
+        return "(no images)\n"
+    pred = (np.asarray(p) >= 0.5).astype(int)
+    return classification_report(y, pred, labels=[0, 1], target_names=list(names), zero_division=0, digits=3)
+
+
+def train_manifest(
+    manifest: str | Path,
+    *,
+    root: str | Path | None = None,
+    model: str = "seed-cnn",
+    epochs: int = 10,
+    batch_size: int = 32,
+    img_size: int = 224,
+    lr: float = 1e-3,
+    seed: int = 0,
+    class_weight: str | None = None,
+    patience: int = 3,
+    deterministic: bool = False,
+    channels: int = 1,
+    weights: str | Path | None = None,
+    positive_label: str | None = None,
+    name: str | None = None,
+    workdir: str | Path = ".",
+    progress=None,
+) -> TrainResult:
+    """Train on a manifest's kept train rows; evaluate on val and test; write the run folder.
+
+    NAME defaults to the manifest's folder name (manifests/NAME/manifest.csv -> NAME).
+    `progress` is an optional rich Progress the bars are drawn on.
+    """
+    started = time.time()
+    man = read_manifest(manifest, root)
+    ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name, workdir=workdir)
+    rows = pd.concat([kept(man.table, s).assign(split=s) for s in SPLITS], ignore_index=True)
+    pos = _positive(rows["label"], positive_label)
+    names = _names(rows["label"], pos)
+    y = targets(rows["label"], pos)
+
+    task = progress.add_task("decoding", total=len(rows)) if progress is not None else None
+    pixels = load_pixels(
+        rows, man.root, img_size, cache_dir=ws.workdir / ".cache" / "train",
+        progress=(lambda n: progress.advance(task, n)) if task is not None else None,
+    )
+    use = {s: np.flatnonzero((rows["split"] == s).to_numpy() & pixels.ok) for s in SPLITS}
+
+    callbacks = [progress_callback(progress, model)] if progress is not None else []
+    net, history = fit_model(
+        pixels.images[use["train"]], y[use["train"]],
+        pixels.images[use["val"]], y[use["val"]],
+        model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, class_weight=class_weight,
+        patience=patience, deterministic=deterministic, channels=channels, weights=weights, callbacks=callbacks,
+    )
+
+    settings = {
+        "manifest": str(man.csv), "manifest_sha256": man.digest, "root": str(man.root), "model": model,
+        "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr, "seed": seed,
+        "class_weight": class_weight, "patience": patience, "deterministic": deterministic,
+        "channels": channels, "weights": str(weights) if weights else None,
+    }
+    result_metrics = {
+        "settings": settings,
+        "positive_label": pos,
+        "labels": list(names),
+        "counts": {s: {"n": int(len(use[s])), "n_pos": int(y[use[s]].sum())} for s in SPLITS},
+        "params": int(net.count_params()),
+        "epochs_run": int(len(history)),
+        # The weights kept are those of the best val epoch (early stopping restores them).
+        "best_epoch": int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else int(len(history)),
+        "skipped": pixels.errors,  # kept rows whose file no longer decodes: path -> reason
+    }
+    preds, reports = [], []
+    for s in ("val", "test"):
+        idx = use[s]
+        p = predict(net, pixels.images[idx], batch_size=batch_size, channels=channels)
+        result_metrics[s] = evaluate.metrics(y[idx], p, seed=seed)
+        preds.append(pd.DataFrame({
+            "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
+            "p_fractured": np.round(p, 6),
+        }))
+        reports.append(f"== {s} ==\n{_report_text(y[idx], p, names)}")
+        if s == "test":
+            cm = evaluate.confusion(y[idx], p)
+    result_metrics["seconds"] = round(time.time() - started, 1)
+    predictions = pd.concat(preds, ignore_index=True)
+
+    final = _run_dir(ws.reports, model)
+    tmp = Path(tempfile.mkdtemp(dir=ws.reports, prefix=f".{final.name}."))
+    try:
+        net.save(tmp / "model.keras")
+        write_csv(tmp / "history.csv", history)
+        write_csv(tmp / "predictions.csv", predictions)
+        write_json(tmp / "metrics.json", result_metrics)
+        (tmp / "classification_report.txt").write_text("\n".join(reports), encoding="utf-8")
+        evaluate.plot_confusion(cm, names, tmp / "confusion_matrix.png", title=f"{model} on test")
+        evaluate.plot_curves(history, tmp / "curves.png")
+        os.replace(tmp, final)  # the run folder appears whole or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return TrainResult(model=net, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
+
+
+def _positive(labels: pd.Series, wanted: str | None) -> str:
+    pos = find_positive(labels, wanted)
+    if pos is None:
+        raise InputError("no label looks like the positive class (\"fractured\"); pass --positive-label")
+    return pos
+
+
+def _names(labels: pd.Series, pos: str) -> tuple[str, str]:
+    """(negative label, positive label) as they are spelled in the manifest."""
+    others = sorted({str(x) for x in labels if str(x).lower() != pos.lower() and str(x) != ""})
+    return (others[0] if others else f"not {pos}", pos)
+
+
+def _run_dir(reports: Path, model: str) -> Path:
+    """reports/NAME/train-<model>-<YYYYmmdd-HHMMSS>, with -2, -3 ... if that second is taken."""
+    reports.mkdir(parents=True, exist_ok=True)
+    base = f"train-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = reports / base, 1
+    while path.exists():
+        k += 1
+        path = reports / f"{base}-{k}"
+    return path

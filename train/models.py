@@ -1,0 +1,118 @@
+"""The bundled models: the published CNN, a compact modern CNN, and MobileNetV2.
+
+Every model takes H x W x channels floats in [0, 1] and ends in one sigmoid unit:
+p(positive class), the positive class being "fractured".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curate.errors import InputError, UsageError
+
+
+class WeightsNotFound(InputError):
+    """A --weights file that does not exist (nothing is ever downloaded)."""
+
+
+def seed_cnn(input_shape: tuple[int, int, int]):
+    """Exactly the published architecture (23,907,521 parameters at 224 x 224 x 3)."""
+    from keras import Input, Sequential, layers
+
+    return Sequential(
+        [
+            Input(shape=input_shape),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="seed_cnn",
+    )
+
+
+def compact(input_shape: tuple[int, int, int]):
+    """A small modern CNN: conv + batch norm blocks, global average pooling (~0.4M parameters).
+
+    A strided first convolution and one block per scale keep it cheaper than seed-cnn;
+    global pooling instead of Flatten is what removes the 23.9M-weight dense layer.
+    """
+    from keras import Input, Sequential, layers
+
+    def block(filters: int, strides: int = 1) -> list:
+        return [
+            layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+        ]
+
+    return Sequential(
+        [
+            Input(shape=input_shape),
+            *block(32, strides=2),
+            layers.MaxPooling2D(2),
+            *block(64),
+            layers.MaxPooling2D(2),
+            *block(128),
+            layers.MaxPooling2D(2),
+            *block(256),
+            layers.GlobalAveragePooling2D(),
+            layers.Dropout(0.3),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="compact",
+    )
+
+
+def mobilenetv2(input_shape: tuple[int, int, int], weights: str | Path | None = None):
+    """Keras MobileNetV2 backbone + one sigmoid unit; from scratch, or from a local weights file.
+
+    `weights` must be a local file of the no-top ImageNet weights
+    (mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5); nothing is downloaded.
+    """
+    from keras import Input, Model, applications, layers
+
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            raise WeightsNotFound(
+                f"weights file not found: {weights} (MobileNetV2 weights are never downloaded; "
+                "pass a local no-top .h5 file, or leave out --weights to train from scratch)"
+            )
+        if input_shape[-1] != 3:
+            raise UsageError("ImageNet weights need 3 input channels: add --channels 3")
+    inputs = Input(shape=input_shape)
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)  # [0, 1] -> [-1, 1], MobileNetV2's input range
+    backbone = applications.MobileNetV2(
+        input_shape=input_shape, include_top=False, weights=None, pooling="avg"
+    )
+    if weights is not None:
+        try:
+            backbone.load_weights(str(weights))
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{weights}: not MobileNetV2 no-top weights ({str(exc).splitlines()[0]})") from None
+    x = backbone(x)
+    x = layers.Dropout(0.2)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    return Model(inputs, outputs, name="mobilenetv2")
+
+
+MODELS = {"seed-cnn": seed_cnn, "compact": compact, "mobilenetv2": mobilenetv2}
+
+
+def build(name: str, img_size: int, channels: int = 1, weights: str | Path | None = None):
+    """A fresh, uncompiled model by its CLI name."""
+    if name not in MODELS:
+        raise UsageError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    if channels not in (1, 3):
+        raise UsageError(f"--channels must be 1 or 3, not {channels}")
+    shape = (img_size, img_size, channels)
+    if name == "mobilenetv2":
+        return mobilenetv2(shape, weights)
+    if weights is not None:
+        raise UsageError("--weights is for --model mobilenetv2 only")
+    return MODELS[name](shape)
