@@ -161,6 +161,333 @@ def audit(
         raise typer.Exit(1)
 
 
+# ---- hash and dups ------------------------------------------------------------------------
+
+
+@app.command("hash")
+@handle_errors
+def hash_cmd(
+    root: RootArg,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    labels_csv: LabelsCsvOpt = None,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Exact and perceptual (rotation- and flip-tolerant) hashes of every image, cached.
+
+    Writes DIR/manifests/NAME/hashes.csv. Results are cached per file in DIR/.cache/curate,
+    so a re-run only hashes new or changed files.
+    """
+    from curate.hashing import hash_images, hash_summary
+    from curate.layout import scan
+    from curate.workspace import Workspace, write_csv
+
+    ws = Workspace.for_root(root, name, workdir)
+    table = scan(root, labels_csv=labels_csv)
+    with progress_bar("hash", len(table), quiet=quiet or json_out) as advance:
+        table = hash_images(table, root, workers=workers, progress=advance, cache_dir=ws.cache)
+    out = write_csv(ws.manifests / "hashes.csv", _hex_hashes(table))
+    summary = hash_summary(table)
+    summary["hashes_csv"] = str(out)
+    if json_out:
+        print_json(summary)
+    elif not quiet:
+        console.print(counts_table(f"hashes of {root}", {k: v for k, v in summary.items() if k != "hashes_csv"}))
+        console.print(f"wrote {out}")
+
+
+def _hex_hashes(table):
+    """64-bit hashes as 16 hex digits in CSVs (spreadsheets mangle 20-digit integers)."""
+    from curate.hashing import RHASH_COLUMNS
+
+    out = table.copy()
+    for col in ("phash", *RHASH_COLUMNS):
+        if col in out:
+            out[col] = [f"{int(v):016x}" for v in out[col]]
+    return out
+
+
+@app.command()
+@handle_errors
+def dups(
+    root: RootArg,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    labels_csv: LabelsCsvOpt = None,
+    workers: WorkersOpt = None,
+    fail_on: FailOnOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Duplicate groups within and across splits, label conflicts, leakage.
+
+    Candidates from the hashes, each pair verified on the images (keypoints + a similarity
+    transform + pixel correlation), so look-alike radiographs are not merged. Writes
+    DIR/manifests/NAME/duplicates.csv (group, path, split, label, relation, angle, mirrored,
+    score) and dups.csv (every file with its group columns).
+    """
+    from curate.audit import audit as run_audit
+    from curate.dedup import dups_summary, find_duplicates, label_conflicts, write_duplicates
+    from curate.hashing import hash_images
+    from curate.layout import scan
+    from curate.workspace import Workspace, write_csv
+
+    fail_on_set = parse_fail_on(fail_on, {"leakage", "conflict"})
+    ws = Workspace.for_root(root, name, workdir)
+    table = scan(root, labels_csv=labels_csv)
+    busy = quiet or json_out
+    with progress_bar("audit", len(table), quiet=busy) as advance:
+        table = run_audit(table, root, workers=workers, progress=advance)
+    with progress_bar("hash", len(table), quiet=busy) as advance:
+        table = hash_images(table, root, workers=workers, progress=advance, cache_dir=ws.cache)
+    with progress_bar("verify", len(table), quiet=busy) as bar:
+        table = find_duplicates(table, root, workers=workers, progress=bar)
+    out = write_duplicates(table, ws.manifests / "duplicates.csv")
+    write_csv(ws.manifests / "dups.csv", _hex_hashes(table))
+    summary = dups_summary(table)
+    summary["duplicates_csv"] = str(out)
+    conflicts = label_conflicts(table)
+    if json_out:
+        print_json(summary)
+    elif not quiet:
+        console.print(counts_table(f"duplicates in {root}", {
+            k: summary[k] for k in ("files", "duplicate_groups", "files_in_duplicate_groups", "exact_duplicate_groups",
+                                    "near_duplicate_groups", "duplicates_removed", "leaked_files", "label_conflicts")}))
+        if summary["relations"]:
+            console.print(counts_table("copies by relation to their representative", summary["relations"], key="relation"))
+        leak = Table(title="leakage: files of a split (row) with a copy in a split (column)", title_justify="left")
+        cols = list(summary["leakage"])
+        leak.add_column("")
+        for c in cols:
+            leak.add_column(c, justify="right")
+        for r in cols:
+            leak.add_row(r, *(f"{summary['leakage'][r][c]['files']:,}" for c in cols))
+        console.print(leak)
+        for row in conflicts.head(10).itertuples(index=False):
+            console.print(f"[yellow]label conflict[/yellow] group {row.group} ({row.labels}): {row.files}", highlight=False)
+        console.print(f"wrote {out}")
+    if ("leakage" in fail_on_set and summary["leaked_files"]) or ("conflict" in fail_on_set and len(conflicts)):
+        raise typer.Exit(1)
+
+
+# ---- orient, manifest, verify, export -----------------------------------------------------
+
+
+def _through_dups(root: Path, ws, labels_csv: Path | None, workers: int | None, busy: bool):
+    """scan -> audit -> hash (cached) -> dups, with progress bars: what orient and manifest need."""
+    from curate.audit import audit as run_audit
+    from curate.dedup import find_duplicates
+    from curate.hashing import hash_images
+    from curate.layout import scan
+
+    table = scan(root, labels_csv=labels_csv)
+    with progress_bar("audit", len(table), quiet=busy) as advance:
+        table = run_audit(table, root, workers=workers, progress=advance)
+    with progress_bar("hash", len(table), quiet=busy) as advance:
+        table = hash_images(table, root, workers=workers, progress=advance, cache_dir=ws.cache)
+    with progress_bar("verify", len(table), quiet=busy) as advance:
+        table = find_duplicates(table, root, workers=workers, progress=advance)
+    return table
+
+
+def _orient(table, root: Path, workers: int | None, busy: bool):
+    from curate.orient import orient as run_orient
+
+    with progress_bar("orient", int((table["status"] == "ok").sum()), quiet=busy) as advance:
+        return run_orient(table, root, workers=workers, progress=advance)
+
+
+@app.command()
+@handle_errors
+def orient(
+    root: RootArg,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    labels_csv: LabelsCsvOpt = None,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rotation each image needs to stand upright (EXIF, rotated copies, skewed scans).
+
+    Rotated copies are turned onto their group's upright member; a lone image turned by an
+    arbitrary angle is straightened from the fill wedges at its corners. Unsure estimates stay
+    at 0 and are flagged low-confidence. Writes DIR/manifests/NAME/orient.csv.
+    """
+    from curate.orient import orient_summary
+    from curate.workspace import Workspace, write_csv
+
+    ws = Workspace.for_root(root, name, workdir)
+    busy = quiet or json_out
+    table = _orient(_through_dups(root, ws, labels_csv, workers, busy), root, workers, busy)
+    out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
+    summary = orient_summary(table)
+    summary["orient_csv"] = str(out)
+    if json_out:
+        print_json(summary)
+    elif not quiet:
+        console.print(counts_table(f"orientation of {root}", {
+            "reoriented": summary["reoriented"], **{f"  from {k}": v for k, v in summary["by_source"].items()},
+            "low confidence (left at 0)": summary["low_confidence"], "mirrored copies": summary["mirrored"]}))
+        console.print(f"wrote {out}")
+
+
+def _class_table(title: str, counts: dict) -> Table:
+    labels = sorted({lab for c in counts.values() for lab in c})
+    table = Table(title=title, title_justify="left")
+    table.add_column("split")
+    for lab in labels:
+        table.add_column(lab, justify="right")
+    for split, c in counts.items():
+        table.add_row(split, *(f"{c.get(lab, 0):,}" for lab in labels))
+    return table
+
+
+@app.command()
+@handle_errors
+def manifest(
+    root: RootArg,
+    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
+    group_by: Annotated[str | None, typer.Option("--group-by", help="A labels-CSV column (e.g. a patient id) whose values must share a split.", rich_help_panel="Split")] = None,
+    keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train (default: one image per group).", rich_help_panel="Split")] = False,
+    keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels (default: drop them).", rich_help_panel="Split")] = False,
+    labels_csv: LabelsCsvOpt = None,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    workers: WorkersOpt = None,
+    fail_on: FailOnOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the naive and the curated manifest (manifest.csv, naive.csv, manifest.json).
+
+    Runs the earlier steps as needed (hashes come from the cache). Every file under ROOT gets
+    one row; no duplicate group is kept in two splits.
+    """
+    from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
+    from curate.split import parse_ratios, split_report
+    from curate.workspace import Workspace
+
+    fail_on_set = parse_fail_on(fail_on, {"leakage"})
+    if split not in ("keep", "regroup"):
+        raise fail(f"--split {split}: choose keep or regroup")
+    ratio_values = parse_ratios(ratios)
+    ws = Workspace.for_root(root, name, workdir)
+    busy = quiet or json_out
+    table = _through_dups(root, ws, labels_csv, workers, busy)
+    if group_by:
+        table = group_by_column(table, labels_csv, group_by)
+    table = _orient(table, root, workers, busy)
+    table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
+    report_ = split_report(table, split)
+    naive, how = naive_table(table, ratio_values, seed)
+    options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
+               "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
+               "labels_csv": str(labels_csv.resolve()) if labels_csv else None}
+    written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=report_, naive_split=how)
+    counts = written["counts"]
+    leaked_before = int(table.loc[table["reason"] == "leak"].shape[0])
+    if json_out:
+        print_json({"manifest_csv": str(written["manifest_csv"]), "naive_csv": str(written["naive_csv"]),
+                    "manifest_json": str(written["manifest_json"]), "manifest_sha256": written["manifest_sha256"],
+                    **counts, "notes": report_["notes"], "warnings": report_["warnings"]})
+    elif not quiet:
+        console.print(counts_table(f"manifest of {root}", {"files": counts["files"], "kept": counts["kept"],
+                                                           **{f"  dropped: {k}": v for k, v in counts["by_reason"].items()},
+                                                           "residual leaks": counts["residual_leaks"]}))
+        console.print(_class_table("class counts before (as found)", counts["class_counts_before"]))
+        console.print(_class_table("class counts after (kept)", counts["class_counts_after"]))
+        for note in report_["notes"]:
+            console.print(f"note: {note}", highlight=False)
+        console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
+    for warning in report_["warnings"]:  # loud even with --quiet / --json: on stderr
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False, soft_wrap=True)
+    if "leakage" in fail_on_set and leaked_before:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def verify(
+    manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="A manifest.csv written by curate.")],
+    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder [default: the ROOT in manifest.json].")] = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the files behind a manifest still match it: missing, changed (sha256), new. Exit 1 if any."""
+    from curate.manifest import verify_manifest
+
+    result = verify_manifest(manifest_path, root)
+    if json_out:
+        print_json(result)
+    elif not quiet:
+        for what in ("missing", "changed", "new"):
+            for path in result[what][:20]:
+                console.print(f"{what:8s} {path}", highlight=False)
+            if len(result[what]) > 20:
+                console.print(f"{what:8s} ... and {len(result[what]) - 20:,} more", highlight=False)
+        console.print(f"{result['files']:,} files in the manifest: {len(result['missing']):,} missing, "
+                      f"{len(result['changed']):,} changed, {len(result['new']):,} new" + (" - all match" if result["ok"] else ""))
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def export(
+    manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="A manifest.csv written by curate.")],
+    dest: Annotated[Path, typer.Argument(help="New (or empty) folder, outside ROOT.")],
+    apply_rotation: Annotated[bool, typer.Option("--apply-rotation", help="Write rotated images upright (as PNG).")] = False,
+    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder [default: the ROOT in manifest.json].")] = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the curated set as DEST/<split>/<label>/<label>_<sha256[:12]>.<ext> (loads with Keras)."""
+    from curate.manifest import export as run_export
+
+    result = run_export(manifest_path, dest, root=root, apply_rotation=apply_rotation)
+    if json_out:
+        print_json(result)
+    elif not quiet:
+        console.print(counts_table(f"exported to {result['dest']}", {**result["by_split"], "stood upright": result["rotated"]}))
+
+
+# ---- report -------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def report(
+    root: RootArg,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    max_groups: Annotated[int, typer.Option("--max-groups", min=0, help="Duplicate groups shown as thumbnail strips (the rest are counted).", rich_help_panel="Output")] = 60,
+    thumb_px: Annotated[int, typer.Option("--thumb-px", min=32, max=512, help="Longest side of the inline thumbnails.", rich_help_panel="Output")] = 120,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """HTML report (and Markdown) from what the earlier steps wrote for ROOT.
+
+    Reads DIR/manifests/NAME/ and DIR/reports/NAME/ (summary.json, compare.json when present);
+    writes DIR/reports/NAME/report.html (one self-contained file: opens offline) and report.md.
+    """
+    from curate.report import report_from_disk
+    from curate.workspace import Workspace
+
+    ws = Workspace.for_root(root, name, workdir)
+    written = report_from_disk(ws.name, ws.workdir, root=root.resolve(), max_groups=max_groups, thumb_px=thumb_px)
+    result = {kind: str(path) for kind, path in written.items()}
+    result["html_bytes"] = written["html"].stat().st_size
+    if json_out:
+        print_json(result)
+    elif not quiet:
+        console.print(f"wrote {result['html']} ({result['html_bytes'] / 1e6:.1f} MB) and {result['markdown']}")
+
+
 # ---- train and compare (TensorFlow is imported inside these commands only) -----------------
 
 
@@ -183,6 +510,28 @@ ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = 
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder the manifest's paths are relative to (default: the \"root\" in manifest.json beside it).", rich_help_panel="Input")]
 PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive (default: the one containing 'fract' but not 'not'/'non').", rich_help_panel="Input")]
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (absl lines written straight to fd 2) muted.
+
+    TF_CPP_MIN_LOG_LEVEL cannot silence the lines logged before absl is initialised, so fd 2
+    is pointed at /dev/null for the import and the device probe only; errors still raise.
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe happens here, once
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextmanager
@@ -210,9 +559,16 @@ def metrics_table(title: str, rows: dict[str, dict | None], keys=("accuracy", "b
     table.add_column("n (pos)", justify="right")
     for k in keys:
         table.add_column(f"{k} [95% CI]", justify="right")
+    by_class = any(m and "per_class" in m for m in rows.values())
+    if by_class:  # leaked and clean test images differ in class mix: accuracy within each class
+        table.add_column("accuracy per class", justify="right")
     for name, m in rows.items():
         n = f"{m['n']} ({m['n_pos']})" if m and "n" in m else "-"
-        table.add_row(name, n, *(_cell(m, k) for k in keys))
+        cells = [_cell(m, k) for k in keys]
+        if by_class:
+            per = (m or {}).get("per_class", {})
+            cells.append(", ".join(f"{c} {_cell(v, 'accuracy').split(' ')[0]}" for c, v in per.items()))
+        table.add_row(name, n, *cells)
     return table
 
 
@@ -243,6 +599,7 @@ def train(
     Writes DIR/reports/NAME/train-MODEL-TIME/: model.keras, history.csv, metrics.json,
     classification_report.txt, confusion_matrix.png, curves.png, predictions.csv.
     """
+    import_tensorflow_quietly()
     from train.fit import train_manifest
 
     with train_progress(quiet or json_out) as bar:
@@ -256,7 +613,7 @@ def train(
     if json_out:
         print_json({**m, "out_dir": str(result.out_dir)})
     elif not quiet:
-        console.print(metrics_table(f"{model.value} trained on {manifest} ({m['epochs_run']} epochs)",
+        console.print(metrics_table(f"{model.value} trained on {manifest} (epochs run: {m['epochs_run']}, best: {m['best_epoch']})",
                                     {"val": m["val"], "test": m["test"]}))
         if m["skipped"]:
             console.print(f"[yellow]{len(m['skipped'])} kept file(s) no longer decode and were left out[/yellow]")
@@ -292,6 +649,7 @@ def compare(
 
     Writes DIR/reports/NAME/compare.json and compare.png.
     """
+    import_tensorflow_quietly()
     from train.compare import compare as run_compare
 
     with train_progress(quiet or json_out) as bar:
