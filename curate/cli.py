@@ -685,7 +685,84 @@ def compare(
     console.print(f"wrote {out} and compare.png")
 
 
-# ---- demo ---------------------------------------------------------------------------------
+# ---- run and demo -------------------------------------------------------------------------
+
+
+@contextmanager
+def step_bars(quiet: bool) -> Iterator[Callable | None]:
+    """One progress display for a whole run: a bar per step, added as the step starts."""
+    if quiet:
+        yield None
+        return
+    columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console) as bars:
+        def start(step: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(step, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield start
+
+
+def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
+    from curate.pipeline import run_pipeline
+
+    with step_bars(quiet or json_out) as bars:
+        table, summary, split_rep, written = run_pipeline(root, ws, progress=bars, **options)
+    if json_out:
+        print_json(summary)
+    elif not quiet:
+        shown = {k: summary[k] for k in ("files", "images_ok", "corrupt", "not_images", "exact_duplicate_groups",
+                                         "near_duplicate_groups", "duplicates_removed", "leaked_files",
+                                         "label_conflicts", "reoriented", "residual_leaks", "kept")}
+        console.print(counts_table(f"curate run {root}", shown, value="count"))
+        console.print(counts_table("seconds per step", summary["steps"], key="step", value="seconds"))
+        console.print(_class_table("class counts before (as found)", written["counts"]["class_counts_before"]))
+        console.print(_class_table("class counts after (kept)", written["counts"]["class_counts_after"]))
+        for note in split_rep["notes"]:
+            console.print(f"note: {note}", highlight=False)
+        console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
+        if "report_html" in written:
+            console.print(f"report: {written['report_html']}")
+    for warning in split_rep["warnings"]:
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False, soft_wrap=True)
+    return summary, written
+
+
+@app.command()
+@handle_errors
+def run(
+    root: RootArg,
+    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
+    keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train.", rich_help_panel="Split")] = False,
+    keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels.", rich_help_panel="Split")] = False,
+    labels_csv: LabelsCsvOpt = None,
+    name: NameOpt = None,
+    workdir: WorkdirOpt = None,
+    workers: WorkersOpt = None,
+    fail_on: FailOnOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """All steps in one pass: audit, hash, dups, orient, manifests, then the report.
+
+    Writes everything `manifest` writes, plus audit.csv, duplicates.csv, reports/NAME/summary.json
+    and report.html. A re-run reuses the hash cache.
+    """
+    from curate.split import parse_ratios
+    from curate.workspace import Workspace
+
+    fail_on_set = parse_fail_on(fail_on, {"corrupt", "leakage", "conflict"})
+    if split not in ("keep", "regroup"):
+        raise fail(f"--split {split}: choose keep or regroup")
+    ws = Workspace.for_root(root, name, workdir)
+    summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, workers=workers,
+                      split=split, ratios=parse_ratios(ratios), seed=seed, keep_copies=keep_copies,
+                      keep_conflicts=keep_conflicts)
+    held = {"corrupt": summary["corrupt"], "leakage": summary["leaked_files"], "conflict": summary["label_conflicts"]}
+    if any(held[k] for k in fail_on_set):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -693,30 +770,47 @@ def compare(
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo dataset and its results.")] = Path("demo"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the messy-dataset builder.")] = 7,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Skip the short naive-vs-curated training.")] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 8,
+    img_size: Annotated[int, typer.Option("--img-size", min=16, help="Image size of the short comparison.")] = 96,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Build a messy, leaky dataset from the bundled real sample and run everything on it.
 
-    The dataset goes to DIR/xray-messy (with its ground truth beside it), results to
-    DIR/manifests/xray-messy and DIR/reports/xray-messy.
+    The dataset goes to DIR/xray-messy (its ground truth beside it); then `curate run`, a short
+    `curate compare` (compact CNN, small images) and the report, all under DIR.
     """
-    from curate.audit import audit as run_audit, audit_summary
     from curate.demo import prepare_demo
-    from curate.layout import scan
-    from curate.workspace import Workspace, write_csv
+    from curate.workspace import Workspace
 
     root, truth, built = prepare_demo(directory, seed=seed)
     if not quiet:
         console.print(f"{'built' if built else 'reusing'} the messy dataset {root} (ground truth: {truth})")
     ws = Workspace.for_root(root, None, directory)
-    table = scan(root)
-    with progress_bar("audit", len(table), quiet=quiet) as advance:
-        table = run_audit(table, root, workers=workers, progress=advance)
-    out = write_csv(ws.manifests / "audit.csv", table)
+    _, written = _run(root, ws, quiet=quiet, json_out=False, workers=workers)
+    if not no_train:
+        import_tensorflow_quietly()
+        from curate.report import report_from_disk
+        from train.compare import compare as run_compare
+
+        with train_progress(quiet) as bar:
+            result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model="compact",
+                                 epochs=epochs, batch_size=32, img_size=img_size, lr=1e-3, seed=0, repeats=1,
+                                 class_weight="balanced", patience=3, deterministic=False, channels=1,
+                                 weights=None, curated_copies="all", positive_label=None, name=ws.name,
+                                 workdir=ws.workdir, progress=bar)
+        report_from_disk(ws.name, ws.workdir, root=root.resolve())
+        if not quiet:
+            n, c = result["naive"], result["curated"]
+            console.print(metrics_table(f"naive vs curated: compact CNN, {img_size} px, {epochs} epochs (a demo, not a result)", {
+                "naive model on naive test": n["on_naive_test"],
+                "naive model on clean test": n["on_clean_test"],
+                "curated model on curated test": c["on_curated_test"],
+                "curated model on clean test": c["on_clean_test"],
+            }))
     if not quiet:
-        console.print(counts_table(f"audit of {root}", audit_summary(table)["by_status"], key="status"))
-        console.print(f"wrote {out}")
+        console.print(f"open the report: {ws.reports / 'report.html'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -101,3 +101,32 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
     assert commands == ["make demo", "make test"]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_run_curates_a_leaky_dataset_end_to_end(split_dataset, tmp_path):
+    """A rotated copy of a train image hidden in test: found, dropped as a leak, nothing leaks after."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    train_img = np.asarray(Image.open(split_dataset / "train" / "fractured" / "img0.png"))
+    save(split_dataset / "test" / "fractured" / "a1b2c3.png", np.rot90(train_img, 1))
+    (split_dataset / "val" / "fractured" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    before = tree_digest(split_dataset)
+
+    result = run("run", split_dataset, "--workdir", tmp_path / "out", "--json", "--workers", "1",
+                 "--fail-on", "leakage")
+    assert result.exit_code == 1, result.output  # the leak was there before curation
+    summary = json.loads(result.stdout)
+    assert summary["files"] == 15 and summary["corrupt"] == 1
+    assert summary["leaked_files"] >= 1 and summary["residual_leaks"] == 0
+    assert set(summary["steps"]) >= {"audit", "hash", "dups", "orient", "manifest", "report"}
+
+    out = tmp_path / "out"
+    manifest = pd.read_csv(out / "manifests" / "xrays" / "manifest.csv", dtype=str, keep_default_na=False)
+    assert sorted(manifest["path"]) == sorted(before)  # every file exactly one row
+    copy = manifest.set_index("path").loc["test/fractured/a1b2c3.png"]
+    assert (copy["keep"], copy["reason"]) == ("false", "leak")
+    assert (out / "reports" / "xrays" / "report.html").stat().st_size > 1000
+    assert json.loads((out / "reports" / "xrays" / "summary.json").read_text())["residual_leaks"] == 0
+    assert tree_digest(split_dataset) == before

@@ -1,0 +1,95 @@
+"""`curate run`: scan -> audit -> hash -> dups -> orient -> manifests -> report, timed per step.
+
+The same stage functions as the single commands; this only strings them together, times them
+and writes summary.json. `progress(step, total)` returns an advance(n) callback (or None).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from curate.workspace import Workspace, write_csv, write_json
+
+
+def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: int | None = None,
+                 split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0, keep_copies: bool = False,
+                 keep_conflicts: bool = False, report: bool = True,
+                 progress: Callable | None = None) -> tuple:
+    """Run every step on ROOT; return (table, summary, split_report, written paths)."""
+    from curate.audit import audit, audit_summary
+    from curate.dedup import dups_summary, find_duplicates, write_duplicates
+    from curate.hashing import hash_images
+    from curate.layout import scan
+    from curate.manifest import assign_splits_checked, naive_table, write_manifests
+    from curate.orient import orient, orient_summary
+    from curate.split import split_report
+
+    root = Path(root)
+    seconds: dict[str, float] = {}
+    bar = (lambda step, total: progress(step, total)) if progress else (lambda step, total: None)
+
+    def timed(step, func, *args, **kwargs):
+        start = time.perf_counter()
+        out = func(*args, **kwargs)
+        seconds[step] = round(time.perf_counter() - start, 2)
+        return out
+
+    start = time.perf_counter()
+    table = timed("scan", scan, root, labels_csv=labels_csv)
+    n = len(table)
+    table = timed("audit", audit, table, root, workers=workers, progress=bar("audit", n))
+    table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=ws.cache)
+    table = timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n))
+    n_ok = int((table["status"] == "ok").sum())
+    table = timed("orient", orient, table, root, workers=workers, progress=bar("orient", n_ok))
+
+    t = time.perf_counter()
+    table = assign_splits_checked(table, split, ratios, seed, keep_copies, None, not keep_conflicts)
+    split_rep = split_report(table, split)
+    naive, how = naive_table(table, ratios, seed)
+    options = {"split": split, "ratios": list(ratios), "seed": seed, "keep_copies": keep_copies,
+               "keep_conflicts": keep_conflicts, "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None}
+    written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=split_rep, naive_split=how)
+    write_csv(ws.manifests / "audit.csv", table)
+    write_duplicates(table, ws.manifests / "duplicates.csv")
+    seconds["manifest"] = round(time.perf_counter() - t, 2)
+
+    aud, dup, ori = audit_summary(table), dups_summary(table), orient_summary(table)
+    summary = {
+        "files": aud["files"],
+        "images_ok": aud["images_ok"],
+        "corrupt": aud["corrupt"] + aud["unreadable"] + aud["too_large"],
+        "not_images": aud["not_images"],
+        "exact_duplicate_groups": dup["exact_duplicate_groups"],
+        "near_duplicate_groups": dup["near_duplicate_groups"],
+        "duplicates_removed": int(table["reason"].isin(["duplicate", "leak"]).sum()),
+        "leaked_files": dup["leaked_files"],
+        "label_conflicts": dup["label_conflicts"],
+        "reoriented": ori["reoriented"],
+        "residual_leaks": written["counts"]["residual_leaks"],
+        "seconds": None,
+        "steps": seconds,
+        "kept": written["counts"]["kept"],
+        "by_reason": written["counts"]["by_reason"],
+        "warnings": split_rep["warnings"],
+    }
+    summary["seconds"] = round(time.perf_counter() - start, 2)  # the report shows the run up to here
+    if report:
+        from curate.report import render_report
+
+        t = time.perf_counter()
+        paths = render_report(table, root, summary, out_dir=ws.reports, name=ws.name,
+                              provenance=_read_json(written["manifest_json"]))
+        seconds["report"] = round(time.perf_counter() - t, 2)
+        written = {**written, **{f"report_{k}": v for k, v in paths.items()}}
+        summary["seconds"] = round(time.perf_counter() - start, 2)
+    write_json(ws.reports / "summary.json", summary)
+    return table, summary, split_rep, written
+
+
+def _read_json(path):
+    import json
+
+    return json.loads(Path(path).read_text(encoding="utf-8"))
