@@ -38,9 +38,9 @@ err_console = Console(stderr=True)
 # ---- shared options (one definition, used by every command) -------------------------------
 
 RootArg = Annotated[Path, typer.Argument(help="Dataset folder: ROOT/<split>/<label>/... or ROOT/<label>/...", show_default=False)]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Name of this dataset's results [default: ROOT's folder name].", rich_help_panel="Output")]
-WorkdirOpt = Annotated[Path | None, typer.Option("--workdir", help="Results go to DIR/manifests/NAME and DIR/reports/NAME [default: current directory].", rich_help_panel="Output")]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Processes to decode with [default: all cores].", rich_help_panel="Speed")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Name of this dataset's results \\[default: ROOT's folder name].", rich_help_panel="Output")]
+WorkdirOpt = Annotated[Path | None, typer.Option("--workdir", help="Results go to DIR/manifests/NAME and DIR/reports/NAME \\[default: current directory].", rich_help_panel="Output")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Processes to decode with \\[default: all cores].", rich_help_panel="Speed")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.", rich_help_panel="Output")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the machine-readable summary on stdout instead of tables.", rich_help_panel="Output")]
 LabelsCsvOpt = Annotated[Path | None, typer.Option("--labels-csv", help="CSV with a path or file-name column and a label column; overrides folder labels.", rich_help_panel="Input")]
@@ -414,7 +414,7 @@ def manifest(
 @handle_errors
 def verify(
     manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="A manifest.csv written by curate.")],
-    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder [default: the ROOT in manifest.json].")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder \\[default: the ROOT in manifest.json].")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -442,7 +442,7 @@ def export(
     manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="A manifest.csv written by curate.")],
     dest: Annotated[Path, typer.Argument(help="New (or empty) folder, outside ROOT.")],
     apply_rotation: Annotated[bool, typer.Option("--apply-rotation", help="Write rotated images upright (as PNG).")] = False,
-    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder [default: the ROOT in manifest.json].")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Dataset folder \\[default: the ROOT in manifest.json].")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
