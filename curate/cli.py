@@ -292,11 +292,12 @@ def _through_dups(root: Path, ws, labels_csv: Path | None, workers: int | None, 
     return table
 
 
-def _orient(table, root: Path, workers: int | None, busy: bool):
-    from curate.orient import orient as run_orient
+def _orient(table, root: Path, ws, workers: int | None, busy: bool):
+    from curate.orient import cached_skews, orient as run_orient
 
     with progress_bar("orient", int((table["status"] == "ok").sum()), quiet=busy) as advance:
-        return run_orient(table, root, workers=workers, progress=advance)
+        skews = cached_skews(table, root, ws.cache, workers=workers, progress=advance)
+    return run_orient(table, root, skews=skews)
 
 
 @app.command()
@@ -321,7 +322,7 @@ def orient(
 
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _orient(_through_dups(root, ws, labels_csv, workers, busy), root, workers, busy)
+    table = _orient(_through_dups(root, ws, labels_csv, workers, busy), root, ws, workers, busy)
     out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
     summary = orient_summary(table)
     summary["orient_csv"] = str(out)
@@ -381,7 +382,7 @@ def manifest(
     table = _through_dups(root, ws, labels_csv, workers, busy)
     if group_by:
         table = group_by_column(table, labels_csv, group_by)
-    table = _orient(table, root, workers, busy)
+    table = _orient(table, root, ws, workers, busy)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)

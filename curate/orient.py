@@ -227,6 +227,44 @@ def skew_file(path: str | Path) -> dict:
     return {**estimate_skew(pixels), "thumb": thumbnail(pixels)}
 
 
+ORIENT_CACHE_VERSION = "1"  # bump when estimate_skew changes: old entries are then ignored
+
+
+def cached_skews(table: pd.DataFrame, root: str | Path, cache_dir: str | Path, *, workers: int | None = None,
+                 progress: Progress | None = None) -> list[dict | None]:
+    """skew_file for every ok row, reusing results kept per (path, size, mtime_ns) in cache_dir:
+    the image work is most of orient's time, and a re-run should redo only new or changed files."""
+    from curate.cache import FileCache
+
+    root = Path(root)
+    cache = FileCache(Path(cache_dir) / f"skews-v{ORIENT_CACHE_VERSION}.npz")
+    ok = (table["status"] == "ok").to_numpy()
+    keys = [(str((root / p).resolve()), int(sz), int(mt))
+            for p, sz, mt in zip(table["path"], table["size"], table["mtime_ns"])]
+    skews: list[dict | None] = [None] * len(table)
+    todo = []
+    for i in np.flatnonzero(ok):
+        hit = cache.get(*keys[i])
+        if hit is None:
+            todo.append(i)
+            continue
+        thumb = np.frombuffer(bytes.fromhex(hit.pop("thumb_hex")), np.float16).astype(np.float32)
+        skews[i] = {**hit, "thumb": thumb.reshape(THUMB_SIDE, THUMB_SIDE) if thumb.size else None}
+    if progress:
+        progress(int(ok.sum()) - len(todo))
+    found = map_files(skew_file, [root / table["path"].iloc[i] for i in todo], workers=workers, progress=progress)
+    for i, sk in zip(todo, found):
+        thumb = sk.get("thumb")
+        stored = {k: v for k, v in sk.items() if k != "thumb"}
+        stored["thumb_hex"] = "" if thumb is None else np.asarray(thumb, np.float16).tobytes().hex()
+        cache.put(*keys[i], stored)
+        # the same float16 rounding as a cache hit, so a re-run decides exactly as this run did
+        skews[i] = {**sk, "thumb": None if thumb is None else np.asarray(thumb, np.float16).astype(np.float32)}
+    if todo:
+        cache.save()
+    return skews
+
+
 # ---- the stage --------------------------------------------------------------------------------
 
 

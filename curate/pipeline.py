@@ -23,7 +23,7 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
     from curate.hashing import hash_images
     from curate.layout import scan
     from curate.manifest import assign_splits_checked, naive_table, write_manifests
-    from curate.orient import orient, orient_summary
+    from curate.orient import cached_skews, orient, orient_summary
     from curate.split import split_report
 
     root = Path(root)
@@ -43,7 +43,10 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
     table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=ws.cache)
     table = timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n))
     n_ok = int((table["status"] == "ok").sum())
-    table = timed("orient", orient, table, root, workers=workers, progress=bar("orient", n_ok))
+    start_orient = time.perf_counter()
+    skews = cached_skews(table, root, ws.cache, workers=workers, progress=bar("orient", n_ok))
+    table = orient(table, root, skews=skews)
+    seconds["orient"] = round(time.perf_counter() - start_orient, 2)
 
     t = time.perf_counter()
     table = assign_splits_checked(table, split, ratios, seed, keep_copies, None, not keep_conflicts)

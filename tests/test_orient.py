@@ -102,3 +102,23 @@ def test_an_unsure_fit_is_flagged_not_applied(tmp_path):
                "fill": "reflect", "geometry": "expand"}]
     out = orient(t, tmp_path, skews=unsure)
     assert out.loc[0, "rotation"] == 0 and out.loc[0, "orient_flag"] == "low-confidence"
+
+
+def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path):
+    """A second orient over unchanged files reads the cache and gives the same rotations."""
+    from curate.audit import audit
+    from curate.layout import scan
+    from curate.orient import cached_skews, orient
+    from tests.conftest import radiograph, save
+
+    root = tmp_path / "data"
+    for i in range(3):
+        save(root / "a" / f"{i}.png", radiograph(i))
+    table = audit(scan(root), root, workers=1)
+    cache = tmp_path / "cache"
+    first = orient(table, root, skews=cached_skews(table, root, cache, workers=1))
+    assert list(cache.glob("skews-*.npz"))
+    done = []
+    second = orient(table, root, skews=cached_skews(table, root, cache, workers=1, progress=done.append))
+    assert done == [3]  # all three counted at once, as cache hits
+    assert first["rotation"].tolist() == second["rotation"].tolist()
