@@ -83,8 +83,10 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
         from curate.report import render_report
 
         t = time.perf_counter()
+        compare_json = ws.reports / "compare.json"  # from an earlier `curate compare`, if any
         paths = render_report(table, root, summary, out_dir=ws.reports, name=ws.name,
-                              provenance=_read_json(written["manifest_json"]))
+                              provenance=_read_json(written["manifest_json"]),
+                              compare=_read_json(compare_json) if compare_json.is_file() else None)
         seconds["report"] = round(time.perf_counter() - t, 2)
         written = {**written, **{f"report_{k}": v for k, v in paths.items()}}
         summary["seconds"] = round(time.perf_counter() - start, 2)
