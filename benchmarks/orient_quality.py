@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curate.errors import ImageError  # noqa: E402
 from curate.imageio import decode  # noqa: E402
-from curate.manifest import earlier_stages  # noqa: E402
+from curate.pipeline import through_dups  # noqa: E402
 from curate.messy import build_messy  # noqa: E402
 from curate.orient import FLAG_SCORE, orient, skew_file  # noqa: E402
 from curate.parallel import map_files  # noqa: E402
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
         truth = build_messy(sources(args.n, args.seed), root, seed=args.seed, copy_fraction=args.copy_fraction,
                             truth_path=Path(tmp) / "truth.csv")
         t_build = time.time()
-        table = earlier_stages(root, workers=args.workers, cache_dir=Path(tmp) / "cache")
+        table = through_dups(root, workers=args.workers, cache_dir=Path(tmp) / "cache")
         t_dups = time.time()
         table = orient(table, root, workers=args.workers)
         t_orient = time.time()

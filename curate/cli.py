@@ -228,22 +228,12 @@ def dups(
     DIR/manifests/NAME/duplicates.csv (group, path, split, label, relation, angle, mirrored,
     score) and dups.csv (every file with its group columns).
     """
-    from curate.audit import audit as run_audit
-    from curate.dedup import dups_summary, find_duplicates, label_conflicts, write_duplicates
-    from curate.hashing import hash_images
-    from curate.layout import scan
+    from curate.dedup import dups_summary, label_conflicts, write_duplicates
     from curate.workspace import Workspace, write_csv
 
     fail_on_set = parse_fail_on(fail_on, {"leakage", "conflict"})
     ws = Workspace.for_root(root, name, workdir)
-    table = scan(root, labels_csv=labels_csv)
-    busy = quiet or json_out
-    with progress_bar("audit", len(table), quiet=busy) as advance:
-        table = run_audit(table, root, workers=workers, progress=advance)
-    with progress_bar("hash", len(table), quiet=busy) as advance:
-        table = hash_images(table, root, workers=workers, progress=advance, cache_dir=ws.cache)
-    with progress_bar("verify", len(table), quiet=busy) as bar:
-        table = find_duplicates(table, root, workers=workers, progress=bar)
+    table = _through_dups(root, ws, labels_csv, workers, quiet or json_out)
     out = write_duplicates(table, ws.manifests / "duplicates.csv")
     write_csv(ws.manifests / "dups.csv", _hex_hashes(table))
     summary = dups_summary(table)
@@ -277,19 +267,10 @@ def dups(
 
 def _through_dups(root: Path, ws, labels_csv: Path | None, workers: int | None, busy: bool):
     """scan -> audit -> hash (cached) -> dups, with progress bars: what orient and manifest need."""
-    from curate.audit import audit as run_audit
-    from curate.dedup import find_duplicates
-    from curate.hashing import hash_images
-    from curate.layout import scan
+    from curate.pipeline import through_dups
 
-    table = scan(root, labels_csv=labels_csv)
-    with progress_bar("audit", len(table), quiet=busy) as advance:
-        table = run_audit(table, root, workers=workers, progress=advance)
-    with progress_bar("hash", len(table), quiet=busy) as advance:
-        table = hash_images(table, root, workers=workers, progress=advance, cache_dir=ws.cache)
-    with progress_bar("verify", len(table), quiet=busy) as advance:
-        table = find_duplicates(table, root, workers=workers, progress=advance)
-    return table
+    with step_bars(busy) as bars:
+        return through_dups(root, labels_csv=labels_csv, workers=workers, cache_dir=ws.cache, progress=bars)
 
 
 def _orient(table, root: Path, ws, workers: int | None, busy: bool):

@@ -327,24 +327,6 @@ def group_by_column(table: pd.DataFrame, labels_csv: str | Path | None, column: 
     return out
 
 
-def earlier_stages(root: str | Path, *, labels_csv=None, workers=None, cache_dir=None, progress=None) -> pd.DataFrame:
-    """scan -> audit -> hash (cached) -> dups: the table orient and split need.
-
-    progress(stage_name, total) returns an advance(n) callback (or None for no progress)."""
-    from curate.audit import audit
-    from curate.dedup import find_duplicates
-    from curate.hashing import hash_images
-    from curate.layout import scan
-
-    def bar(name, total):
-        return progress(name, total) if progress else None
-
-    table = scan(root, labels_csv=labels_csv)
-    table = audit(table, root, workers=workers, progress=bar("audit", len(table)))
-    table = hash_images(table, root, workers=workers, progress=bar("hash", len(table)), cache_dir=cache_dir)
-    return find_duplicates(table, root, workers=workers, progress=bar("dups", len(table)))
-
-
 def assign_splits_checked(table, policy, ratios, seed, keep_copies, group_by, drop_conflicts):
     from curate.split import assign_splits
 

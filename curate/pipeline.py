@@ -13,22 +13,18 @@ from pathlib import Path
 from curate.workspace import Workspace, write_csv, write_json
 
 
-def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: int | None = None,
-                 split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0, keep_copies: bool = False,
-                 keep_conflicts: bool = False, report: bool = True,
-                 progress: Callable | None = None) -> tuple:
-    """Run every step on ROOT; return (table, summary, split_report, written paths)."""
-    from curate.audit import audit, audit_summary
-    from curate.dedup import dups_summary, find_duplicates, write_duplicates
+def through_dups(root: str | Path, *, labels_csv=None, workers: int | None = None, cache_dir=None,
+                 progress: Callable | None = None, seconds: dict | None = None):
+    """scan -> audit -> hash (cached) -> dups: the table orient and split need.
+
+    progress(step, total) returns an advance(n) callback (or None); `seconds` collects step times."""
+    from curate.audit import audit
+    from curate.dedup import find_duplicates
     from curate.hashing import hash_images
     from curate.layout import scan
-    from curate.manifest import assign_splits_checked, naive_table, write_manifests
-    from curate.orient import cached_skews, orient, orient_summary
-    from curate.split import split_report
 
-    root = Path(root)
-    seconds: dict[str, float] = {}
-    bar = (lambda step, total: progress(step, total)) if progress else (lambda step, total: None)
+    seconds = {} if seconds is None else seconds
+    bar = progress or (lambda step, total: None)
 
     def timed(step, func, *args, **kwargs):
         start = time.perf_counter()
@@ -36,12 +32,30 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
         seconds[step] = round(time.perf_counter() - start, 2)
         return out
 
-    start = time.perf_counter()
     table = timed("scan", scan, root, labels_csv=labels_csv)
     n = len(table)
     table = timed("audit", audit, table, root, workers=workers, progress=bar("audit", n))
-    table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=ws.cache)
-    table = timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n))
+    table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=cache_dir)
+    return timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n))
+
+
+def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: int | None = None,
+                 split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0, keep_copies: bool = False,
+                 keep_conflicts: bool = False, report: bool = True,
+                 progress: Callable | None = None) -> tuple:
+    """Run every step on ROOT; return (table, summary, split_report, written paths)."""
+    from curate.audit import audit_summary
+    from curate.dedup import dups_summary, write_duplicates
+    from curate.manifest import assign_splits_checked, naive_table, write_manifests
+    from curate.orient import cached_skews, orient, orient_summary
+    from curate.split import split_report
+
+    root = Path(root)
+    seconds: dict[str, float] = {}
+    bar = progress or (lambda step, total: None)
+    start = time.perf_counter()
+    table = through_dups(root, labels_csv=labels_csv, workers=workers, cache_dir=ws.cache,
+                         progress=progress, seconds=seconds)
     n_ok = int((table["status"] == "ok").sum())
     start_orient = time.perf_counter()
     skews = cached_skews(table, root, ws.cache, workers=workers, progress=bar("orient", n_ok))
