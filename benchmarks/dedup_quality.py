@@ -117,6 +117,15 @@ def main() -> None:
     natural = [ids for ids in same_pixels.values() if len(ids) > 1]
     print(f"natural pixel-identical duplicates among the {len(sources)} bases: {len(natural)} "
           f"groups, e.g. {natural[:3]}")
+    # FracAtlas pairs looked at by eye (benchmarks/fracatlas_pairs.csv): one exposure saved twice
+    # ("same": a true pair) or two exposures of one patient ("different": must stay apart)
+    looked = pd.read_csv(Path(__file__).with_name("fracatlas_pairs.csv"))
+    ids = {Path(p).stem for p, _ in sources}
+    for a, b in looked.loc[looked["verdict"] == "same", ["a", "b"]].itertuples(index=False):
+        if a in ids and b in ids:
+            alias[a] = alias[b] = min(alias.get(a, a), alias.get(b, b))
+            print(f"natural duplicate (same exposure, checked by eye): {a} = {b}")
+    different = {frozenset(p) for p in looked.loc[looked["verdict"] == "different", ["a", "b"]].itertuples(index=False)}
     truth["source"] = truth["source"].map(lambda s: alias.get(s, s) if s else s)
     source = truth["source"].reindex(table["path"]).fillna("").to_numpy()
     kind = truth["kind"].reindex(table["path"]).fillna("").to_numpy()
@@ -204,6 +213,20 @@ def main() -> None:
     for a, b in missed[: args.examples]:
         print(f"  missed: {pair_kind((a, b))}: {a} ~ {b} ({truth.loc[b, 'transform']} {truth.loc[b, 'params']}"
               f" {truth.loc[b, 'border']})")
+    # the same false pairs by the two source images they join: what to look at (and label)
+    by_sources = defaultdict(int)
+    for a, b in false:
+        by_sources[tuple(sorted((truth.loc[a, "source"], truth.loc[b, "source"])))] += 1
+    if by_sources:
+        out = pd.DataFrame([(x, y, n) for (x, y), n in by_sources.items()], columns=["source_a", "source_b", "false_pairs"])
+        out["looked_at"] = ["different exposures" if frozenset((x, y)) in different else "not yet"
+                            for x, y in zip(out["source_a"], out["source_b"])]
+        out = out.sort_values("false_pairs", ascending=False)
+        out.to_csv(work / "false_sources.csv", index=False)
+        seen = out["looked_at"] != "not yet"
+        print(f"\nfalse pairs join {len(out)} pairs of source images: {int(seen.sum())} ({int(out.loc[seen, 'false_pairs'].sum())}"
+              f" false pairs) are two exposures of one patient (benchmarks/fracatlas_pairs.csv), "
+              f"{int((~seen).sum())} not looked at yet (listed in {work / 'false_sources.csv'})")
     print(f"\nset kept at {work}" if args.keep else "")
 
 

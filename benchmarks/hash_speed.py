@@ -1,7 +1,8 @@
 """Hashing speed: curate's hash_file vs a plain `imagehash.phash(Image.open(p))` loop.
 
-Same files, same run, single process; then curate's hash_images with 1 and 2 processes.
-Prints a table; not a timed test. The machine is shared, so run it more than once.
+Same files, same run, single process; then curate's hash_images with 1 and 2 processes, and
+where hash_file's time goes (CPU ms per image, step by step). Prints tables; not a timed test.
+The machine is shared, so run it more than once (the load average is printed).
 
     .venv/bin/python benchmarks/hash_speed.py --files 1500
 """
@@ -9,6 +10,7 @@ Prints a table; not a timed test. The machine is shared, so run it more than onc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curate import hashing  # noqa: E402
 from curate.hashing import hash_file, hash_images  # noqa: E402
+from curate.imageio import decode  # noqa: E402
 
 FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
 
@@ -59,6 +63,39 @@ def main() -> None:
     for name, rate in rows:
         print(f"{name:42s} {rate:9.0f} {rate / base:12.2f}")
     print(f"2 processes / 1 process: {rows[3][1] / rows[2][1]:.2f}x")
+    print(f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print_breakdown(files)
+
+
+def print_breakdown(files: list[Path]) -> None:
+    """CPU time of each step of hash_file (process time, so other jobs matter less)."""
+    steps = {"decode (HASH_SIDE %d)" % hashing.HASH_SIDE: 0.0, "equalise": 0.0, "disc_hashes": 0.0,
+             "frame_hash": 0.0, "window_hashes": 0.0, "pixel_hash": 0.0}
+    names = list(steps)
+    for p in files:
+        t = [time.process_time()]
+        try:
+            pixels = decode(p, max_side=hashing.HASH_SIDE).pixels
+        except Exception:
+            continue
+        t.append(time.process_time())
+        eq = hashing.equalise(pixels)
+        t.append(time.process_time())
+        hashing.disc_hashes(pixels)
+        t.append(time.process_time())
+        hashing.frame_hash(eq)
+        t.append(time.process_time())
+        hashing.window_hashes(eq)
+        t.append(time.process_time())
+        hashing.pixel_hash(pixels)
+        t.append(time.process_time())
+        for name, a, b in zip(names, t, t[1:]):
+            steps[name] += b - a
+    total = sum(steps.values())
+    print(f"{'hash_file step':30s} {'CPU ms/image':>12s} {'share':>6s}")
+    for name, sec in steps.items():
+        print(f"{name:30s} {1000 * sec / len(files):12.3f} {sec / total:6.0%}")
+    print(f"{'total':30s} {1000 * total / len(files):12.3f}")
 
 
 if __name__ == "__main__":

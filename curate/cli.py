@@ -199,13 +199,13 @@ def hash_cmd(
 
 
 def _hex_hashes(table):
-    """64-bit hashes as 16 hex digits in CSVs (spreadsheets mangle 20-digit integers)."""
-    from curate.hashing import RHASH_COLUMNS
+    """For CSVs: phash as 16 hex digits (spreadsheets mangle 20-digit integers); the candidate
+    channels' codes (dozens per file) stay in the cache."""
+    from curate.hashing import CHANNEL_COLUMNS
 
-    out = table.copy()
-    for col in ("phash", *RHASH_COLUMNS):
-        if col in out:
-            out[col] = [f"{int(v):016x}" for v in out[col]]
+    out = table.drop(columns=[c for c in CHANNEL_COLUMNS if c in table])
+    if "phash" in out:
+        out["phash"] = [f"{int(v):016x}" for v in out["phash"]]
     return out
 
 
@@ -490,6 +490,7 @@ PatienceOpt = Annotated[int, typer.Option("--patience", min=1, help="Epochs with
 DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Bit-reproducible training (slower).", rich_help_panel="Model")]
 ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = greyscale; 3 = the published 3-channel input.", rich_help_panel="Model")]
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]
+Bf16Opt = Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 mixed precision (~1.5x faster training on CPUs with AVX512-BF16/AMX) [default: on when the CPU has it].", rich_help_panel="Model", show_default=False)]
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder the manifest's paths are relative to (default: the \"root\" in manifest.json beside it).", rich_help_panel="Input")]
 PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive (default: the one containing 'fract' but not 'not'/'non').", rich_help_panel="Input")]
 
@@ -569,6 +570,7 @@ def train(
     deterministic: DeterministicOpt = False,
     channels: ChannelsOpt = 1,
     weights: WeightsOpt = None,
+    bf16: Bf16Opt = None,
     root: RootOpt = None,
     positive_label: PositiveOpt = None,
     name: NameOpt = None,
@@ -588,7 +590,7 @@ def train(
         result = train_manifest(
             manifest, root=root, model=model.value, epochs=epochs, batch_size=batch_size, img_size=img_size,
             lr=lr, seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic,
-            channels=channels, weights=weights, positive_label=positive_label, name=name,
+            channels=channels, weights=weights, bf16=bf16, positive_label=positive_label, name=name,
             workdir=workdir or ".", progress=bar,
         )
     m = result.metrics
@@ -619,6 +621,7 @@ def compare(
     deterministic: DeterministicOpt = False,
     channels: ChannelsOpt = 1,
     weights: WeightsOpt = None,
+    bf16: Bf16Opt = None,
     curated_copies: Annotated[str, typer.Option("--curated-copies", help="'all': curated trains on every copy of its train groups (like for like); 'none': representatives only.", rich_help_panel="Input")] = "all",
     root: RootOpt = None,
     positive_label: PositiveOpt = None,
@@ -638,7 +641,7 @@ def compare(
         result = run_compare(
             naive, curated, root=root, model=model.value, epochs=epochs, batch_size=batch_size,
             img_size=img_size, lr=lr, seed=seed, repeats=repeats, class_weight=class_weight, patience=patience,
-            deterministic=deterministic, channels=channels, weights=weights, curated_copies=curated_copies,
+            deterministic=deterministic, channels=channels, weights=weights, bf16=bf16, curated_copies=curated_copies,
             positive_label=positive_label, name=name, workdir=workdir or ".", progress=bar,
         )
     if json_out:
@@ -647,8 +650,15 @@ def compare(
     if quiet:
         return
     n, c = result["naive"], result["curated"]
-    seeds = f"{repeats} seed(s), mean" if repeats > 1 else f"seed {seed}"
-    console.print(metrics_table(f"naive vs curated: {model.value}, {img_size} px, {epochs} epochs, {seeds}", {
+    seeds = f"{repeats} seeds, mean" if repeats > 1 else f"seed {seed}"
+    ran = result["training"]
+    ran = ", ".join(f"{p} {'/'.join(map(str, ran[p]['epochs_run']))}" for p in ("naive", "curated"))
+    counts = result["counts"]
+    console.print(
+        f"trained on: naive {counts['naive_train']['n']} images ({counts['naive_train']['n_pos']} {result['settings']['positive_label']}), "
+        f"curated {counts['curated_train']['n']} ({counts['curated_train']['n_pos']}), copies: {curated_copies}; "
+        f"epochs run (early stopping on val): {ran}; {result['settings']['precision']}", highlight=False)
+    console.print(metrics_table(f"naive vs curated: {model.value}, {img_size} px, up to {epochs} epochs, {seeds}", {
         "naive model on naive test": n["on_naive_test"],
         "  on its leaked images": n["naive_test_breakdown"]["leaked"],
         "  on its clean images": n["naive_test_breakdown"]["clean"],
@@ -656,11 +666,17 @@ def compare(
         "curated model on curated test": c["on_curated_test"],
         "curated model on clean test": c["on_clean_test"],
     }))
-    inf = result["inflation"]
-    console.print("inflation (naive on its test - curated on its test): " + ", ".join(
-        f"{k} {inf[k]:+.3f} [{inf[k + '_ci'][0]:+.3f}, {inf[k + '_ci'][1]:+.3f}]"
-        for k in ("accuracy", "balanced_accuracy", "auc") if inf.get(k) is not None and inf.get(k + "_ci")
-    ))
+
+    def gaps(d: dict) -> str:  # '+0.071 [+0.012, +0.130]' per metric; an interval excluding 0 is a real gap
+        return ", ".join(
+            f"{k} {d[k]:+.3f} [{d[k + '_ci'][0]:+.3f}, {d[k + '_ci'][1]:+.3f}]"
+            for k in ("accuracy", "balanced_accuracy", "auc") if d.get(k) is not None and d.get(k + "_ci")
+        ) or "not computable"
+
+    console.print(f"inflation (naive on its test - curated on its test): {gaps(result['inflation'])}", highlight=False)
+    if result.get("naive_own_minus_clean"):
+        console.print(f"naive model, its own test - the clean test: {gaps(result['naive_own_minus_clean'])}",
+                      highlight=False)
     if result["clean_test"]["note"]:
         console.print(f"[yellow]{result['clean_test']['note']}[/yellow]")
     out = Path(workdir or ".") / "reports" / (name or curated.resolve().parent.name) / "compare.json"

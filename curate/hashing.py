@@ -23,6 +23,7 @@ The dedup stage uses these only to propose candidates; every pair is verified on
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -34,11 +35,21 @@ from curate.errors import ImageError
 from curate.imageio import decode
 from curate.parallel import Progress, map_files
 
-HASH_VERSION = "3"  # bump when a hash changes meaning: old caches are then ignored
+HASH_VERSION = "6"  # bump when a hash changes meaning: old caches are then ignored
 HASH_SIDE = 128  # decode size (longest side): enough for 32x32 hashes, cheap to decode
 DISC_SCALES = tuple(round(0.935 ** i, 3) for i in range(12))  # disc radii, 1.0 down to 0.48
 RHASH_COLUMNS = tuple(f"rhash_{i}" for i in range(len(DISC_SCALES)))
-HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", *RHASH_COLUMNS, "deskew_angle", "anisotropy")
+GHASH_COLUMNS = tuple(f"ghash_{i}" for i in range(len(DISC_SCALES)))  # the same, edge-deskewed
+# Shift/zoom channel: 32x32 windows of the frame squeezed to side x side. At side 40 (windows
+# of 80% of the frame) moved by 0, +-5 and +-10% in x and y; at sides 36 and 44 (zoomed by 0.9
+# and 1.1) moved by 0 and about +-6 / +-9%; at 38 and 42 centred. (side, window offsets in px).
+# `whash_0` (side 40, centred) is what the others are compared against.
+WINDOWS = ((40, (4, 0, 2, 6, 8)), (36, (2, 0, 4)), (44, (6, 2, 10)), (38, (3,)), (42, (5,)))
+WHASH_COLUMNS = tuple(f"whash_{i}" for i in range(sum(len(offs) ** 2 for _, offs in WINDOWS)))
+HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS,
+                "deskew_angle", "anisotropy")
+# The candidate channels' many codes: in the table and the cache, but not in CSVs for people.
+CHANNEL_COLUMNS = (*RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
 
 _U64 = np.uint64
 
@@ -128,7 +139,34 @@ def equalise(pixels: np.ndarray, floor: float = 0.35) -> np.ndarray:
     hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
     cdf = (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)
     lut = np.clip((cdf - floor) / (1.0 - floor), 0.0, 1.0)
-    return lut.astype(np.float32)[pixels]
+    return cv2.LUT(pixels, lut.astype(np.float32))  # = lut[pixels], faster
+
+
+def _dct_rows(n: int = 32, k: int = 8) -> np.ndarray:
+    """The first k DCT-II basis rows for n samples (cv2.dct's signs; scale does not matter)."""
+    x = np.arange(n)
+    return np.cos(np.pi * (2 * x[None, :] + 1) * np.arange(k)[:, None] / (2 * n)).astype(np.float32)
+
+
+_DCT8 = _dct_rows()
+_BIT_WEIGHTS = (np.uint64(1) << np.arange(64, dtype=np.uint64))  # bit p of the hash = flat coefficient p
+
+
+def dct_hashes(stack: np.ndarray) -> np.ndarray:
+    """dct_hash of each 32x32 image of a (K, 32, 32) stack, in one batched product -> (K,) uint64."""
+    coef = _DCT8 @ np.asarray(stack, dtype=np.float32) @ _DCT8.T  # (K, 8, 8)
+    bits = (coef.reshape(len(coef), 64) > 0)
+    bits[:, 0] = False
+    return (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
+
+
+def window_hashes(eq: np.ndarray) -> np.ndarray:
+    """WHASH_COLUMNS of an equalised image: shifted and zoomed 80% windows (see above)."""
+    wins = []
+    for side, offsets in WINDOWS:
+        g = cv2.resize(eq, (side, side), interpolation=cv2.INTER_AREA)
+        wins += [g[oy:oy + 32, ox:ox + 32] for oy in offsets for ox in offsets]
+    return dct_hashes(np.stack(wins))
 
 
 def frame_hash(eq: np.ndarray) -> int:
@@ -143,47 +181,79 @@ def _disc_grid(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xx - cx, yy - cy, inside
 
 
-_GX, _GY, _DISC64 = _disc_grid(64)
-_DISC32 = _disc_grid(32)[2]
+DISC_SAMPLES = 64  # each disc is sampled on this square grid for its moments, then turned to 32x32
+_GX, _GY, _DISC_IN = _disc_grid(DISC_SAMPLES)
+_DX32, _DY32, _DISC32 = _disc_grid(32)
+_OUTSIDE = int((~_DISC_IN).sum())  # samples of a patch outside its disc
+# the disc without its rim, where the cut-off itself would look like an edge
+_DISC_RIM_FREE = cv2.erode(_DISC_IN.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+# raw moments 1, x, y, xx, yy, xy of a patch: one matrix product for all scales
+_MOMENTS = np.stack([np.ones_like(_GX), _GX, _GY, _GX * _GX, _GY * _GY, _GX * _GY]).reshape(6, -1).T
 
 
-def _equalise_masked(patch: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Rank-equalise using only the pixels under `mask` (the disc), so whatever lies outside
-    it (a rotated copy's border fill, say) cannot change the ranks inside."""
-    hist = np.bincount(patch[mask], minlength=256).astype(np.float64)
-    cdf = np.cumsum(hist)
-    lut = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1.0)
-    return np.where(mask, lut.astype(np.float32)[patch], np.float32(0))
+@lru_cache(maxsize=64)
+def _disc_maps(h: int, w: int, scales: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps that sample every scale's disc on the DISC_SAMPLES grid in one call (rows
+    i*DISC_SAMPLES.. are scale i); samples outside the disc read the zero border. Cached per
+    image shape."""
+    step = np.asarray(scales, dtype=np.float64)[:, None, None] * (min(h, w) / DISC_SAMPLES)
+    mx, my = (w - 1) / 2 + _GX[None] * step, (h - 1) / 2 + _GY[None] * step
+    mx[:, ~_DISC_IN] = my[:, ~_DISC_IN] = -100.0
+    shape = (len(scales) * DISC_SAMPLES, DISC_SAMPLES)
+    return mx.reshape(shape).astype(np.float32), my.reshape(shape).astype(np.float32)
 
 
-def disc_hashes(pixels: np.ndarray, scales=DISC_SCALES) -> tuple[list[int], float, float]:
-    """Deskewed disc hashes at each scale, plus the angle and anisotropy at scale 1."""
+def _equalise_masked(patches: np.ndarray) -> np.ndarray:
+    """Rank-equalise each disc of a stack of K patches (0 outside the disc) using only the
+    pixels inside it, so whatever lies outside (a rotated copy's border fill, say) cannot
+    change the ranks inside. One bincount for all K histograms (bins offset by 256 per disc)."""
+    k = len(patches) // DISC_SAMPLES
+    idx = patches.reshape(k, -1) + (np.arange(k, dtype=np.uint16) * 256)[:, None]
+    hist = np.bincount(idx.ravel(), minlength=k * 256).reshape(k, 256)
+    hist[:, 0] -= _OUTSIDE  # the zeros outside the disc do not count
+    cdf = np.cumsum(hist, axis=1, dtype=np.float64)
+    lut = (cdf - cdf[:, :1]) / np.maximum(cdf[:, -1:] - cdf[:, :1], 1.0)
+    return np.take(lut.astype(np.float32).ravel(), idx).reshape(patches.shape)  # lut[0] = 0 outside
+
+
+def disc_hashes(pixels: np.ndarray, scales=DISC_SCALES) -> tuple[list[int], list[int], float, float]:
+    """Deskewed disc hashes at each scale, turned two ways: by the principal axis of the
+    intensities (rhash) and by the dominant edge direction (ghash; steadier on near-round
+    content, where the principal axis wanders). Plus the intensity angle and anisotropy at
+    scale 1. All scales at once: one remap samples the discs, one product gives their moments,
+    one remap turns them, one batched DCT hashes them."""
     h, w = pixels.shape
-    centre = ((w - 1) / 2, (h - 1) / 2)
-    r_full = min(h, w) / 2
-    out, angle0, aniso0 = [], 0.0, 0.0
-    for s in scales:
-        r = r_full * s
-        # 64x64 samples of the disc, unrotated, for the moments
-        m = cv2.getRotationMatrix2D(centre, 0.0, 32.0 / r)
-        m[:, 2] += (31.5 - centre[0], 31.5 - centre[1])
-        patch = cv2.warpAffine(pixels, m, (64, 64), flags=cv2.INTER_AREA if r > 32 else cv2.INTER_LINEAR)
-        wgt = _equalise_masked(patch, _DISC64)
-        mass = float(wgt.sum()) or 1.0
-        mx, my = float((wgt * _GX).sum() / mass), float((wgt * _GY).sum() / mass)
-        dx, dy = _GX - mx, _GY - my
-        mu20, mu02, mu11 = float((wgt * dx * dx).sum()), float((wgt * dy * dy).sum()), float((wgt * dx * dy).sum())
-        # angle of the principal axis, in degrees CCW as seen on screen (y points down)
-        theta = -0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))
-        spread = np.hypot(mu20 - mu02, 2 * mu11) / max(mu20 + mu02, 1e-9)
-        # turn the disc by -theta (principal axis horizontal), straight to 32x32
-        rot = cv2.getRotationMatrix2D((31.5, 31.5), -theta, 0.5)
-        rot[:, 2] += (15.5 - 31.5, 15.5 - 31.5)
-        small = cv2.warpAffine(wgt, rot, (32, 32), flags=cv2.INTER_AREA)
-        out.append(dct_hash(np.where(_DISC32, small, 0.0)))
-        if s == scales[0]:
-            angle0, aniso0 = float(theta), float(spread)
-    return out, angle0, aniso0
+    n, size = len(scales), DISC_SAMPLES
+    # samples of each disc, unrotated, for the moments (0 outside the disc)
+    patches = cv2.remap(pixels, *_disc_maps(h, w, tuple(scales)), cv2.INTER_LINEAR)
+    wgt = _equalise_masked(patches)  # (n * size, size)
+    m = (wgt.reshape(n, size * size) @ _MOMENTS).astype(np.float64)
+    mass = np.where(m[:, 0] == 0, 1.0, m[:, 0])
+    mx, my = m[:, 1] / mass, m[:, 2] / mass
+    mu20, mu02, mu11 = m[:, 3] - mass * mx * mx, m[:, 4] - mass * my * my, m[:, 5] - mass * mx * my
+    # angle of the principal axis, in degrees CCW as seen on screen (y points down)
+    theta = -0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))
+    spread = np.hypot(mu20 - mu02, 2 * mu11) / np.maximum(mu20 + mu02, 1e-9)
+    # the dominant edge direction: structure tensor of the smoothed disc, inside its rim
+    smooth = cv2.GaussianBlur(wgt, (0, 0), 1.5).reshape(n, size, size)
+    gy, gx = np.gradient(smooth, axis=(1, 2))
+    jxx, jyy, jxy = ((v * _DISC_RIM_FREE).sum(axis=(1, 2)) for v in (gx * gx, gy * gy, gx * gy))
+    theta_g = -0.5 * np.degrees(np.arctan2(2 * jxy, jxx - jyy))
+    rh, gh = (_turned_hashes(wgt, t) for t in (theta, theta_g))
+    return rh, gh, float(theta[0]), float(spread[0])
+
+
+def _turned_hashes(wgt: np.ndarray, theta: np.ndarray) -> list[int]:
+    """Turn each disc of the stack by -theta, straight to 32x32, and hash it: output offset
+    d from the centre samples the disc at (size / 32) R(-theta) d, in the disc's rows."""
+    n, size = len(theta), DISC_SAMPLES
+    c = (size / 32 * np.cos(np.radians(theta))).astype(np.float32)[:, None, None]
+    s = (size / 32 * np.sin(np.radians(-theta))).astype(np.float32)[:, None, None]
+    mid = np.float32((size - 1) / 2)
+    sx = c * _DX32 - s * _DY32 + mid
+    sy = s * _DX32 + c * _DY32 + (np.arange(n, dtype=np.float32) * size + mid)[:, None, None]
+    small = cv2.remap(wgt, sx.reshape(n * 32, 32), sy.reshape(n * 32, 32), cv2.INTER_LINEAR)
+    return [int(v) for v in dct_hashes(small.reshape(n, 32, 32) * _DISC32)]
 
 
 def pixel_hash(pixels: np.ndarray) -> str:
@@ -192,7 +262,7 @@ def pixel_hash(pixels: np.ndarray) -> str:
 
 def _empty(status: str) -> dict:
     row = {"hash_status": status, "pixel_hash": "", "phash": 0, "deskew_angle": 0.0, "anisotropy": 0.0}
-    row.update({c: 0 for c in RHASH_COLUMNS})
+    row.update({c: 0 for c in CHANNEL_COLUMNS})
     return row
 
 
@@ -206,10 +276,12 @@ def hash_file(path: str | Path) -> dict:
     except Exception:  # a decoder bug must not end the run: record it on the file
         return _empty("corrupt")
     eq = equalise(pixels)
-    rh, angle, aniso = disc_hashes(pixels)
+    rh, gh, angle, aniso = disc_hashes(pixels)
     row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": frame_hash(eq),
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4)}
     row.update(dict(zip(RHASH_COLUMNS, rh)))
+    row.update(dict(zip(GHASH_COLUMNS, gh)))
+    row.update(dict(zip(WHASH_COLUMNS, (int(v) for v in window_hashes(eq)))))
     return row
 
 
@@ -267,7 +339,7 @@ def hash_images(table: pd.DataFrame, root: str | Path, *, workers: int | None = 
     out = table.copy()
     for col in HASH_COLUMNS:
         values = [r[col] for r in results]
-        if col == "phash" or col in RHASH_COLUMNS:
+        if col == "phash" or col in CHANNEL_COLUMNS:
             values = np.array([int(v) for v in values], dtype=_U64)
         out[col] = values
     if "sha256" not in out.columns or (out["sha256"].fillna("") == "").all():

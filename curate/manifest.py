@@ -21,6 +21,7 @@ import pandas as pd
 
 from curate import __version__
 from curate.errors import InputError, UsageError
+from curate.hashing import CHANNEL_COLUMNS  # dozens of codes per file: the cache keeps them, not the CSV
 from curate.split import SPLITS, class_counts, parse_ratios, residual_leaks
 from curate.workspace import write_atomic, write_json
 
@@ -85,7 +86,7 @@ def _fmt_float(x) -> str:
 def to_csv_text(table: pd.DataFrame) -> str:
     """The manifest's exact bytes: columns in contract order, rows by path, stable formatting."""
     cols = [c for c in FIRST_COLUMNS if c in table.columns]
-    cols += [c for c in table.columns if c not in cols and c not in VOLATILE_COLUMNS]
+    cols += [c for c in table.columns if c not in cols and c not in VOLATILE_COLUMNS and c not in CHANNEL_COLUMNS]
     out = table[cols].copy()
     for c in cols:
         s = out[c]

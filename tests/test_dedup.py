@@ -58,6 +58,8 @@ COPIES = {
     "mirrored_rot40_replicate": (lambda p: rotate_expand(np.fliplr(p), 40, "replicate"), 40, True),
     "zoomed": (lambda p: same_size(p, cv2.getRotationMatrix2D((79.5, 99.5), 0, 1.08)), 0, False),
     "shifted": (lambda p: same_size(p, np.float64([[1, 0, 12], [0, 1, -14]])), 0, False),
+    "shifted_zoomed_out": (lambda p: same_size(p, np.float64([[0.93, 0, -9], [0, 0.93, 12]])), 0, False),
+    "toned_clipped": (lambda p: np.clip((p / 255.0) ** 1.25 * 255 * 1.25 - 40, 0, 255).astype(np.uint8), 0, False),
 }
 
 
@@ -100,13 +102,8 @@ def group_of(table: pd.DataFrame, path: str) -> int:
     return int(table.loc[table["path"] == path, "group"].iloc[0])
 
 
-KNOWN_MISSES = {"shifted"}  # no candidate channel is shift-tolerant yet (see issue 3 notes)
-
-
 @pytest.mark.parametrize("src", [1, 2])
-@pytest.mark.parametrize("name", ["exact", "png", *(
-    pytest.param(n, marks=pytest.mark.xfail(reason="shifted copies: no shift-tolerant hash yet", strict=True))
-    if n in KNOWN_MISSES else n for n in COPIES)])
+@pytest.mark.parametrize("name", ["exact", "png", *COPIES])
 def test_every_kind_of_copy_joins_its_original(dataset, name, src):
     root, table = dataset
     copy = table[table["path"].str.endswith(f"/{name}{src}.jpg") | table["path"].str.endswith(f"/{name}{src}.png")]

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from curate.hashing import (HASH_COLUMNS, dihedral, equalise, frame_hash, hamming, hash_file,
-                            hash_images)
+from curate.hashing import (HASH_COLUMNS, dct_hash, dct_hashes, dihedral, equalise, frame_hash, hamming,
+                            hash_file, hash_images, window_hashes)
 
 
 def xray(seed: int, h: int = 200, w: int = 160) -> np.ndarray:
@@ -59,6 +59,27 @@ def test_tone_and_size_changes_keep_the_hash_close_and_other_images_far():
     assert hamming(base, frame_hash(equalise(toned))) <= 6
     assert hamming(base, frame_hash(equalise(small))) <= 6
     assert hamming(base, frame_hash(equalise(xray(3)))) > 10
+
+
+def test_the_batched_dct_hash_is_the_single_one():
+    stack = np.random.default_rng(0).random((20, 32, 32)).astype(np.float32)
+    assert dct_hashes(stack).tolist() == [dct_hash(x) for x in stack]
+
+
+def shift(img: np.ndarray, dx: int, dy: int, zoom: float = 1.0) -> np.ndarray:
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 0, zoom)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(img, m, (w, h))  # black where the frame moved in
+
+
+def test_a_shifted_or_zoomed_copy_matches_one_of_the_originals_windows():
+    img = xray(4)
+    windows = window_hashes(equalise(img))
+    for dx, dy, zoom in ((14, -18, 1.0), (-8, 10, 1.0), (0, 0, 0.92), (0, 0, 1.08), (-9, 12, 0.93)):
+        centre = window_hashes(equalise(shift(img, dx, dy, zoom)))[0]  # the copy's centred window
+        assert hamming(windows, centre).min() <= 8, (dx, dy, zoom)
+        assert hamming(window_hashes(equalise(xray(5))), centre).min() > 10  # another image: far
 
 
 def test_a_file_that_does_not_decode_gets_a_status_not_an_exception(tmp_path):
