@@ -60,12 +60,15 @@ MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
 # MIN_CORRELATION on the keypoint (RANSAC) alignment, or REFINED_CORRELATION once an ECC
 # refinement has made the alignment sub-pixel (keypoints put a copy a few pixels off, which
 # a fine band cannot forgive; but refinement also pulls look-alike anatomy together, hence the
-# higher bar). Measured on the dedup benchmark set: re-exposures of one patient reach ~0.82.
-MIN_CORRELATION = 0.72
+# higher bar). On the dedup benchmark set, copies that fall short of these are mostly turned
+# by an arbitrary angle or re-toned; second exposures of one patient (a different radiograph,
+# must stay apart) reach 0.72-0.87 and are what most false merges are.
+MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
+VERIFY_VERSION = "1"  # bump when verification changes meaning: cached pair results are then ignored
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
@@ -401,6 +404,47 @@ def nearest(who: np.ndarray, dist: np.ndarray, top: int) -> np.ndarray:
     return rank < top
 
 
+class _PairCache:
+    """Verified pairs between runs, keyed by both files' identity (a FileCache whose key path
+    is the pair's). Named after the hash and verification versions: a change to either
+    (candidates, hints or the test itself) starts it afresh."""
+
+    def __init__(self, cache_dir, table: pd.DataFrame, paths: list[str]):
+        from curate.cache import FileCache
+        from curate.hashing import HASH_VERSION
+
+        self.cache = FileCache(Path(cache_dir) / f"pairs-v{HASH_VERSION}.{VERIFY_VERSION}.npz")
+        sizes = table["size"].tolist() if "size" in table else [-1] * len(paths)
+        mtimes = table["mtime_ns"].tolist() if "mtime_ns" in table else [0] * len(paths)
+        self.ids = [f"{p}\t{s}\t{m}" for p, s, m in zip(paths, sizes, mtimes)]
+        self.usable = [s >= 0 for s in sizes]
+
+    def _key(self, a: int, b: int) -> tuple[str, int, int]:
+        return f"{self.ids[a]}\t{self.ids[b]}", 0, 0
+
+    def get(self, a: int, b: int) -> Match | None:
+        if not (self.usable[a] and self.usable[b]):
+            return None
+        row = self.cache.get(*self._key(a, b))
+        if row is None:
+            return None
+        return Match(bool(row["ok"]), row["score"], bool(row["mirrored"]), row["beta"], row["scale"],
+                     int(row["inliers"]), row["cover_a"], row["cover_b"])
+
+    def save(self, verified: dict[tuple[int, int], Match]) -> None:
+        """Keep exactly this run's pairs (so the cache does not grow with old ones)."""
+        keep = set()
+        for (a, b), m in verified.items():
+            if self.usable[a] and self.usable[b]:
+                key = self._key(a, b)
+                keep.add(key[0])
+                self.cache.put(*key, {"ok": int(m.ok), "score": float(m.score), "mirrored": int(m.mirrored),
+                                      "beta": float(m.beta), "scale": float(m.scale), "inliers": int(m.inliers),
+                                      "cover_a": float(m.cover_a), "cover_b": float(m.cover_b)})
+        self.cache.keep_only(keep)
+        self.cache.save()
+
+
 # ---- groups ------------------------------------------------------------------------------------
 
 # A transform (m, beta): x -> rotate(mirror^m(x), beta). Composition and inverse.
@@ -457,25 +501,35 @@ def _quality_key(table: pd.DataFrame):
 
 
 def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
-                    progress: Progress | None = None) -> pd.DataFrame:
-    """Add DUP_COLUMNS to a hashed table (see hashing.hash_images). Every row gets a group."""
+                    progress: Progress | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """Add DUP_COLUMNS to a hashed table (see hashing.hash_images). Every row gets a group.
+
+    With `cache_dir`, verified pairs are kept keyed by both files' (path, size, mtime): a
+    re-run verifies only pairs with a new or changed file."""
     root = Path(root).resolve()
     table = table.reset_index(drop=True)
     n = len(table)
     paths = [str(root / p) for p in table["path"]]
     pairs = candidate_pairs(table)
+    cache = _PairCache(cache_dir, table, paths) if cache_dir is not None else None
 
     # verify the candidates (exact and pixel-identical pairs need no verification)
     trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
     todo = pairs[~trivial]
     mirror_hint = (todo["variant"].to_numpy() % 2 == 1)
     items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
-    checked = verify_pairs(items, paths, workers=workers, progress=progress)
-    if progress:  # the bar counts files: those that needed no verification are done too
-        progress(n - len({i for a, b, _ in items for i in (a, b)}))
     verified: dict[tuple[int, int], Match] = {}
     for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
         verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
+    if cache is not None:
+        for a, b, _ in items:
+            hit = cache.get(a, b)
+            if hit is not None:
+                verified[(a, b)] = hit
+        items = [item for item in items if item[:2] not in verified]
+    checked = verify_pairs(items, paths, workers=workers, progress=progress)
+    if progress:  # the bar counts files: those that needed no verification are done too
+        progress(n - len({i for a, b, _ in items for i in (a, b)}))
     for (a, b, _), match in zip(items, checked):
         verified[(a, b)] = match
 
@@ -493,7 +547,16 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         return t if a < b else _inverse(t)
 
     quality = _quality_key(table)
-    groups = _Groups(n, lambda x, y: quality[x] < quality[y])
+    cover = defaultdict(list)  # how much of each file its verified copies show
+    for (a, b), m in verified.items():
+        if m.ok:
+            cover[a].append(m.cover_a)
+            cover[b].append(m.cover_b)
+
+    def core_key(x: int):  # a group's core: not padded by a turn's wedges, then the better file
+        return (-round(float(np.mean(cover[x])), 1) if cover[x] else -1.0, quality[x])
+
+    groups = _Groups(n, lambda x, y: core_key(x) < core_key(y))
     edges = sorted(((m.score, a, b) for (a, b), m in verified.items() if m.ok), key=lambda e: (-e[0], e[1], e[2]))
     for _, a, b in edges:
         ga, gb = groups.group_of[a], groups.group_of[b]
@@ -503,12 +566,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         if not check(ca, cb).ok:
             continue  # the link does not hold between the groups' cores: no chaining
         groups.join(ga, gb, transform(ca, cb))
-
-    cover = defaultdict(list)
-    for (a, b), m in verified.items():
-        if m.ok:
-            cover[a].append(m.cover_a)
-            cover[b].append(m.cover_b)
+    if cache is not None:
+        cache.save(verified)
     return _label_groups(table, groups, verified, quality, cover)
 
 

@@ -36,7 +36,7 @@ def through_dups(root: str | Path, *, labels_csv=None, workers: int | None = Non
     n = len(table)
     table = timed("audit", audit, table, root, workers=workers, progress=bar("audit", n))
     table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=cache_dir)
-    return timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n))
+    return timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n), cache_dir=cache_dir)
 
 
 def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: int | None = None,

@@ -164,3 +164,31 @@ def test_one_and_two_workers_give_the_same_groups(dataset):
     again = find_duplicates(hash_images(table.drop(columns=["group"]), root, workers=2), root, workers=2)
     cols = ["path", "group", "representative", "relation", "mirrored"]
     pd.testing.assert_frame_equal(again[cols], table[cols])
+
+
+def test_a_rerun_verifies_only_pairs_with_a_changed_file(tmp_path, monkeypatch):
+    import os
+
+    import curate.dedup as dedup
+
+    root = tmp_path / "xrays"
+    (root / "a").mkdir(parents=True)
+    orig = xray(1)
+    for name, img in (("orig", orig), ("rot", rotate_expand(orig, 17, "constant")), ("mirror", np.fliplr(orig))):
+        (root / "a" / f"{name}.jpg").write_bytes(jpeg(img))
+    verified = []
+    real = dedup.verify_pairs
+    monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: verified.append(len(items)) or real(items, *a, **k))
+
+    def run():
+        return find_duplicates(hash_images(scan_like(root), root, workers=1), root, workers=1, cache_dir=tmp_path / "cache")
+
+    first = run()
+    second = run()
+    assert verified[0] >= 2 and verified[1] == 0  # nothing changed: every pair came from the cache
+    pd.testing.assert_frame_equal(first, second)
+    st = (root / "a/rot.jpg").stat()
+    os.utime(root / "a/rot.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "changed"
+    third = run()
+    assert 0 < verified[2] < verified[0]  # only the pairs with rot.jpg again
+    assert third["group"].nunique() == 1
