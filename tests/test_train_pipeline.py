@@ -154,6 +154,27 @@ def test_compact_stays_under_a_million_parameters():
     assert build("compact", 224, channels=3).count_params() <= 1_000_000
 
 
+def test_bfloat16_computes_in_bfloat16_keeps_float32_weights_and_a_float32_head():
+    import keras
+
+    net = build("seed-cnn", SIZE, precision="bfloat16")
+    conv, head = net.layers[0], net.layers[-1]
+    assert (conv.compute_dtype, conv.variable_dtype) == ("bfloat16", "float32")
+    assert head.compute_dtype == "float32"  # probabilities are not rounded to 8 bits
+    assert net.count_params() == build("seed-cnn", SIZE).count_params()
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+
+
+def test_bf16_none_means_auto_and_true_or_false_force_it(monkeypatch):
+    import train.fit as fit
+
+    assert fit.precision_for(True) == "bfloat16" and fit.precision_for(False) == "float32"
+    monkeypatch.setattr(fit, "cpu_has_bf16", lambda: False)
+    assert fit.precision_for(None) == "float32"  # emulated bfloat16 would be slower
+    monkeypatch.setattr(fit, "cpu_has_bf16", lambda: True)
+    assert fit.precision_for(None) == "bfloat16"
+
+
 def test_a_missing_weights_file_is_a_clear_error_and_nothing_is_downloaded(tmp_path):
     with pytest.raises(WeightsNotFound, match="weights file not found") as err:
         build("mobilenetv2", 96, channels=3, weights=tmp_path / "imagenet_no_top.h5")
@@ -191,11 +212,27 @@ def test_naive_test_is_split_into_leaked_and_clean_images(corpus):
     assert len(sets["naive_test_clean"]) == 12
 
 
+def test_an_accuracy_gap_from_class_mix_or_a_one_answer_model_comes_with_a_note():
+    from train.compare import reading_notes
+
+    names = ("not fractured", "fractured")
+    y = {"naive_test": np.array([1] * 46 + [0] * 54), "curated_test": np.array([1] * 27 + [0] * 73)}
+    says_no = {"naive_on_naive_test": np.full((1, 100), 0.2), "curated_on_curated_test": np.full((1, 100), 0.2)}
+    notes = reading_notes(y, says_no, names)
+    assert len(notes) == 3  # both models answer one class, and the two test sets differ in mix
+    assert "answers 'not fractured' for 100% of the naive test" in notes[0]
+    assert "46% 'fractured', the curated test 27%" in notes[2]
+
+    same_mix = {k: np.array([1] * 27 + [0] * 73) for k in y}
+    ranked = {k: np.linspace(0, 1, 100)[None, :] for k in says_no}
+    assert reading_notes(same_mix, ranked, names) == []
+
+
 # ---- end to end ----------------------------------------------------------------------------
 
 def test_train_writes_the_model_history_metrics_and_predictions(corpus, tmp_path):
     _, _, curated = corpus
-    result = train_manifest(curated, model="compact", epochs=2, batch_size=8, img_size=SIZE,
+    result = train_manifest(curated, model="compact", epochs=2, batch_size=8, img_size=SIZE, bf16=True,
                             workdir=tmp_path / "work")
     run = result.out_dir
     assert run.parent == tmp_path / "work" / "reports" / "demo" and run.name.startswith("train-compact-")
@@ -204,6 +241,7 @@ def test_train_writes_the_model_history_metrics_and_predictions(corpus, tmp_path
         assert (run / name).stat().st_size > 0, name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["positive_label"] == "fractured"
+    assert metrics["settings"]["precision"] == "bfloat16"  # recorded, as every setting is
     assert metrics["counts"]["train"] == {"n": 16, "n_pos": 8}
     assert metrics["test"]["n"] == 8 and 0 <= metrics["test"]["accuracy"] <= 1
     assert len(metrics["test"]["accuracy_ci"]) == 2
@@ -221,6 +259,7 @@ def test_compare_writes_compare_json_with_both_protocols_and_the_inflation(corpu
     assert saved == json.loads(json.dumps(result))
     assert (tmp_path / "work" / "reports" / "demo" / "compare.png").stat().st_size > 0
     assert result["settings"]["seeds"] == [0, 1]
+    assert result["training"]["naive"]["epochs_run"] == [1, 1]  # per seed: early stopping may cut it short
     assert result["counts"]["naive_test"]["n"] == 16 and result["counts"]["clean_test"]["n"] == 6
     on_test = result["naive"]["on_naive_test"]
     assert on_test["seeds"] == 2 and len(on_test["spread"]["accuracy"]["per_seed"]) == 2

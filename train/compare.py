@@ -24,7 +24,7 @@ from curate.errors import UsageError
 from curate.workspace import Workspace, write_json
 from train import evaluate
 from train.data import find_positive, kept, load_pixels, read_manifest, targets
-from train.fit import fit_model, predict, progress_callback
+from train.fit import fit_model, precision_for, predict, progress_callback
 
 COPY_REASONS = ("duplicate", "leak")  # dropped rows that are copies of a kept image
 COPIES = ("all", "none")
@@ -84,6 +84,7 @@ def compare(
     deterministic: bool = False,
     channels: int = 1,
     weights: str | Path | None = None,
+    bf16: bool | None = None,
     curated_copies: str = "all",
     positive_label: str | None = None,
     name: str | None = None,
@@ -129,13 +130,18 @@ def compare(
 
     seeds = [seed + k for k in range(repeats)]
     probs: dict[str, list[np.ndarray]] = {}
+    epochs_run = {p: {"epochs_run": [], "best_epoch": []} for p in ("naive", "curated")}  # one per seed
     fit_args = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, class_weight=class_weight,
-                    patience=patience, deterministic=deterministic, channels=channels, weights=weights)
+                    patience=patience, deterministic=deterministic, channels=channels, weights=weights, bf16=bf16)
     for s in seeds:
         for proto, tests in (("naive", ("naive_test", "clean_test")), ("curated", ("curated_test", "clean_test"))):
             cbs = [progress_callback(progress, f"{proto} seed {s}")] if progress is not None else []
-            net, _ = fit_model(x(f"{proto}_train"), y[f"{proto}_train"], x(f"{proto}_val"), y[f"{proto}_val"],
-                               seed=s, callbacks=cbs, **fit_args)
+            net, history = fit_model(x(f"{proto}_train"), y[f"{proto}_train"], x(f"{proto}_val"), y[f"{proto}_val"],
+                                     seed=s, callbacks=cbs, **fit_args)
+            # Early stopping may end a run before --epochs, and restores the best val epoch.
+            epochs_run[proto]["epochs_run"].append(int(len(history)))
+            best = int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else int(len(history))
+            epochs_run[proto]["best_epoch"].append(best)
             for t in tests:
                 p = predict(net, x(t), batch_size=batch_size, channels=channels)
                 probs.setdefault(f"{proto}_on_{t}", []).append(p)
@@ -162,10 +168,12 @@ def compare(
             "model": model, "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr,
             "seed": seed, "seeds": seeds, "repeats": repeats, "class_weight": class_weight, "patience": patience,
             "deterministic": deterministic, "channels": channels, "weights": str(weights) if weights else None,
-            "curated_copies": curated_copies, "positive_label": pos, "labels": list(names), "n_boot": n_boot,
+            "precision": precision_for(bf16), "curated_copies": curated_copies, "positive_label": pos,
+            "labels": list(names), "n_boot": n_boot,
             "naive_manifest": str(naive.csv), "curated_manifest": str(curated.csv), "root": str(curated.root),
         },
         "counts": {k: {"n": len(v), "n_pos": int(y[k].sum())} for k, v in sets.items()},
+        "training": epochs_run,  # per protocol, one entry per seed
         "skipped": pixels.errors,
         "naive": {
             "on_naive_test": evaluate.metrics(y["naive_test"], P["naive_on_naive_test"], **kw),
@@ -186,11 +194,40 @@ def compare(
             y["naive_test"], P["naive_on_naive_test"], clean_y, P["naive_on_clean_test"], **kw
         ) if clean_ok else None,
     }
+    result["notes"] = reading_notes(y, P, names)
     result["seconds"] = round(time.time() - started, 1)
 
     write_json(ws.reports / "compare.json", result)
     _chart(result, ws.reports / "compare.png")
     return result
+
+
+ONE_CLASS = 0.95  # a model giving one answer for this share of a test set has learnt little beyond the prior
+MIX_GAP = 0.05  # test sets whose positive shares differ by more than this cannot be compared by accuracy
+
+
+def reading_notes(y: dict[str, np.ndarray], P: dict[str, np.ndarray], names: tuple[str, str]) -> list[str]:
+    """Warnings that keep a reader from taking an accuracy gap for leakage when it is not.
+
+    Accuracy moves with a test set's class mix: a model that answers one class everywhere
+    scores the share of that class, so two test sets with different mixes give different
+    accuracies for a useless model. Balanced accuracy and AUC do not have that problem.
+    """
+    notes = []
+    for key, p in P.items():  # e.g. "naive_on_naive_test": seeds x images
+        if p.size == 0:
+            continue
+        pos_share = float((p >= 0.5).mean())
+        share, cls = (pos_share, names[1]) if pos_share >= 0.5 else (1 - pos_share, names[0])
+        if share >= ONE_CLASS:
+            model, test = key.split("_on_")
+            notes.append(f"the {model} model answers {cls!r} for {share:.0%} of the {test.replace('_', ' ')}: its "
+                         "accuracy there is the class mix, not skill; read balanced_accuracy and AUC")
+    a, b = (float(y[k].mean()) if len(y[k]) else float("nan") for k in ("naive_test", "curated_test"))
+    if abs(a - b) > MIX_GAP:
+        notes.append(f"the naive test is {a:.0%} {names[1]!r}, the curated test {b:.0%}: an accuracy gap between them "
+                     "mixes leakage with class mix; compare balanced_accuracy and AUC")
+    return notes
 
 
 def _chart(result: dict, path: Path) -> None:

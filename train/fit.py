@@ -48,6 +48,35 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def cpu_has_bf16() -> bool:
+    """True when the CPU does bfloat16 arithmetic natively (AVX512-BF16 or AMX-BF16).
+
+    Read from /proc/cpuinfo (Linux); elsewhere, or when unsure, False. Without native
+    support oneDNN emulates bfloat16 and training gets slower, not faster.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_for(bf16: bool | None) -> str:
+    """The compute precision a fit uses: 'bfloat16' or 'float32'.
+
+    bf16=None (the default) is auto: bfloat16 mixed precision when training runs on a CPU
+    that has native bfloat16 and no GPU is visible; True/False force it on/off. Measured on
+    a 2-core AVX512-BF16 CPU (benchmarks/train_speed.py), seed-cnn trains ~1.5x faster.
+    """
+    if bf16 is not None:
+        return "bfloat16" if bf16 else "float32"
+    import tensorflow as tf
+
+    on_cpu = not tf.config.list_physical_devices("GPU")
+    return "bfloat16" if on_cpu and cpu_has_bf16() else "float32"
+
+
 def class_weights(y: np.ndarray, mode: str | None) -> dict[int, float] | None:
     """'balanced': each class weighs n / (2 * n_class), so both classes count equally."""
     if mode is None or mode == "none":
@@ -106,10 +135,12 @@ def fit_model(
     deterministic: bool = False,
     channels: int = 1,
     weights: str | Path | None = None,
+    bf16: bool | None = None,
     callbacks: list | None = None,
 ):
     """Train a fresh model on uint8 images; early stopping on val loss when val exists.
 
+    bf16: bfloat16 mixed precision (None = auto, see `precision_for`).
     Returns (keras model with the best val weights, history table).
     """
     import keras
@@ -121,7 +152,7 @@ def fit_model(
     if epochs < 1 or batch_size < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
     seed_everything(seed, deterministic)
-    net = build(model, x_train.shape[1], channels, weights)
+    net = build(model, x_train.shape[1], channels, weights, precision=precision_for(bf16))
     net.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=["accuracy"])
     train_ds = make_dataset(x_train, y_train, batch_size=batch_size, channels=channels, augment=True, shuffle=True, seed=seed)
     val_ds = None
@@ -175,6 +206,7 @@ def train_manifest(
     deterministic: bool = False,
     channels: int = 1,
     weights: str | Path | None = None,
+    bf16: bool | None = None,
     positive_label: str | None = None,
     name: str | None = None,
     workdir: str | Path = ".",
@@ -205,14 +237,15 @@ def train_manifest(
         pixels.images[use["train"]], y[use["train"]],
         pixels.images[use["val"]], y[use["val"]],
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, class_weight=class_weight,
-        patience=patience, deterministic=deterministic, channels=channels, weights=weights, callbacks=callbacks,
+        patience=patience, deterministic=deterministic, channels=channels, weights=weights, bf16=bf16,
+        callbacks=callbacks,
     )
 
     settings = {
         "manifest": str(man.csv), "manifest_sha256": man.digest, "root": str(man.root), "model": model,
         "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr, "seed": seed,
         "class_weight": class_weight, "patience": patience, "deterministic": deterministic,
-        "channels": channels, "weights": str(weights) if weights else None,
+        "channels": channels, "weights": str(weights) if weights else None, "precision": precision_for(bf16),
     }
     result_metrics = {
         "settings": settings,

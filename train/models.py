@@ -29,7 +29,7 @@ def seed_cnn(input_shape: tuple[int, int, int]):
             layers.Flatten(),
             layers.Dropout(0.5),
             layers.Dense(128, activation="relu"),
-            layers.Dense(1, activation="sigmoid"),
+            layers.Dense(1, activation="sigmoid", dtype="float32"),  # see build(): float32 head
         ],
         name="seed_cnn",
     )
@@ -62,7 +62,7 @@ def compact(input_shape: tuple[int, int, int]):
             *block(256),
             layers.GlobalAveragePooling2D(),
             layers.Dropout(0.3),
-            layers.Dense(1, activation="sigmoid"),
+            layers.Dense(1, activation="sigmoid", dtype="float32"),
         ],
         name="compact",
     )
@@ -97,22 +97,40 @@ def mobilenetv2(input_shape: tuple[int, int, int], weights: str | Path | None = 
             raise InputError(f"{weights}: not MobileNetV2 no-top weights ({str(exc).splitlines()[0]})") from None
     x = backbone(x)
     x = layers.Dropout(0.2)(x)
-    outputs = layers.Dense(1, activation="sigmoid")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
     return Model(inputs, outputs, name="mobilenetv2")
 
 
 MODELS = {"seed-cnn": seed_cnn, "compact": compact, "mobilenetv2": mobilenetv2}
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # name -> Keras dtype policy
 
 
-def build(name: str, img_size: int, channels: int = 1, weights: str | Path | None = None):
-    """A fresh, uncompiled model by its CLI name."""
+def build(
+    name: str, img_size: int, channels: int = 1, weights: str | Path | None = None, precision: str = "float32"
+):
+    """A fresh, uncompiled model by its CLI name.
+
+    precision "bfloat16" builds it with Keras's mixed_bfloat16 policy: weights stay float32,
+    layers compute in bfloat16 (fast on CPUs with AVX512-BF16/AMX, see train.fit.use_bf16).
+    The one-unit sigmoid head is float32 either way, so probabilities are not rounded to
+    bfloat16's 8 bits (that would tie AUC ranks).
+    """
+    import keras
+
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     if channels not in (1, 3):
         raise UsageError(f"--channels must be 1 or 3, not {channels}")
-    shape = (img_size, img_size, channels)
-    if name == "mobilenetv2":
-        return mobilenetv2(shape, weights)
-    if weights is not None:
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if name != "mobilenetv2" and weights is not None:
         raise UsageError("--weights is for --model mobilenetv2 only")
-    return MODELS[name](shape)
+    shape = (img_size, img_size, channels)
+    # The policy is global in Keras: set it for the layers made here only, then put it back,
+    # so the augmentation layers of the input pipeline stay float32.
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[precision])
+    try:
+        return mobilenetv2(shape, weights) if name == "mobilenetv2" else MODELS[name](shape)
+    finally:
+        keras.config.set_dtype_policy(before)
