@@ -677,8 +677,9 @@ def compare(
     if result.get("naive_own_minus_clean"):
         console.print(f"naive model, its own test - the clean test: {gaps(result['naive_own_minus_clean'])}",
                       highlight=False)
-    if result["clean_test"]["note"]:
-        console.print(f"[yellow]{result['clean_test']['note']}[/yellow]")
+    for note in [result["clean_test"]["note"], *result.get("notes", [])]:
+        if note:
+            console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
     out = Path(workdir or ".") / "reports" / (name or curated.resolve().parent.name) / "compare.json"
     console.print(f"wrote {out} and compare.png")
 
