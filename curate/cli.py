@@ -486,7 +486,7 @@ ImgSizeOpt = Annotated[int, typer.Option("--img-size", min=16, help="Images are 
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", rich_help_panel="Model")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (repeats use seed, seed+1, ...).", rich_help_panel="Model")]
 ClassWeightOpt = Annotated[str, typer.Option("--class-weight", help="'balanced' weighs both classes equally; 'none' does not.", rich_help_panel="Model")]
-PatienceOpt = Annotated[int, typer.Option("--patience", min=1, help="Epochs without val-loss improvement before stopping.", rich_help_panel="Model")]
+PatienceOpt = Annotated[int, typer.Option("--patience", min=1, help="Epochs without val-loss improvement before stopping (compact: counted after a 3-epoch batch-norm warm-up).", rich_help_panel="Model")]
 DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Bit-reproducible training (slower).", rich_help_panel="Model")]
 ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = greyscale; 3 = the published 3-channel input.", rich_help_panel="Model")]
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]

@@ -24,7 +24,7 @@ from curate.errors import UsageError
 from curate.workspace import Workspace, write_json
 from train import evaluate
 from train.data import find_positive, kept, load_pixels, read_manifest, targets
-from train.fit import fit_model, precision_for, predict, progress_callback
+from train.fit import best_epoch, fit_model, precision_for, predict, progress_callback
 
 COPY_REASONS = ("duplicate", "leak")  # dropped rows that are copies of a kept image
 COPIES = ("all", "none")
@@ -140,8 +140,7 @@ def compare(
                                      seed=s, callbacks=cbs, **fit_args)
             # Early stopping may end a run before --epochs, and restores the best val epoch.
             epochs_run[proto]["epochs_run"].append(int(len(history)))
-            best = int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else int(len(history))
-            epochs_run[proto]["best_epoch"].append(best)
+            epochs_run[proto]["best_epoch"].append(best_epoch(history, model))
             for t in tests:
                 p = predict(net, x(t), batch_size=batch_size, channels=channels)
                 probs.setdefault(f"{proto}_on_{t}", []).append(p)

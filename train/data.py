@@ -244,14 +244,21 @@ def make_dataset(
     aug = augmentation(seed) if augment else None
     rescale = layers.Rescaling(1.0 / 255.0)  # the published rescale=1./255
 
-    def to_batch(idx):
-        xb = tf.cast(tf.gather(x, idx), tf.float32)
-        if aug is not None:
-            xb = aug(xb, training=True)
+    def gather(idx):
+        return tf.cast(tf.gather(x, idx), tf.float32), tf.gather(y, idx)
+
+    def finish(xb, yb):
         xb = rescale(xb)
         if channels == 3:
             xb = tf.repeat(xb, 3, axis=-1)
-        return xb, tf.gather(y, idx)
+        return xb, yb
 
-    ds = ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if aug is not None:
+        # One batch at a time, on purpose: Keras's random layers draw from a seed state
+        # (a tf.Variable) that each call reads, then increments. Parallel calls race on it,
+        # so two batches could get the same draw and one seed gave different augmentations
+        # run to run. In order, every batch gets its own draw and a seed replays exactly.
+        ds = ds.map(lambda xb, yb: (aug(xb, training=True), yb))
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

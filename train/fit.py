@@ -22,7 +22,7 @@ from curate.errors import InputError, UsageError
 from curate.workspace import Workspace, write_csv, write_json
 from train import evaluate
 from train.data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
-from train.models import build
+from train.models import WARMUP_EPOCHS, build
 
 SPLITS = ("train", "val", "test")
 
@@ -138,7 +138,10 @@ def fit_model(
     bf16: bool | None = None,
     callbacks: list | None = None,
 ):
-    """Train a fresh model on uint8 images; early stopping on val loss when val exists.
+    """Train a fresh model on uint8 images; early stopping on val when val exists.
+
+    Early stopping watches val loss from the end of the model's warm-up
+    (models.WARMUP_EPOCHS) and restores the best epoch's weights.
 
     bf16: bfloat16 mixed precision (None = auto, see `precision_for`).
     Returns (keras model with the best val weights, history table).
@@ -159,7 +162,9 @@ def fit_model(
     cbs = list(callbacks or [])
     if x_val is not None and len(x_val):
         val_ds = make_dataset(x_val, y_val, batch_size=batch_size, channels=channels)
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, start_from_epoch=WARMUP_EPOCHS[model], restore_best_weights=True
+        ))
     hist = net.fit(
         train_ds,
         validation_data=val_ds,
@@ -172,6 +177,14 @@ def fit_model(
     history = pd.DataFrame(hist.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return net, history
+
+
+def best_epoch(history: pd.DataFrame, model: str) -> int:
+    """The 1-based epoch whose weights early stopping kept (the last one when there was no val)."""
+    warmup = WARMUP_EPOCHS[model]
+    if "val_loss" not in history or len(history) <= warmup:
+        return int(len(history))
+    return int(history["val_loss"].iloc[warmup:].idxmin()) + 1
 
 
 def predict(net, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
@@ -255,7 +268,7 @@ def train_manifest(
         "params": int(net.count_params()),
         "epochs_run": int(len(history)),
         # The weights kept are those of the best val epoch (early stopping restores them).
-        "best_epoch": int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else int(len(history)),
+        "best_epoch": best_epoch(history, model),
         "skipped": pixels.errors,  # kept rows whose file no longer decodes: path -> reason
     }
     preds, reports = [], []
