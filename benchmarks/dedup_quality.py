@@ -207,7 +207,7 @@ def main() -> None:
     missed = sorted(true_pairs - ours)
     print(f"\nfalse pairs: {len(false)}; missed pairs: {len(missed)}")
     for a, b in false[: args.examples]:
-        ra, rb = t_idx.loc[a], t_idx.loc[b]
+        rb = t_idx.loc[b]
         print(f"  false: {a} ({truth.loc[a, 'source']}, {kind_of[a]}) ~ {b} ({truth.loc[b, 'source']}, {kind_of[b]})"
               f" rel={rb['relation']!r} score={rb['dup_score']}")
     for a, b in missed[: args.examples]:
