@@ -39,7 +39,7 @@ import pandas as pd
 from curate.errors import ImageError
 from curate.hashing import GHASH_COLUMNS, RHASH_COLUMNS, WHASH_COLUMNS, dihedral, equalise
 from curate.imageio import decode
-from curate.index import HammingIndex, dihedral_pairs
+from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.parallel import Progress, map_files
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
@@ -386,12 +386,7 @@ def window_pairs(windows: np.ndarray, radius: int) -> tuple[np.ndarray, ...]:
     q, c, d = index.search(dihedral(windows[:, 0]).reshape(-1), radius)
     a, var, b = q // 8, q % 8, c // k
     keep = a != b
-    a, b, d, var = a[keep], b[keep], d[keep], var[keep]
-    order = np.lexsort((var, d, b, a))
-    a, b, d, var = a[order], b[order], d[order], var[order]
-    first = np.ones(len(a), dtype=bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    return a[first], b[first], d[first], var[first]
+    return best_per_pair(a[keep], b[keep], d[keep], var[keep])
 
 
 def nearest(who: np.ndarray, dist: np.ndarray, top: int) -> np.ndarray:

@@ -182,10 +182,14 @@ def dihedral_pairs(codes: np.ndarray, variants: np.ndarray, radius: int, *,
     qi = np.asarray(queries)[q // s]
     ci, var = c // 8, c % 8
     keep = qi != ci if not self_join else qi < ci
-    qi, ci, d, var = qi[keep], ci[keep], d[keep], var[keep]
-    # best (smallest distance) variant per image pair
-    order = np.lexsort((var, d, ci, qi))
-    qi, ci, d, var = qi[order], ci[order], d[order], var[order]
-    first = np.ones(len(qi), dtype=bool)
-    first[1:] = (qi[1:] != qi[:-1]) | (ci[1:] != ci[:-1])
-    return qi[first], ci[first], d[first], var[first]
+    return best_per_pair(qi[keep], ci[keep], d[keep], var[keep])
+
+
+def best_per_pair(a: np.ndarray, b: np.ndarray, dist: np.ndarray, variant: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One row per (a, b): the smallest distance (then the lowest variant), sorted by (a, b)."""
+    order = np.lexsort((variant, dist, b, a))
+    a, b, dist, variant = a[order], b[order], dist[order], variant[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[first], b[first], dist[first], variant[first]
