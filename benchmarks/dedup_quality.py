@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the set here")
     ap.add_argument("--examples", type=int, default=8)
+    ap.add_argument("--pair-cache", type=Path, default=None,
+                    help="keep verified pairs here between runs (for trying grouping changes; the dups time is then not cold)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -102,7 +104,7 @@ def main() -> None:
     table = scan(dest)
     table = hash_images(table, dest, workers=args.workers, cache_dir=work / "cache")
     t1 = time.perf_counter()
-    table = find_duplicates(table, dest, workers=args.workers)
+    table = find_duplicates(table, dest, workers=args.workers, cache_dir=args.pair_cache)
     t2 = time.perf_counter()
     print(f"{len(table)} files; hash {t1 - t0:.1f} s, dups {t2 - t1:.1f} s ({args.workers} workers)\n")
 

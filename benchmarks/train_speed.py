@@ -155,11 +155,13 @@ def main() -> None:
     warm = time.perf_counter() - t0
     y = targets(train_rows["label"], "Fractured")
     ds = make_dataset(px.images, y, batch_size=bs, channels=args.channels, augment=True, shuffle=True)
+    ds1 = make_dataset(px.images, y, batch_size=bs, channels=1, augment=True, shuffle=True)
 
     # 3. The model alone: one random batch, already in memory, repeated.
     x = tf.random.uniform((bs, size, size, args.channels))
     yb = tf.cast(tf.random.uniform((bs,)) < 0.5, tf.float32)
     ceiling = tf.data.Dataset.from_tensors((x, yb)).repeat(len(px.images) // bs)
+    ceiling1 = tf.data.Dataset.from_tensors((x[..., :1], yb)).repeat(len(px.images) // bs)
 
     from train.fit import cpu_has_bf16
 
@@ -168,15 +170,21 @@ def main() -> None:
                            "ours, float32 (--no-bf16)", "ours, bfloat16 mixed (trainer default here)")
     MEM32, MEM16, XLA = ("model alone, in-memory tensors, float32", "model alone, in-memory tensors, bfloat16",
                          "ours, float32 + XLA (jit_compile=True)")
-    runs = [(PUB, flow, "float32", False), (OURS32, ds, "float32", False), (OURS16, ds, "bfloat16", False),
-            (MEM32, ceiling, "float32", False), (MEM16, ceiling, "bfloat16", False)]
+    # The trainer's default input is one grey channel (the published pipeline repeats it three times):
+    # the same layers, 576 fewer weights in the first convolution.
+    GREY, MEMGREY = "ours, trainer default: 1 grey channel, bfloat16", "model alone, in-memory, 1 channel, bfloat16"
+    runs = [(PUB, flow, "float32", False, args.channels), (OURS32, ds, "float32", False, args.channels),
+            (OURS16, ds, "bfloat16", False, args.channels), (MEM32, ceiling, "float32", False, args.channels),
+            (MEM16, ceiling, "bfloat16", False, args.channels)]
+    if args.channels == 3:
+        runs += [(GREY, ds1, "bfloat16", False, 1), (MEMGREY, ceiling1, "bfloat16", False, 1)]
     if args.xla:
-        runs.append((XLA, ds, "float32", True))
+        runs.append((XLA, ds, "float32", True, args.channels))
     best = {r[0]: 0.0 for r in runs}
     per_cpu = dict(best)
     for _ in range(args.rounds):  # interleaved, so a burst of load from others hits all alike
-        for what, data, precision, xla in runs:
-            batches, wall, cpu = timed_fit(fresh_model(args.model, size, args.channels, precision, xla), data)
+        for what, data, precision, xla, channels in runs:
+            batches, wall, cpu = timed_fit(fresh_model(args.model, size, channels, precision, xla), data)
             best[what] = max(best[what], batches * bs / wall)
             per_cpu[what] = max(per_cpu[what], batches * bs / cpu)
 
@@ -202,12 +210,15 @@ def main() -> None:
 
     def ratios(rate: dict, unit: str) -> None:
         print(f"\n{unit}:")
-        print(f"  ours default (bfloat16) / published   = {rate[OURS16] / rate[PUB]:.2f}x   (target >= 2x)")
+        print(f"  ours bfloat16, same input / published  = {rate[OURS16] / rate[PUB]:.2f}x   (target >= 2x)")
         print(f"  ours float32 / published              = {rate[OURS32] / rate[PUB]:.2f}x   "
               f"(input pipeline alone; a free pipeline would give at most {rate[MEM32] / rate[PUB]:.2f}x)")
         print(f"  ours bfloat16 / in-memory bfloat16    = {rate[OURS16] / rate[MEM16]:.0%}   (target >= 85%)")
         print(f"  ours float32 / in-memory float32      = {rate[OURS32] / rate[MEM32]:.0%}")
         print(f"  in-memory bfloat16 / float32          = {rate[MEM16] / rate[MEM32]:.2f}x   (the model's own speedup)")
+        if GREY in rate:
+            print(f"  ours default, 1 channel / published   = {rate[GREY] / rate[PUB]:.2f}x   (what a user of the trainer gets)")
+            print(f"  ours 1 channel / in-memory 1 channel  = {rate[GREY] / rate[MEMGREY]:.0%}")
         if XLA in rate:
             print(f"  ours + XLA / ours float32             = {rate[XLA] / rate[OURS32]:.2f}x")
 

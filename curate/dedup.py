@@ -67,6 +67,11 @@ MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
+# Two groups that already hold copies meet: the strongest pair between them, or their cores,
+# must correlate this well. Two exposures of one patient (the same limb X-rayed twice) pass as a
+# pair at 0.78-0.87, as heavily resampled copies do; but each exposure gathers its own copies
+# first, and one weak link would then merge them all.
+MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
 VERIFY_VERSION = "1"  # bump when verification changes meaning: cached pair results are then ignored
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
@@ -551,19 +556,35 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     def core_key(x: int):  # a group's core: not padded by a turn's wedges, then the better file
         return (-round(float(np.mean(cover[x])), 1) if cover[x] else -1.0, quality[x])
 
-    groups = _Groups(n, lambda x, y: core_key(x) < core_key(y))
+    groups = group_pairs(n, verified, check, transform, lambda x, y: core_key(x) < core_key(y))
+    if cache is not None:
+        cache.save(verified)
+    return _label_groups(table, groups, verified, quality, cover)
+
+
+def group_pairs(n: int, verified: dict[tuple[int, int], Match], check, transform, better) -> _Groups:
+    """Groups of n files from their verified pairs, strongest pair first. Two groups join only
+    when their cores verify too (no chaining A~B~C when A and C differ), and two groups that
+    both hold copies already only when their strongest pair (the first one met) or their cores
+    score at least MERGE_CORRELATION.
+
+    check(a, b) -> Match of any two files (verifying pairs not yet seen); transform(a, b) ->
+    (mirror, beta) from a to b; better(x, y): x makes the better core."""
+    groups = _Groups(n, better)
     edges = sorted(((m.score, a, b) for (a, b), m in verified.items() if m.ok), key=lambda e: (-e[0], e[1], e[2]))
-    for _, a, b in edges:
+    for score, a, b in edges:
         ga, gb = groups.group_of[a], groups.group_of[b]
         if ga == gb:
             continue
         ca, cb = groups.core[ga], groups.core[gb]
-        if not check(ca, cb).ok:
+        link = check(ca, cb)
+        if not link.ok:
             continue  # the link does not hold between the groups' cores: no chaining
+        weak = max(score, link.score) < MERGE_CORRELATION
+        if weak and len(groups.members[ga]) > 1 and len(groups.members[gb]) > 1:
+            continue  # two exposures, each with its copies, look like this
         groups.join(ga, gb, transform(ca, cb))
-    if cache is not None:
-        cache.save(verified)
-    return _label_groups(table, groups, verified, quality, cover)
+    return groups
 
 
 def _label_groups(table, groups: _Groups, verified, quality, cover) -> pd.DataFrame:

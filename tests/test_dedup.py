@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from curate.dedup import duplicates_frame, dups_summary, find_duplicates, label_conflicts, write_duplicates
+from curate.dedup import (Match, duplicates_frame, dups_summary, find_duplicates, group_pairs, label_conflicts,
+                          write_duplicates)
 from curate.hashing import hash_images
 
 from tests.test_hashing import scan_like, xray
@@ -192,3 +193,43 @@ def test_a_rerun_verifies_only_pairs_with_a_changed_file(tmp_path, monkeypatch):
     third = run()
     assert 0 < verified[2] < verified[0]  # only the pairs with rot.jpg again
     assert third["group"].nunique() == 1
+
+
+# ---- grouping verified pairs: no chaining, no weak links between groups of copies ----------
+
+
+def grouped(verified: dict) -> list[list[int]]:
+    """group_pairs on hand-made verified pairs (file 0 makes the best core, then 1, ...)."""
+    def check(a, b):  # pairs not listed do not verify
+        return verified.get((min(a, b), max(a, b)), Match(False))
+
+    groups = group_pairs(4, verified, check, transform=lambda a, b: (0, 0.0), better=lambda x, y: x < y)
+    return sorted(sorted(m) for m in groups.members.values())
+
+
+def test_two_exposures_each_with_a_copy_are_not_joined_by_a_weak_link():
+    # 0, 1: an exposure and its copy; 2, 3: a second exposure of the same limb and its copy.
+    # The exposures correlate 0.82: enough to pass as a pair, too weak to join two groups.
+    pairs = {(0, 1): Match(True, 0.99), (2, 3): Match(True, 0.98), (0, 2): Match(True, 0.82), (1, 3): Match(True, 0.81)}
+    assert grouped(pairs) == [[0, 1], [2, 3]]
+
+
+def test_a_lone_copy_joins_on_a_link_that_would_not_join_two_groups():
+    pairs = {(0, 1): Match(True, 0.99), (0, 2): Match(True, 0.82)}
+    assert grouped(pairs) == [[0, 1, 2], [3]]
+
+
+def test_two_groups_of_one_original_join_when_their_cores_match_well():
+    pairs = {(0, 1): Match(True, 0.99), (2, 3): Match(True, 0.98), (0, 2): Match(True, 0.93)}
+    assert grouped(pairs) == [[0, 1, 2, 3]]
+
+
+def test_two_groups_join_on_a_strong_pair_even_if_their_cores_match_less_well():
+    pairs = {(0, 1): Match(True, 0.99), (2, 3): Match(True, 0.98), (1, 3): Match(True, 0.95), (0, 2): Match(True, 0.83)}
+    assert grouped(pairs) == [[0, 1, 2, 3]]
+
+
+def test_no_chaining_through_a_file_that_matches_two_others():
+    # 1 matches 0 and 2, but 0 and 2 do not match each other: 2 stays out of 0's group
+    pairs = {(0, 1): Match(True, 0.95), (1, 2): Match(True, 0.90)}
+    assert grouped(pairs) == [[0, 1], [2], [3]]
