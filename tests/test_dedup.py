@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from curate.dedup import (Match, duplicates_frame, dups_summary, find_duplicates, group_pairs, label_conflicts,
-                          write_duplicates)
+from curate.dedup import (Match, _match_sets, duplicates_frame, dups_summary, find_duplicates, group_pairs,
+                          label_conflicts, write_duplicates)
 from curate.hashing import hash_images
 
 from tests.test_hashing import scan_like, xray
@@ -233,3 +233,16 @@ def test_no_chaining_through_a_file_that_matches_two_others():
     # 1 matches 0 and 2, but 0 and 2 do not match each other: 2 stays out of 0's group
     pairs = {(0, 1): Match(True, 0.95), (1, 2): Match(True, 0.90)}
     assert grouped(pairs) == [[0, 1], [2], [3]]
+
+
+def test_looser_matches_count_only_when_their_keypoints_turned_alike():
+    # 5 matches pass the strict ratio test; 30 looser ones turned their keypoints by about 40
+    # degrees, as a turned copy does; 30 more point every which way, as wrong matches do.
+    rng = np.random.default_rng(0)
+    n = 65
+    points = rng.uniform(0, 190, (n, 2)).astype(np.float32)
+    ratio = np.r_[np.full(5, 0.7), np.full(60, 0.85)]
+    turn = np.r_[np.full(35, 40.0) + rng.normal(0, 3, 35), rng.uniform(0, 360, 30)] % 360
+    (strict_a, _, strict_loose), (agree_a, _, agree_loose) = list(_match_sets((points, points, ratio, turn)))
+    assert len(strict_a) == 5 and not strict_loose
+    assert agree_loose and 35 <= len(agree_a) <= 40  # the 35 alike, and the odd wrong one by chance
