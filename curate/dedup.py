@@ -75,7 +75,7 @@ LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see 
 # first, and one weak link would then merge them all.
 MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "4"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "6"  # bump when verification changes meaning: cached pair results are then ignored
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
@@ -180,7 +180,7 @@ def _matches(a: tuple, b: tuple):
 
 def _match_sets(matches):
     """The point sets RANSAC tries, in order: matches passing Lowe's ratio test (0.8); then
-    looser ones (0.9) that agree, within 20 degrees, on the commonest turn of their keypoints
+    (verify uses them only if those found no alignment) looser ones (0.9) that agree, within 20 degrees, on the commonest turn of their keypoints
     (a copy turns all its keypoints alike; a heavily resampled one blurs its descriptors so
     that too few pass the strict test, and wrong matches drown RANSAC)."""
     pa, pb, ratio, turn = matches
@@ -221,11 +221,9 @@ def _band(img: np.ndarray) -> np.ndarray:
 
 
 def _wide_blur(f: np.ndarray) -> np.ndarray:
-    """A Gaussian blur of sigma 6, three times faster: blurred at half the size (the area
-    average itself blurs a little) and scaled back up; the band it leaves correlates 0.997 or
-    more with the exact one. Verification spent more time in this blur than anywhere else."""
-    small = cv2.resize(f, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    return cv2.resize(cv2.GaussianBlur(small, (0, 0), 2.95), (f.shape[1], f.shape[0]), interpolation=cv2.INTER_LINEAR)
+    """Gaussian blur, sigma 6, on a kernel cut at 3 sigma rather than OpenCV's 4: the same
+    result to 0.3% of the weight, 1.8 times faster (verification spent most time here)."""
+    return cv2.GaussianBlur(f, (37, 37), 6.0)
 
 
 def _ncc(x: np.ndarray, y: np.ndarray) -> float:
@@ -284,8 +282,9 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     for mirror in (mirror_first, not mirror_first)[:tries]:
         matches = _matches(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
         for pa, pb, loose in _match_sets(matches):
-            if len(pa) < MIN_INLIERS:
-                continue
+            if len(pa) < MIN_INLIERS or (loose and best_m is not None):
+                continue  # looser matches only where the strict ones found no alignment at all:
+                # on FracAtlas they otherwise join second exposures of one patient
             # the loose matches try a similarity only: a squashed copy keeps its descriptors
             for estimate in (cv2.estimateAffinePartial2D, cv2.estimateAffine2D)[:1 if loose else 2]:
                 m, inl = estimate(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=4.0,
