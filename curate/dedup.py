@@ -171,11 +171,11 @@ def _matches(a: tuple, b: tuple):
     (pa, da, aa), (pb, db, ab) = a, b
     if len(da) < 2 or len(db) < 2:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0), np.zeros(0)
-    knn = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2) if len(m) == 2]
-    q = np.array([m[0].queryIdx for m in knn], dtype=np.int64)
-    t = np.array([m[0].trainIdx for m in knn], dtype=np.int64)
-    ratio = np.array([m[0].distance / max(m[1].distance, 1e-9) for m in knn])
-    return pa[q], pb[t], ratio, (ab[t] - aa[q]) % 360
+    # the two nearest of each, as arrays (BFMatcher.knnMatch computes the same, as objects)
+    dist, nearest = cv2.batchDistance(da, db, -1, normType=cv2.NORM_HAMMING, K=2, update=0, crosscheck=False)
+    t = nearest[:, 0]
+    ratio = dist[:, 0] / np.maximum(dist[:, 1], 1e-9)
+    return pa, pb[t], ratio, (ab[t] - aa) % 360
 
 
 def _match_sets(matches):
