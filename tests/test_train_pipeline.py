@@ -151,6 +151,20 @@ def test_augmentation_differs_between_images_batches_and_epochs():
     np.testing.assert_array_equal(plain[0], images[0][..., None] / 255.0)  # no augmentation: just rescaled
 
 
+def test_augmentation_is_one_warp_that_is_the_identity_when_every_range_is_zero(monkeypatch):
+    import tensorflow as tf
+
+    import train.data as data
+
+    monkeypatch.setitem(data.AUGMENT, "rotation_degrees", 0)
+    monkeypatch.setitem(data.AUGMENT, "shift", 0.0)
+    monkeypatch.setitem(data.AUGMENT, "zoom", 0.0)
+    monkeypatch.setitem(data.AUGMENT, "horizontal_flip", False)
+    images = bar_images(4)[..., None].astype(np.float32)
+    out = data.augment_batch(tf.constant(images), tf.random.Generator.from_seed(0)).numpy()
+    np.testing.assert_allclose(out, images, atol=1e-3)
+
+
 def test_the_same_seed_replays_the_same_augmented_epochs():
     def two_epochs(seed):
         ds = make_dataset(bar_images(), np.zeros(8), batch_size=2, augment=True, shuffle=True, seed=seed)
@@ -224,6 +238,36 @@ def test_bf16_none_means_auto_and_true_or_false_force_it(monkeypatch):
     assert fit.precision_for(None) == "float32"  # emulated bfloat16 would be slower
     monkeypatch.setattr(fit, "cpu_has_bf16", lambda: True)
     assert fit.precision_for(None) == "bfloat16"
+
+
+def test_fused_adam_takes_the_same_steps_as_keras_adam():
+    import keras
+
+    from train.optimizers import FusedAdam
+
+    x, y = bars(32, 0)
+    x = x[..., None].astype("float32") / 255
+    nets = []
+    for opt in (keras.optimizers.Adam(1e-2), FusedAdam(1e-2)):
+        keras.utils.set_random_seed(0)
+        net = build("compact", SIZE)
+        net.compile(optimizer=opt, loss="binary_crossentropy")
+        net.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)  # 8 steps
+        nets.append(net)
+    for keras_w, fused_w in zip(*(n.get_weights() for n in nets)):
+        np.testing.assert_allclose(fused_w, keras_w, rtol=1e-4, atol=1e-5)
+
+
+def test_a_saved_model_loads_back_with_its_optimizer(tmp_path):
+    import keras
+
+    from train.optimizers import FusedAdam
+
+    net = build("compact", SIZE)
+    net.compile(optimizer=FusedAdam(1e-3), loss="binary_crossentropy")
+    net.save(tmp_path / "model.keras")
+    back = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(back.optimizer, FusedAdam)
 
 
 def test_a_missing_weights_file_is_a_clear_error_and_nothing_is_downloaded(tmp_path):

@@ -198,20 +198,34 @@ def load_pixels(
 
 # ---- tf.data -------------------------------------------------------------------------------
 
-def augmentation(seed: int | None = None):
-    """The published augmentation as Keras preprocessing layers (active in training only)."""
-    from keras import Sequential, layers
+def augment_batch(xb, rng):
+    """The published augmentation (AUGMENT) on a batch, as ONE affine warp per image: a random
+    turn, zoom (per axis), shift and left-right flip composed into one matrix, as
+    ImageDataGenerator does. Keras's RandomRotation, RandomTranslation and RandomZoom layers
+    would warp the batch three times (three resamplings, three times the work).
+
+    rng: a tf.random.Generator; its state advances with every batch and every epoch."""
+    import math
+
+    import tensorflow as tf
 
     a = AUGMENT
-    fill = a["fill_mode"]
-    steps = [
-        layers.RandomRotation(a["rotation_degrees"] / 360.0, fill_mode=fill, seed=seed),
-        layers.RandomTranslation(a["shift"], a["shift"], fill_mode=fill, seed=None if seed is None else seed + 1),
-        layers.RandomZoom(a["zoom"], a["zoom"], fill_mode=fill, seed=None if seed is None else seed + 2),
-    ]
-    if a["horizontal_flip"]:
-        steps.append(layers.RandomFlip("horizontal", seed=None if seed is None else seed + 3))
-    return Sequential(steps, name="augment")
+    n = tf.shape(xb)[0]
+    h, w = tf.cast(tf.shape(xb)[1], tf.float32), tf.cast(tf.shape(xb)[2], tf.float32)
+    turn = rng.uniform([n], -1.0, 1.0) * math.radians(a["rotation_degrees"])
+    zx, zy = (1.0 + rng.uniform([n], -a["zoom"], a["zoom"]) for _ in range(2))
+    tx, ty = rng.uniform([n], -a["shift"], a["shift"]) * w, rng.uniform([n], -a["shift"], a["shift"]) * h
+    flip = tf.where(rng.uniform([n]) < 0.5, -1.0, 1.0) if a["horizontal_flip"] else tf.ones([n])
+    cos, sin = tf.cos(turn), tf.sin(turn)
+    # output pixel p -> input pixel M (p - centre) + centre + shift, with M = flip . zoom . turn
+    m00, m01, m10, m11 = flip * zx * cos, -flip * zx * sin, zy * sin, zy * cos
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    zero = tf.zeros([n])
+    transforms = tf.stack([m00, m01, cx + tx - m00 * cx - m01 * cy,
+                           m10, m11, cy + ty - m10 * cx - m11 * cy, zero, zero], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=xb, transforms=transforms, output_shape=tf.shape(xb)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode=a["fill_mode"].upper())
 
 
 def make_dataset(
@@ -241,7 +255,7 @@ def make_dataset(
     ds = ds.batch(batch_size)
     from keras import layers
 
-    aug = augmentation(seed) if augment else None
+    rng = tf.random.Generator.from_seed(seed) if augment else None
     rescale = layers.Rescaling(1.0 / 255.0)  # the published rescale=1./255
 
     def gather(idx):
@@ -254,11 +268,10 @@ def make_dataset(
         return xb, yb
 
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if aug is not None:
-        # One batch at a time, on purpose: Keras's random layers draw from a seed state
-        # (a tf.Variable) that each call reads, then increments. Parallel calls race on it,
-        # so two batches could get the same draw and one seed gave different augmentations
-        # run to run. In order, every batch gets its own draw and a seed replays exactly.
-        ds = ds.map(lambda xb, yb: (aug(xb, training=True), yb))
+    if rng is not None:
+        # One batch at a time, on purpose: the generator's state is a tf.Variable that each
+        # call reads, then advances. Parallel calls would race on it, so two batches could get
+        # the same draw and a seed would not replay. In order, every batch gets its own draw.
+        ds = ds.map(lambda xb, yb: (augment_batch(xb, rng), yb))
     ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

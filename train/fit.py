@@ -156,7 +156,9 @@ def fit_model(
         raise UsageError("--epochs and --batch-size must be at least 1")
     seed_everything(seed, deterministic)
     net = build(model, x_train.shape[1], channels, weights, precision=precision_for(bf16))
-    net.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=["accuracy"])
+    from train.optimizers import FusedAdam
+
+    net.compile(optimizer=FusedAdam(lr), loss="binary_crossentropy", metrics=["accuracy"])
     train_ds = make_dataset(x_train, y_train, batch_size=batch_size, channels=channels, augment=True, shuffle=True, seed=seed)
     val_ds = None
     cbs = list(callbacks or [])
