@@ -143,7 +143,7 @@ def build(
         raise UsageError("--weights is for --model mobilenetv2 only")
     shape = (img_size, img_size, channels)
     # The policy is global in Keras: set it for the layers made here only, then put it back,
-    # so the augmentation layers of the input pipeline stay float32.
+    # so the layers of the input pipeline (train.data) stay float32.
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(PRECISIONS[precision])
     try:
