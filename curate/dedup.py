@@ -54,6 +54,10 @@ RHASH_RADIUS, RHASH_TOP = 6, 3
 # only each image's WHASH_TOP nearest (radiographs' windows look alike; copies come first).
 # On the 1,200-base benchmark set: 71 of 73 shifted copies found, 2,400 more pairs to verify.
 WHASH_RADIUS, WHASH_TOP = 10, 3
+# Trimmed frames (hashing.thash, the frame without flat edge strips): a copy shifted into a
+# black fill lines up with its original again. Only pairs with a trimmed side, each image's
+# THASH_TOP nearest not proposed yet.
+THASH_RADIUS, THASH_TOP = 8, 2
 VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
 MIN_INLIERS = 12  # keypoint matches that agree on one transform
 MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
@@ -378,6 +382,15 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
         a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
         frames.append(_pairs(ok[a], ok[b], d, v, "phash"))
 
+        if "thash" in table:
+            th = table["thash"].to_numpy(dtype=np.uint64)[ok]
+            a, b, d, v = dihedral_pairs(th, dihedral(th), THASH_RADIUS)
+            cut = th != phash
+            new = (cut[a] | cut[b]) & ~_proposed(ok[a], ok[b], frames, n)
+            a, b, d, v = a[new], b[new], d[new], v[new]
+            near = nearest(a, d, THASH_TOP) | nearest(b, d, THASH_TOP)
+            frames.append(_pairs(ok[a[near]], ok[b[near]], d[near], v[near], "thash"))
+
         for channel, columns in (("rhash", RHASH_COLUMNS), ("ghash", GHASH_COLUMNS)):
             if columns[-1] not in table:
                 continue
@@ -398,7 +411,7 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
     pairs = pd.concat(frames, ignore_index=True)
-    rank = pairs["channel"].map({"sha256": 0, "pixel_hash": 1, "phash": 2, "rhash": 3, "ghash": 4, "window": 5})
+    rank = pairs["channel"].map({"sha256": 0, "pixel_hash": 1, "phash": 2, "thash": 3, "rhash": 4, "ghash": 5, "window": 6})
     pairs = pairs.assign(rank=rank).sort_values(["a", "b", "rank", "dist"], kind="stable")
     return pairs.drop_duplicates(["a", "b"]).drop(columns="rank").reset_index(drop=True)
 

@@ -35,7 +35,7 @@ from curate.errors import ImageError
 from curate.imageio import decode
 from curate.parallel import Progress, map_files
 
-HASH_VERSION = "6"  # bump when a hash changes meaning: old caches are then ignored
+HASH_VERSION = "7"  # bump when a hash changes meaning: old caches are then ignored
 HASH_SIDE = 128  # decode size (longest side): enough for 32x32 hashes, cheap to decode
 DISC_SCALES = tuple(round(0.935 ** i, 3) for i in range(12))  # disc radii, 1.0 down to 0.48
 RHASH_COLUMNS = tuple(f"rhash_{i}" for i in range(len(DISC_SCALES)))
@@ -46,10 +46,10 @@ GHASH_COLUMNS = tuple(f"ghash_{i}" for i in range(len(DISC_SCALES)))  # the same
 # `whash_0` (side 40, centred) is what the others are compared against.
 WINDOWS = ((40, (4, 0, 2, 6, 8)), (36, (2, 0, 4)), (44, (6, 2, 10)), (38, (3,)), (42, (5,)))
 WHASH_COLUMNS = tuple(f"whash_{i}" for i in range(sum(len(offs) ** 2 for _, offs in WINDOWS)))
-HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS,
+HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", "thash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS,
                 "deskew_angle", "anisotropy")
 # The candidate channels' many codes: in the table and the cache, but not in CSVs for people.
-CHANNEL_COLUMNS = (*RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
+CHANNEL_COLUMNS = ("thash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
 
 _U64 = np.uint64
 
@@ -169,6 +169,21 @@ def window_hashes(eq: np.ndarray) -> np.ndarray:
     return dct_hashes(np.stack(wins))
 
 
+def trimmed(pixels: np.ndarray, tolerance: int = 4, most: float = 0.25) -> np.ndarray:
+    """The frame without the flat strips along its edges (a shift's or a pad's fill: rows and
+    columns whose grey levels span at most `tolerance`), at most `most` of each side."""
+    h, w = pixels.shape
+
+    def flat_run(lines: np.ndarray, limit: int) -> int:
+        spans = lines[:limit].max(axis=1).astype(np.int16) - lines[:limit].min(axis=1)
+        steep = np.flatnonzero(spans > tolerance)
+        return int(steep[0]) if len(steep) else limit
+
+    top, bottom = flat_run(pixels, int(h * most)), flat_run(pixels[::-1], int(h * most))
+    left, right = flat_run(pixels.T, int(w * most)), flat_run(pixels.T[::-1], int(w * most))
+    return pixels[top:h - bottom, left:w - right]
+
+
 def frame_hash(eq: np.ndarray) -> int:
     """phash: the whole frame squeezed to 32x32 (aspect ratio dropped, so squashes agree)."""
     return dct_hash(cv2.resize(eq, (32, 32), interpolation=cv2.INTER_AREA))
@@ -277,7 +292,10 @@ def hash_file(path: str | Path) -> dict:
         return _empty("corrupt")
     eq = equalise(pixels)
     rh, gh, angle, aniso = disc_hashes(pixels)
+    cut = trimmed(pixels)
     row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": frame_hash(eq),
+           # the frame without flat edge strips: a copy shifted into a black fill, found again
+           "thash": frame_hash(equalise(cut)) if cut.shape != pixels.shape else frame_hash(eq),
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4)}
     row.update(dict(zip(RHASH_COLUMNS, rh)))
     row.update(dict(zip(GHASH_COLUMNS, gh)))

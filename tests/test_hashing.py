@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from curate.hashing import (HASH_COLUMNS, dct_hash, dct_hashes, dihedral, equalise, frame_hash, hamming,
-                            hash_file, hash_images, window_hashes)
+                            hash_file, hash_images, trimmed, window_hashes)
 
 
 def xray(seed: int, h: int = 200, w: int = 160) -> np.ndarray:
@@ -80,6 +80,16 @@ def test_a_shifted_or_zoomed_copy_matches_one_of_the_originals_windows():
         centre = window_hashes(equalise(shift(img, dx, dy, zoom)))[0]  # the copy's centred window
         assert hamming(windows, centre).min() <= 8, (dx, dy, zoom)
         assert hamming(window_hashes(equalise(xray(5))), centre).min() > 10  # another image: far
+
+
+def test_trimming_takes_off_the_flat_fill_a_shift_leaves_and_nothing_else():
+    img = xray(5)
+    assert trimmed(img).shape == img.shape  # noisy edges: nothing to trim
+    shifted = np.zeros_like(img)
+    shifted[16:, 12:] = img[:-16, :-12]  # moved down and right into a black fill
+    np.testing.assert_array_equal(trimmed(shifted), img[:-16, :-12])  # the fill, exactly
+    white = np.full((50, 40), 255, np.uint8)
+    assert trimmed(white).shape == (26, 20)  # a flat image loses at most a quarter per side
 
 
 def test_a_file_that_does_not_decode_gets_a_status_not_an_exception(tmp_path):
