@@ -2,18 +2,19 @@
 
 1. Candidates (no N x N anywhere, all through `index.HammingIndex`): exact byte and pixel
    hashes; pairs whose `phash` is within PHASH_RADIUS bits under one of the 8 rotations/flips;
-   then two channels for what a whole-frame hash cannot see, each adding only an image's few
-   nearest pairs not proposed yet: deskewed disc hashes (`rhash_*`: any angle) and shifted /
-   zoomed windows (`whash_*`: shifts and zooms up to 10%, and both at once).
+   then channels for what a whole-frame hash cannot see, each adding only an image's few
+   nearest pairs not proposed yet: the trimmed frame (`thash`: shifts into a black fill),
+   deskewed disc hashes (`rhash_*`, `ghash_*`: any angle) and shifted / zoomed windows
+   (`whash_*`: shifts and zooms up to 10%, and both at once).
 2. Verification on the images, because radiographs look alike to any global hash: ORB
    keypoints on the anatomy (not the background noise) of both images (the second also
    mirrored), ratio-tested matches, RANSAC on a similarity (then a general affine, for
-   squashed copies; and when that fails, again on looser matches that agree on how much the
-   keypoints turned: resampled copies blur descriptors), then the second image is warped onto the first and the two must
-   correlate on their common area (band-passed detail, on two equalisations so tone changes
-   and clipped backgrounds do not matter). A pair that nearly makes it is aligned again to
-   sub-pixel precision (ECC) and must then correlate higher still. This gives the angle,
-   scale and mirror between the two.
+   squashed copies; and when that finds nothing, again on looser matches that agree on how
+   much the keypoints turned: resampled copies blur descriptors), then the second image is
+   warped onto the first and the two must correlate on their common area (band-passed detail,
+   on two equalisations so tone changes and clipped backgrounds do not matter). A pair that
+   nearly makes it is aligned again to sub-pixel precision (ECC) and must then correlate
+   higher still. This gives the angle, scale and mirror between the two.
 3. Groups: verified pairs, strongest first, joined by union-find; two groups are joined only
    when their cores (best members) also verify against each other, so one false link cannot
    chain unrelated images together, and two groups that hold copies only on a strong link.
@@ -72,7 +73,7 @@ MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
-LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _match_sets)
+LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
 # Two groups that already hold copies meet: the strongest pair between them, or their cores,
 # must correlate this well. Two exposures of one patient (the same limb X-rayed twice) pass as a
 # pair at 0.78-0.87, as heavily resampled copies do; but each exposure gathers its own copies
@@ -81,6 +82,8 @@ MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
 VERIFY_VERSION = "6"  # bump when verification changes meaning: cached pair results are then ignored
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
+# candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
+CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "rhash", "ghash", "window")
 
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
 
@@ -182,21 +185,26 @@ def _matches(a: tuple, b: tuple):
     return pa, pb[t], ratio, (ab[t] - aa) % 360
 
 
-def _match_sets(matches):
-    """The point sets RANSAC tries, in order: matches passing Lowe's ratio test (0.8); then
-    (verify uses them only if those found no alignment) looser ones (0.9) that agree, within 20 degrees, on the commonest turn of their keypoints
-    (a copy turns all its keypoints alike; a heavily resampled one blurs its descriptors so
-    that too few pass the strict test, and wrong matches drown RANSAC)."""
+def _strict(matches) -> tuple[np.ndarray, np.ndarray]:
+    """The matches (see _matches) that pass Lowe's ratio test (0.8)."""
+    pa, pb, ratio, _ = matches
+    keep = ratio < 0.8
+    return pa[keep], pb[keep]
+
+
+def _turned_alike(matches) -> tuple[np.ndarray, np.ndarray]:
+    """Looser matches (ratio 0.9) that agree, within 20 degrees, on the commonest turn of their
+    keypoints (none when fewer than MIN_INLIERS pass 0.9). A copy turns all its keypoints
+    alike; a heavily resampled one blurs its descriptors so that too few pass the strict test,
+    and wrong matches drown RANSAC."""
     pa, pb, ratio, turn = matches
-    strict = ratio < 0.8
-    yield pa[strict], pb[strict], False
     loose = ratio < 0.9
     if loose.sum() < MIN_INLIERS:
-        return
+        return pa[:0], pb[:0]
     hist = np.histogram(turn[loose], bins=36, range=(0, 360))[0]
     peak = 10 * int(np.argmax(hist + np.roll(hist, 1) + np.roll(hist, -1))) + 5
     agree = loose & (np.abs((turn - peak + 180) % 360 - 180) <= 20)
-    yield pa[agree], pb[agree], True
+    return pa[agree], pb[agree]
 
 
 def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None
@@ -285,10 +293,13 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     best, best_m = Match(False), None
     for mirror in (mirror_first, not mirror_first)[:tries]:
         matches = _matches(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
-        for pa, pb, loose in _match_sets(matches):
-            if len(pa) < MIN_INLIERS or (loose and best_m is not None):
-                continue  # looser matches only where the strict ones found no alignment at all:
+        for loose in (False, True):
+            if loose and best_m is not None:
+                break  # looser matches only where the strict ones found no alignment at all:
                 # on FracAtlas they otherwise join second exposures of one patient
+            pa, pb = _turned_alike(matches) if loose else _strict(matches)
+            if len(pa) < MIN_INLIERS:
+                continue
             # the loose matches try a similarity only: a squashed copy keeps its descriptors
             for estimate in (cv2.estimateAffinePartial2D, cv2.estimateAffine2D)[:1 if loose else 2]:
                 m, inl = estimate(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=4.0,
@@ -384,36 +395,40 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
 
         if "thash" in table:
             th = table["thash"].to_numpy(dtype=np.uint64)[ok]
-            a, b, d, v = dihedral_pairs(th, dihedral(th), THASH_RADIUS)
-            cut = th != phash
-            new = (cut[a] | cut[b]) & ~_proposed(ok[a], ok[b], frames, n)
-            a, b, d, v = a[new], b[new], d[new], v[new]
-            near = nearest(a, d, THASH_TOP) | nearest(b, d, THASH_TOP)
-            frames.append(_pairs(ok[a[near]], ok[b[near]], d[near], v[near], "thash"))
+            found = dihedral_pairs(th, dihedral(th), THASH_RADIUS)
+            cut = th != phash  # the frame had flat strips to trim
+            _add_nearest_new(frames, ok, n, found, THASH_TOP, "ab", "thash", keep=cut[found[0]] | cut[found[1]])
 
         for channel, columns in (("rhash", RHASH_COLUMNS), ("ghash", GHASH_COLUMNS)):
-            if columns[-1] not in table:
-                continue
-            disc = table[list(columns)].to_numpy(dtype=np.uint64)[ok]
-            a, b, d, v = dihedral_pairs(disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS,
-                                        queries=np.arange(len(ok)), query_codes=disc)
-            new = ~_proposed(ok[a], ok[b], frames, n)
-            a, b, d, v = a[new], b[new], d[new], v[new]
-            near = nearest(b, d, RHASH_TOP)
-            frames.append(_pairs(ok[a[near]], ok[b[near]], d[near], v[near], channel))
+            if columns[-1] in table:
+                disc = table[list(columns)].to_numpy(dtype=np.uint64)[ok]
+                found = dihedral_pairs(disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS,
+                                       queries=np.arange(len(ok)), query_codes=disc)
+                _add_nearest_new(frames, ok, n, found, RHASH_TOP, "b", channel)  # b: the indexed image
 
         if WHASH_COLUMNS[-1] in table:
-            a, b, d, v = window_pairs(table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok], WHASH_RADIUS)
-            new = ~_proposed(ok[a], ok[b], frames, n)
-            a, b, d, v = a[new], b[new], d[new], v[new]
-            near = nearest(a, d, WHASH_TOP)
-            frames.append(_pairs(ok[a[near]], ok[b[near]], d[near], v[near], "window"))
+            found = window_pairs(table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok], WHASH_RADIUS)
+            _add_nearest_new(frames, ok, n, found, WHASH_TOP, "a", "window")  # a: the querying image
     if not frames:
         return pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
     pairs = pd.concat(frames, ignore_index=True)
-    rank = pairs["channel"].map({"sha256": 0, "pixel_hash": 1, "phash": 2, "thash": 3, "rhash": 4, "ghash": 5, "window": 6})
+    rank = pairs["channel"].map({c: i for i, c in enumerate(CHANNELS)})
     pairs = pairs.assign(rank=rank).sort_values(["a", "b", "rank", "dist"], kind="stable")
     return pairs.drop_duplicates(["a", "b"]).drop(columns="rank").reset_index(drop=True)
+
+
+def _add_nearest_new(frames: list[pd.DataFrame], ok: np.ndarray, n: int, found: tuple, top: int, sides: str,
+                     channel: str, keep: np.ndarray | bool = True) -> None:
+    """Add to `frames` the pairs `found` (a, b, distance, variant; positions into `ok`, of a
+    table of n rows) that no frame holds yet and `keep` allows, only each image's `top`
+    nearest: as the pair's a, its b, or either (`sides` "a", "b" or "ab")."""
+    a, b, d, v = found
+    new = keep & ~_proposed(ok[a], ok[b], frames, n)
+    a, b, d, v = a[new], b[new], d[new], v[new]
+    near = np.zeros(len(a), dtype=bool)
+    for side in sides:
+        near |= nearest(a if side == "a" else b, d, top)
+    frames.append(_pairs(ok[a[near]], ok[b[near]], d[near], v[near], channel))
 
 
 def _pairs(a, b, dist, variant, channel: str) -> pd.DataFrame:

@@ -292,10 +292,10 @@ def hash_file(path: str | Path) -> dict:
         return _empty("corrupt")
     eq = equalise(pixels)
     rh, gh, angle, aniso = disc_hashes(pixels)
-    cut = trimmed(pixels)
-    row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": frame_hash(eq),
+    phash, cut = frame_hash(eq), trimmed(pixels)
+    row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": phash,
            # the frame without flat edge strips: a copy shifted into a black fill, found again
-           "thash": frame_hash(equalise(cut)) if cut.shape != pixels.shape else frame_hash(eq),
+           "thash": frame_hash(equalise(cut)) if cut.shape != pixels.shape else phash,
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4)}
     row.update(dict(zip(RHASH_COLUMNS, rh)))
     row.update(dict(zip(GHASH_COLUMNS, gh)))

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from curate.dedup import (Match, _match_sets, duplicates_frame, dups_summary, find_duplicates, group_pairs,
-                          label_conflicts, write_duplicates)
+from curate.dedup import (Match, _strict, _turned_alike, duplicates_frame, dups_summary, find_duplicates,
+                          group_pairs, label_conflicts, write_duplicates)
 from curate.hashing import hash_images
 
 from tests.test_hashing import scan_like, xray
@@ -243,6 +243,6 @@ def test_looser_matches_count_only_when_their_keypoints_turned_alike():
     points = rng.uniform(0, 190, (n, 2)).astype(np.float32)
     ratio = np.r_[np.full(5, 0.7), np.full(60, 0.85)]
     turn = np.r_[np.full(35, 40.0) + rng.normal(0, 3, 35), rng.uniform(0, 360, 30)] % 360
-    (strict_a, _, strict_loose), (agree_a, _, agree_loose) = list(_match_sets((points, points, ratio, turn)))
-    assert len(strict_a) == 5 and not strict_loose
-    assert agree_loose and 35 <= len(agree_a) <= 40  # the 35 alike, and the odd wrong one by chance
+    matches = (points, points, ratio, turn)
+    assert len(_strict(matches)[0]) == 5
+    assert 35 <= len(_turned_alike(matches)[0]) <= 40  # the 35 alike, and the odd wrong one by chance
