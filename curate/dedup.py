@@ -42,7 +42,7 @@ from curate.errors import ImageError
 from curate.hashing import GHASH_COLUMNS, RHASH_COLUMNS, WHASH_COLUMNS, dihedral, equalise
 from curate.imageio import decode
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.parallel import Progress, map_files
+from curate.parallel import Progress, map_files, shared
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -342,31 +342,23 @@ def _wrap(deg: float) -> float:
     return (deg + 180.0) % 360.0 - 180.0
 
 
-def _verify_chunk(item: tuple[list, dict]) -> list[Match]:
-    """Verify a batch of pairs (a, b, mirror_first) given the features they need."""
-    pairs, feats = item
-    out = []
-    for a, b, mirror_first in pairs:
-        fa, fb = feats.get(a), feats.get(b)
-        # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
-        out.append(verify(fa, fb, mirror_first, tries=1) if fa is not None and fb is not None else Match(False))
-    return out
+def _verify_shared(pair: tuple[int, int, bool]) -> Match:
+    """Verify one pair (a, b, mirror_first) with the features map_files shared."""
+    a, b, mirror_first = pair
+    feats = shared()
+    fa, fb = feats.get(a), feats.get(b)
+    # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
+    return verify(fa, fb, mirror_first, tries=1) if fa is not None and fb is not None else Match(False)
 
 
 def verify_pairs(pairs: list[tuple[int, int, bool]], paths: list[str], *, workers: int | None = None,
                  progress: Progress | None = None) -> list[Match]:
     """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
-    then the pairs in batches that carry the features they need. `progress` counts files."""
+    then the pairs, every worker holding all features (so each file's mirrored keypoints and
+    band-passed images are made once per worker, not once per batch). `progress` counts files."""
     need = sorted({i for a, b, _ in pairs for i in (a, b)})
     computed = map_files(features, [paths[i] for i in need], workers=workers, progress=progress)
-    feats = dict(zip(need, computed))
-    batch = 64
-    items = []
-    for lo in range(0, len(pairs), batch):
-        chunk = pairs[lo:lo + batch]
-        items.append((chunk, {i: feats[i] for a, b, _ in chunk for i in (a, b)}))
-    results = map_files(_verify_chunk, items, workers=workers)
-    return [m for chunk in results for m in chunk]
+    return map_files(_verify_shared, pairs, workers=workers, shared=dict(zip(need, computed)))
 
 
 # ---- candidates ------------------------------------------------------------------------------
