@@ -572,7 +572,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
     todo = pairs[~trivial]
     mirror_hint = (todo["variant"].to_numpy() % 2 == 1)
-    items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
+    items = todo_items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
     verified: dict[tuple[int, int], Match] = {}
     for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
         verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
@@ -588,11 +588,15 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     for (a, b, _), match in zip(items, checked):
         verified[(a, b)] = match
 
+    hinted = {(a, b) for a, b, _ in todo_items}  # verified trusting the hashes' mirror hint
+
     def check(a: int, b: int) -> Match:
         key = (min(a, b), max(a, b))
-        if key not in verified:
+        if key not in verified or (key in hinted and not verified[key].ok):
+            # a link between two groups' cores must not fail on a wrong hint: both mirrors
             fa, fb = features(paths[key[0]]), features(paths[key[1]])
             verified[key] = verify(fa, fb) if fa is not None and fb is not None else Match(False)
+            hinted.discard(key)
         return verified[key]
 
     def transform(a: int, b: int) -> tuple[int, float]:
@@ -608,8 +612,13 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             cover[a].append(m.cover_a)
             cover[b].append(m.cover_b)
 
-    def core_key(x: int):  # a group's core: not padded by a turn's wedges, then the better file
-        return (-round(float(np.mean(cover[x])), 1) if cover[x] else -1.0, quality[x])
+    dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
+
+    def core_key(x: int):
+        """A group's core is what other files are checked against: the least flattened to black
+        (a clipping tone change, a shift's or a turn's fill: these fail against many copies),
+        then not padded by a turn's wedges, then the better file."""
+        return (round(float(dark[x]), 1), -round(float(np.mean(cover[x])), 1) if cover[x] else -1.0, quality[x])
 
     groups = group_pairs(n, verified, check, transform, lambda x, y: core_key(x) < core_key(y))
     if cache is not None:

@@ -35,7 +35,7 @@ from curate.errors import ImageError
 from curate.imageio import decode
 from curate.parallel import Progress, map_files
 
-HASH_VERSION = "7"  # bump when a hash changes meaning: old caches are then ignored
+HASH_VERSION = "8"  # bump when a hash changes meaning: old caches are then ignored
 HASH_SIDE = 128  # decode size (longest side): enough for 32x32 hashes, cheap to decode
 DISC_SCALES = tuple(round(0.935 ** i, 3) for i in range(12))  # disc radii, 1.0 down to 0.48
 RHASH_COLUMNS = tuple(f"rhash_{i}" for i in range(len(DISC_SCALES)))
@@ -47,7 +47,7 @@ GHASH_COLUMNS = tuple(f"ghash_{i}" for i in range(len(DISC_SCALES)))  # the same
 WINDOWS = ((40, (4, 0, 2, 6, 8)), (36, (2, 0, 4)), (44, (6, 2, 10)), (38, (3,)), (42, (5,)))
 WHASH_COLUMNS = tuple(f"whash_{i}" for i in range(sum(len(offs) ** 2 for _, offs in WINDOWS)))
 HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", "thash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS,
-                "deskew_angle", "anisotropy")
+                "deskew_angle", "anisotropy", "dark_share")
 # The candidate channels' many codes: in the table and the cache, but not in CSVs for people.
 CHANNEL_COLUMNS = ("thash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
 
@@ -276,7 +276,8 @@ def pixel_hash(pixels: np.ndarray) -> str:
 
 
 def _empty(status: str) -> dict:
-    row = {"hash_status": status, "pixel_hash": "", "phash": 0, "deskew_angle": 0.0, "anisotropy": 0.0}
+    row = {"hash_status": status, "pixel_hash": "", "phash": 0, "deskew_angle": 0.0, "anisotropy": 0.0,
+           "dark_share": 0.0}
     row.update({c: 0 for c in CHANNEL_COLUMNS})
     return row
 
@@ -296,7 +297,9 @@ def hash_file(path: str | Path) -> dict:
     row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": phash,
            # the frame without flat edge strips: a copy shifted into a black fill, found again
            "thash": frame_hash(equalise(cut)) if cut.shape != pixels.shape else phash,
-           "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4)}
+           "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4),
+           # pixels at the darkest level: a background clipped to black, a shift's or turn's fill
+           "dark_share": round(float((pixels == pixels.min()).mean()), 4)}
     row.update(dict(zip(RHASH_COLUMNS, rh)))
     row.update(dict(zip(GHASH_COLUMNS, gh)))
     row.update(dict(zip(WHASH_COLUMNS, (int(v) for v in window_hashes(eq)))))

@@ -195,6 +195,32 @@ def test_a_rerun_verifies_only_pairs_with_a_changed_file(tmp_path, monkeypatch):
     assert third["group"].nunique() == 1
 
 
+def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_groups_apart(tmp_path, monkeypatch):
+    # Candidate pairs are verified trusting the hashes' mirror hint. When a wrong hint fails the
+    # pair between a group's core and a copy, the copy must still join through another member.
+    import curate.dedup as dedup
+
+    root = tmp_path / "xrays"
+    (root / "a").mkdir(parents=True)
+    orig = xray(3)
+    # without audit columns the better file is the first path: "1_orig" makes the core
+    files = {"1_orig": jpeg(orig, 95), "2_copy": jpeg(orig, 70), "3_turned": jpeg(np.rot90(orig), 70)}
+    for name, data in files.items():
+        (root / "a" / f"{name}.jpg").write_bytes(data)
+    table = hash_images(scan_like(root), root, workers=1)
+    core, turned = 0, 2  # rows, in path order
+    real = dedup.verify_pairs
+
+    def wrong_hint_on_core_and_turned(items, *args, **kwargs):
+        found = real(items, *args, **kwargs)
+        return [Match(False) if (a, b) == (core, turned) else m for (a, b, _), m in zip(items, found)]
+
+    monkeypatch.setattr(dedup, "verify_pairs", wrong_hint_on_core_and_turned)
+    out = find_duplicates(table, root, workers=1)
+    assert out["group"].nunique() == 1
+    assert out["relation"].tolist() == ["representative", "re-encoded", "rotated 90"]
+
+
 # ---- grouping verified pairs: no chaining, no weak links between groups of copies ----------
 
 

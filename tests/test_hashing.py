@@ -92,6 +92,19 @@ def test_trimming_takes_off_the_flat_fill_a_shift_leaves_and_nothing_else():
     assert trimmed(white).shape == (26, 20)  # a flat image loses at most a quarter per side
 
 
+def test_dark_share_counts_what_a_fill_or_a_clipping_tone_change_flattened_to_black(tmp_path):
+    img = xray(5)
+    shifted = np.zeros_like(img)
+    shifted[30:, 24:] = img[:-30, :-24]  # a quarter of the frame becomes black fill
+    clipped = np.clip(img.astype(int) * 2 - 120, 0, 255).astype(np.uint8)  # darks crushed to 0
+    share = {}
+    for name, pixels in (("original", img), ("shifted", shifted), ("clipped", clipped)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+        share[name] = hash_file(tmp_path / f"{name}.png")["dark_share"]
+    assert share["original"] < 0.02  # a noisy background: few pixels at the very darkest level
+    assert share["shifted"] > 0.2 and share["clipped"] > 0.5
+
+
 def test_a_file_that_does_not_decode_gets_a_status_not_an_exception(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
