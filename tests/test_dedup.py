@@ -221,6 +221,31 @@ def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_g
     assert out["relation"].tolist() == ["representative", "re-encoded", "rotated 90"]
 
 
+def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
+    # Disc codes made by hand. File 0 is an original; 1-3 are look-alikes whose discs sit 2 bits
+    # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits
+    # away. The original keeps only its RHASH_TOP (3) nearest: the look-alikes. The copy gets its
+    # own nearest (the original) only when its black wedges show in dark_share.
+    from curate.dedup import candidate_pairs
+    from curate.hashing import RHASH_COLUMNS
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 2**63, (5, len(RHASH_COLUMNS)), dtype=np.uint64)  # far apart
+    whole = codes[0, 0]
+    for i, bits in ((1, (3, 40)), (2, (7, 51)), (3, (12, 60)), (4, (1, 9, 22, 33, 47, 58))):
+        codes[i, 5] = whole ^ np.uint64(sum(1 << b for b in bits))
+    table = pd.DataFrame(codes, columns=list(RHASH_COLUMNS))
+    table.insert(0, "phash", rng.integers(0, 2**63, 5, dtype=np.uint64))
+    table.insert(0, "hash_status", "ok")
+
+    def proposed(dark_share: float) -> set:
+        pairs = candidate_pairs(table.assign(dark_share=[0.0, 0.0, 0.0, 0.0, dark_share]))
+        return set(zip(pairs["a"], pairs["b"]))
+
+    assert proposed(0.0) == {(0, 1), (0, 2), (0, 3)}
+    assert proposed(0.3) == {(0, 1), (0, 2), (0, 3), (0, 4)}
+
+
 # ---- grouping verified pairs: no chaining, no weak links between groups of copies ----------
 
 
