@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ImageError
-from curate.hashing import GHASH_COLUMNS, RHASH_COLUMNS, WHASH_COLUMNS, dihedral, equalise
+from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COLUMNS, WHASH_COLUMNS, dihedral,
+                            equalise)
 from curate.imageio import decode
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.parallel import Progress, map_files, shared
@@ -64,6 +65,10 @@ WHASH_RADIUS, WHASH_TOP = 10, 3
 # black fill lines up with its original again. Only pairs with a trimmed side, each image's
 # THASH_TOP nearest not proposed yet.
 THASH_RADIUS, THASH_TOP = 8, 2
+# Clipped tone changes (hashing.CLIP_FLOORS): a file with at least CLIPPED of its pixels at its
+# darkest level is compared at the first floor above that share, and keeps its LHASH_TOP
+# nearest within LHASH_RADIUS bits (copies land 0-2 bits apart; phash had them 4-18 apart).
+CLIPPED, LHASH_RADIUS, LHASH_TOP = 0.4, 6, 2
 VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
 MIN_INLIERS = 12  # keypoint matches that agree on one transform
 MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
@@ -88,7 +93,7 @@ _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
 VERIFY_VERSION = "6"  # bump when verification changes meaning: cached pair results are then ignored
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
-CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "rhash", "ghash", "window")
+CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window")
 
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
 
@@ -397,6 +402,15 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
             _add_nearest_new(frames, ok, n, found, THASH_TOP, "ab", "thash", keep=cut[found[0]] | cut[found[1]])
 
         dark = table["dark_share"].to_numpy()[ok] if "dark_share" in table else np.zeros(len(ok))
+        if LHASH_COLUMNS[-1] in table:
+            codes = table[list(LHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
+            step = np.minimum(np.searchsorted(CLIP_FLOORS, dark + 0.02), len(CLIP_FLOORS) - 1)
+            for k in range(len(CLIP_FLOORS)):
+                q = np.flatnonzero((dark >= CLIPPED) & (step == k))  # files clipped up to this floor
+                if len(q):
+                    found = dihedral_pairs(codes[:, k], dihedral(codes[:, k]), LHASH_RADIUS,
+                                           queries=q, query_codes=codes[q, k:k + 1])
+                    _add_nearest_new(frames, ok, n, found, LHASH_TOP, "a", "lhash")
         for channel, columns in (("rhash", RHASH_COLUMNS), ("ghash", GHASH_COLUMNS)):
             if columns[-1] in table:
                 disc = table[list(columns)].to_numpy(dtype=np.uint64)[ok]

@@ -35,7 +35,7 @@ from curate.errors import ImageError
 from curate.imageio import decode
 from curate.parallel import Progress, map_files
 
-HASH_VERSION = "8"  # bump when a hash changes meaning: old caches are then ignored
+HASH_VERSION = "9"  # bump when a hash changes meaning: old caches are then ignored
 HASH_SIDE = 128  # decode size (longest side): enough for 32x32 hashes, cheap to decode
 DISC_SCALES = tuple(round(0.935 ** i, 3) for i in range(12))  # disc radii, 1.0 down to 0.48
 RHASH_COLUMNS = tuple(f"rhash_{i}" for i in range(len(DISC_SCALES)))
@@ -46,10 +46,16 @@ GHASH_COLUMNS = tuple(f"ghash_{i}" for i in range(len(DISC_SCALES)))  # the same
 # `whash_0` (side 40, centred) is what the others are compared against.
 WINDOWS = ((40, (4, 0, 2, 6, 8)), (36, (2, 0, 4)), (44, (6, 2, 10)), (38, (3,)), (42, (5,)))
 WHASH_COLUMNS = tuple(f"whash_{i}" for i in range(sum(len(offs) ** 2 for _, offs in WINDOWS)))
-HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", "thash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS,
-                "deskew_angle", "anisotropy", "dark_share")
+# Clipped tone changes: a darkened copy can have most of its background crushed to one black
+# level, which moves `phash` (its ranks start above `equalise`'s 35% floor). The frame is hashed
+# again with the darkest share flattened at each of these floors; a file whose black share is
+# near one of them is compared there, where only the brightest pixels keep their ranks.
+CLIP_FLOORS = (0.5, 0.65, 0.8, 0.9)
+LHASH_COLUMNS = tuple(f"lhash_{i}" for i in range(len(CLIP_FLOORS)))
+HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", "thash", *LHASH_COLUMNS, *RHASH_COLUMNS, *GHASH_COLUMNS,
+                *WHASH_COLUMNS, "deskew_angle", "anisotropy", "dark_share")
 # The candidate channels' many codes: in the table and the cache, but not in CSVs for people.
-CHANNEL_COLUMNS = ("thash", *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
+CHANNEL_COLUMNS = ("thash", *LHASH_COLUMNS, *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
 
 _U64 = np.uint64
 
@@ -300,6 +306,8 @@ def hash_file(path: str | Path) -> dict:
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4),
            # pixels at the darkest level: a background clipped to black, a shift's or turn's fill
            "dark_share": round(float((pixels == pixels.min()).mean()), 4)}
+    small = [cv2.resize(equalise(pixels, floor), (32, 32), interpolation=cv2.INTER_AREA) for floor in CLIP_FLOORS]
+    row.update(dict(zip(LHASH_COLUMNS, (int(v) for v in dct_hashes(np.stack(small))))))
     row.update(dict(zip(RHASH_COLUMNS, rh)))
     row.update(dict(zip(GHASH_COLUMNS, gh)))
     row.update(dict(zip(WHASH_COLUMNS, (int(v) for v in window_hashes(eq)))))

@@ -105,6 +105,23 @@ def test_dark_share_counts_what_a_fill_or_a_clipping_tone_change_flattened_to_bl
     assert share["shifted"] > 0.2 and share["clipped"] > 0.5
 
 
+def test_a_darkened_copy_whose_background_went_black_matches_at_its_clip_floor(tmp_path):
+    from curate.hashing import CLIP_FLOORS, LHASH_COLUMNS
+
+    img = xray(6)
+    darkened = np.clip(img * 1.2 - 120, 0, 255).astype(np.uint8)  # background and soft tissue go to 0
+    rows = {}
+    for name, pixels in (("original", img), ("darkened", darkened), ("other", xray(7))):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+        rows[name] = hash_file(tmp_path / f"{name}.png")
+    share = rows["darkened"]["dark_share"]
+    assert share > 0.65
+    column = LHASH_COLUMNS[int(np.searchsorted(CLIP_FLOORS, share + 0.02))]  # its clip floor
+    assert hamming(rows["darkened"]["phash"], rows["original"]["phash"]) > 3  # the plain hash drifts
+    assert hamming(rows["darkened"][column], rows["original"][column]) <= 2
+    assert hamming(rows["other"][column], rows["original"][column]) > 10
+
+
 def test_a_file_that_does_not_decode_gets_a_status_not_an_exception(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
