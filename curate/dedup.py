@@ -4,8 +4,9 @@
    hashes; pairs whose `phash` is within PHASH_RADIUS bits under one of the 8 rotations/flips;
    then channels for what a whole-frame hash cannot see, each adding only an image's few
    nearest pairs not proposed yet: the trimmed frame (`thash`: shifts into a black fill),
-   deskewed disc hashes (`rhash_*`, `ghash_*`: any angle) and shifted / zoomed windows
-   (`whash_*`: shifts and zooms up to 10%, and both at once).
+   the frame with its black share flattened (`lhash_*`: darkened copies whose background
+   went black), deskewed disc hashes (`rhash_*`, `ghash_*`: any angle) and shifted / zoomed
+   windows (`whash_*`: shifts and zooms up to 10%, and both at once).
 2. Verification on the images, because radiographs look alike to any global hash: ORB
    keypoints on the anatomy (not the background noise) of both images (the second also
    mirrored), ratio-tested matches, RANSAC on a similarity (then a general affine, for
@@ -16,8 +17,9 @@
    nearly makes it is aligned again to sub-pixel precision (ECC) and must then correlate
    higher still. This gives the angle, scale and mirror between the two.
 3. Groups: verified pairs, strongest first, joined by union-find; two groups are joined only
-   when their cores (best members) also verify against each other, so one false link cannot
-   chain unrelated images together, and two groups that hold copies only on a strong link.
+   when their cores (best members: the least flattened to black, then the least padded) also
+   verify against each other, so one false link cannot chain unrelated images together, and
+   two groups that hold copies only on a strong link.
 4. One representative per group: the member most others are aligned with (the un-rotated,
    un-mirrored original and its plain re-encodes), then the one not cut out of another,
    then the larger, better-kept file, then train > val > test, then the path.
@@ -404,6 +406,7 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
         dark = table["dark_share"].to_numpy()[ok] if "dark_share" in table else np.zeros(len(ok))
         if LHASH_COLUMNS[-1] in table:
             codes = table[list(LHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
+            # the first floor a little above the file's own black share flattens all of it
             step = np.minimum(np.searchsorted(CLIP_FLOORS, dark + 0.02), len(CLIP_FLOORS) - 1)
             for k in range(len(CLIP_FLOORS)):
                 q = np.flatnonzero((dark >= CLIPPED) & (step == k))  # files clipped up to this floor
@@ -593,7 +596,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
     todo = pairs[~trivial]
     mirror_hint = (todo["variant"].to_numpy() % 2 == 1)
-    items = todo_items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
+    items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
+    hinted = {(a, b) for a, b, _ in items}  # verified trusting the hashes' mirror hint
     verified: dict[tuple[int, int], Match] = {}
     for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
         verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
@@ -608,8 +612,6 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         progress(n - len({i for a, b, _ in items for i in (a, b)}))
     for (a, b, _), match in zip(items, checked):
         verified[(a, b)] = match
-
-    hinted = {(a, b) for a, b, _ in todo_items}  # verified trusting the hashes' mirror hint
 
     def check(a: int, b: int) -> Match:
         key = (min(a, b), max(a, b))

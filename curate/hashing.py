@@ -15,7 +15,10 @@ Per file, from ONE reduced-size decode:
   original up to a 180-degree turn or a flip (covered by `dihedral` again). Rotated copies
   that grew their canvas show the original's disc at a smaller relative size, so the disc is
   hashed at a few radii (`DISC_SCALES`); `rhash_0` (the full inscribed disc) is what others
-  are compared against.
+  are compared against;
+- `lhash_0 .. lhash_3`: the frame hashed like `phash` with its darkest 50, 65, 80 and 90%
+  flattened (CLIP_FLOORS), for darkened copies whose background went black;
+- `dark_share`: the share of pixels at the darkest level (a clipped background, a fill).
 
 The dedup stage uses these only to propose candidates; every pair is verified on pixels.
 """
