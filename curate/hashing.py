@@ -178,6 +178,12 @@ def window_hashes(eq: np.ndarray) -> np.ndarray:
     return dct_hashes(np.stack(wins))
 
 
+def clip_hashes(pixels: np.ndarray) -> np.ndarray:
+    """LHASH_COLUMNS: the frame hashed like phash with its darkest CLIP_FLOORS flattened."""
+    small = [cv2.resize(equalise(pixels, floor), (32, 32), interpolation=cv2.INTER_AREA) for floor in CLIP_FLOORS]
+    return dct_hashes(np.stack(small))
+
+
 def trimmed(pixels: np.ndarray, tolerance: int = 4, most: float = 0.25) -> np.ndarray:
     """The frame without the flat strips along its edges (a shift's or a pad's fill: rows and
     columns whose grey levels span at most `tolerance`), at most `most` of each side."""
@@ -309,8 +315,7 @@ def hash_file(path: str | Path) -> dict:
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4),
            # pixels at the darkest level: a background clipped to black, a shift's or turn's fill
            "dark_share": round(float((pixels == pixels.min()).mean()), 4)}
-    small = [cv2.resize(equalise(pixels, floor), (32, 32), interpolation=cv2.INTER_AREA) for floor in CLIP_FLOORS]
-    row.update(dict(zip(LHASH_COLUMNS, (int(v) for v in dct_hashes(np.stack(small))))))
+    row.update(dict(zip(LHASH_COLUMNS, (int(v) for v in clip_hashes(pixels)))))
     row.update(dict(zip(RHASH_COLUMNS, rh)))
     row.update(dict(zip(GHASH_COLUMNS, gh)))
     row.update(dict(zip(WHASH_COLUMNS, (int(v) for v in window_hashes(eq)))))
