@@ -179,9 +179,14 @@ def window_hashes(eq: np.ndarray) -> np.ndarray:
 
 
 def clip_hashes(pixels: np.ndarray) -> np.ndarray:
-    """LHASH_COLUMNS: the frame hashed like phash with its darkest CLIP_FLOORS flattened."""
-    small = [cv2.resize(equalise(pixels, floor), (32, 32), interpolation=cv2.INTER_AREA) for floor in CLIP_FLOORS]
-    return dct_hashes(np.stack(small))
+    """LHASH_COLUMNS: the frame hashed like phash with its darkest CLIP_FLOORS flattened.
+    The four equalisations are the channels of one image: one look-up, one resize."""
+    hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    cdf = (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)  # as in equalise
+    luts = np.stack([np.clip((cdf - floor) / (1.0 - floor), 0.0, 1.0) for floor in CLIP_FLOORS], axis=1)
+    four = cv2.LUT(cv2.merge([pixels] * len(CLIP_FLOORS)), luts.astype(np.float32)[:, None, :])
+    small = cv2.resize(four, (32, 32), interpolation=cv2.INTER_AREA)
+    return dct_hashes(np.moveaxis(small, 2, 0))
 
 
 def trimmed(pixels: np.ndarray, tolerance: int = 4, most: float = 0.25) -> np.ndarray:
