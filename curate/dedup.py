@@ -72,6 +72,7 @@ THASH_RADIUS, THASH_TOP = 8, 2
 # nearest within LHASH_RADIUS bits (copies land 0-2 bits apart; phash had them 4-18 apart).
 CLIPPED, LHASH_RADIUS, LHASH_TOP = 0.4, 6, 2
 VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
+VERIFY_BATCH = 256  # pairs per task in verify_pairs (what a batch derives is dropped after it)
 MIN_INLIERS = 12  # keypoint matches that agree on one transform
 MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
 # Accept a pair when the aligned detail (band-passed, on two equalisations) correlates well:
@@ -354,23 +355,33 @@ def _wrap(deg: float) -> float:
     return (deg + 180.0) % 360.0 - 180.0
 
 
-def _verify_shared(pair: tuple[int, int, bool]) -> Match:
-    """Verify one pair (a, b, mirror_first) with the features map_files shared."""
-    a, b, mirror_first = pair
+def _verify_batch(pairs: list[tuple[int, int, bool]]) -> list[Match]:
+    """Verify pairs (a, b, mirror_first) with the features map_files shared, then drop what
+    the batch derived from them (mirrored keypoints, band-passed images), so a worker's memory
+    stays flat however many files it meets."""
     feats = shared()
-    fa, fb = feats.get(a), feats.get(b)
-    # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
-    return verify(fa, fb, mirror_first, tries=1) if fa is not None and fb is not None else Match(False)
+    out = []
+    for a, b, mirror_first in pairs:
+        fa, fb = feats.get(a), feats.get(b)
+        # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
+        out.append(verify(fa, fb, mirror_first, tries=1) if fa is not None and fb is not None else Match(False))
+    for i in {i for a, b, _ in pairs for i in (a, b)}:
+        if feats.get(i) is not None:
+            feats[i]._mirrored = feats[i]._bands = None
+    return out
 
 
 def verify_pairs(pairs: list[tuple[int, int, bool]], paths: list[str], *, workers: int | None = None,
                  progress: Progress | None = None) -> list[Match]:
     """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
-    then the pairs, every worker holding all features (so each file's mirrored keypoints and
-    band-passed images are made once per worker, not once per batch). `progress` counts files."""
+    then the pairs in batches of VERIFY_BATCH (in order: pairs of one file sit together), every
+    worker holding all features from the start rather than receiving them with each batch.
+    `progress` counts files."""
     need = sorted({i for a, b, _ in pairs for i in (a, b)})
     computed = map_files(features, [paths[i] for i in need], workers=workers, progress=progress)
-    return map_files(_verify_shared, pairs, workers=workers, shared=dict(zip(need, computed)))
+    batches = [pairs[lo:lo + VERIFY_BATCH] for lo in range(0, len(pairs), VERIFY_BATCH)]
+    done = map_files(_verify_batch, batches, workers=workers, shared=dict(zip(need, computed)), chunk_size=1)
+    return [m for batch in done for m in batch]
 
 
 # ---- candidates ------------------------------------------------------------------------------
