@@ -6,7 +6,8 @@
    nearest pairs not proposed yet: the trimmed frame (`thash`: shifts into a black fill),
    the frame with its black share flattened (`lhash_*`: darkened copies whose background
    went black), deskewed disc hashes (`rhash_*`, `ghash_*`: any angle) and shifted / zoomed
-   windows (`whash_*`: shifts and zooms up to 10%, and both at once).
+   windows (`whash_*`: shifts and zooms up to 10%, and both at once; `twhash`, the trimmed
+   frame's centred window, for copies shifted into a fill).
 2. Verification on the images, because radiographs look alike to any global hash: ORB
    keypoints on the anatomy (not the background noise) of both images (the second also
    mirrored), ratio-tested matches, RANSAC on a similarity (then a general affine, for
@@ -96,7 +97,7 @@ _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
 VERIFY_VERSION = "6"  # bump when verification changes meaning: cached pair results are then ignored
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
-CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window")
+CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window", "twindow")
 
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
 
@@ -428,8 +429,14 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
                 _add_nearest_new(frames, ok, n, found, FILL_TOP, "a", channel, keep=dark[found[0]] >= FILL_DARK)
 
         if WHASH_COLUMNS[-1] in table:
-            found = window_pairs(table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok], WHASH_RADIUS)
+            windows = table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
+            found = window_pairs(windows, WHASH_RADIUS)
             _add_nearest_new(frames, ok, n, found, WHASH_TOP, "a", "window")  # a: the querying image
+            if "twhash" in table:  # the trimmed frame's centred window, for frames that had strips
+                tw = table["twhash"].to_numpy(dtype=np.uint64)[ok]
+                cut = np.flatnonzero(tw != windows[:, 0])
+                found = window_pairs(windows, WHASH_RADIUS, queries=cut, query_codes=tw[cut])
+                _add_nearest_new(frames, ok, n, found, THASH_TOP, "a", "twindow")
     if not frames:
         return pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
     pairs = pd.concat(frames, ignore_index=True)
@@ -466,14 +473,18 @@ def _proposed(a: np.ndarray, b: np.ndarray, frames: list[pd.DataFrame], n: int) 
     return np.isin(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b), known)
 
 
-def window_pairs(windows: np.ndarray, radius: int) -> tuple[np.ndarray, ...]:
+def window_pairs(windows: np.ndarray, radius: int, queries: np.ndarray | None = None,
+                 query_codes: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Shift/zoom candidates: each image's centred window, under its 8 rotations/flips, against
     every image's shifted and zoomed windows (hashing.WHASH_COLUMNS). Returns (a, b, distance,
-    variant) with the best variant per image pair, a != b (a pair may come in both orders)."""
+    variant) with the best variant per image pair, a != b (a pair may come in both orders).
+    queries / query_codes: other codes to ask with (one per row), and the image each belongs to."""
     n, k = windows.shape
+    if query_codes is None:
+        queries, query_codes = np.arange(n), windows[:, 0]
     index = HammingIndex(windows.reshape(-1), max_radius=radius)
-    q, c, d = index.search(dihedral(windows[:, 0]).reshape(-1), radius)
-    a, var, b = q // 8, q % 8, c // k
+    q, c, d = index.search(dihedral(np.asarray(query_codes, dtype=np.uint64)).reshape(-1), radius)
+    a, var, b = np.asarray(queries)[q // 8], q % 8, c // k
     keep = a != b
     return best_per_pair(a[keep], b[keep], d[keep], var[keep])
 

@@ -9,15 +9,18 @@ Per file, from ONE reduced-size decode:
   move it). Mirroring an image negates the odd-frequency coefficients and transposing it
   transposes them, so the hashes of all 8 rotations/flips of the image are bit operations on
   this one number (`dihedral`), not 8 decodes;
+- `thash`: the same of the frame without its flat edge strips (a shift's or a pad's fill);
 - `rhash_0 .. rhash_{n-1}`: the arbitrary-angle channel. A disc around the frame centre is
   turned so its principal axis (second moments of the equalised intensities) is horizontal,
   then hashed like `phash`; a copy rotated by any angle about the centre then hashes like the
   original up to a 180-degree turn or a flip (covered by `dihedral` again). Rotated copies
   that grew their canvas show the original's disc at a smaller relative size, so the disc is
   hashed at a few radii (`DISC_SCALES`); `rhash_0` (the full inscribed disc) is what others
-  are compared against;
+  are compared against; `ghash_*` the same discs turned by their dominant edge direction;
 - `lhash_0 .. lhash_3`: the frame hashed like `phash` with its darkest 50, 65, 80 and 90%
   flattened (CLIP_FLOORS), for darkened copies whose background went black;
+- `whash_0 .. whash_44`: shifted and zoomed windows (see WINDOWS), and `twhash`, the centred
+  window of the frame without its flat edge strips (`thash`'s frame);
 - `dark_share`: the share of pixels at the darkest level (a clipped background, a fill).
 
 The dedup stage uses these only to propose candidates; every pair is verified on pixels.
@@ -38,7 +41,7 @@ from curate.errors import ImageError
 from curate.imageio import decode
 from curate.parallel import Progress, map_files
 
-HASH_VERSION = "9"  # bump when a hash changes meaning: old caches are then ignored
+HASH_VERSION = "10"  # bump when a hash changes meaning: old caches are then ignored
 HASH_SIDE = 128  # decode size (longest side): enough for 32x32 hashes, cheap to decode
 DISC_SCALES = tuple(round(0.935 ** i, 3) for i in range(12))  # disc radii, 1.0 down to 0.48
 RHASH_COLUMNS = tuple(f"rhash_{i}" for i in range(len(DISC_SCALES)))
@@ -56,9 +59,9 @@ WHASH_COLUMNS = tuple(f"whash_{i}" for i in range(sum(len(offs) ** 2 for _, offs
 CLIP_FLOORS = (0.5, 0.65, 0.8, 0.9)
 LHASH_COLUMNS = tuple(f"lhash_{i}" for i in range(len(CLIP_FLOORS)))
 HASH_COLUMNS = ("hash_status", "pixel_hash", "phash", "thash", *LHASH_COLUMNS, *RHASH_COLUMNS, *GHASH_COLUMNS,
-                *WHASH_COLUMNS, "deskew_angle", "anisotropy", "dark_share")
+                *WHASH_COLUMNS, "twhash", "deskew_angle", "anisotropy", "dark_share")
 # The candidate channels' many codes: in the table and the cache, but not in CSVs for people.
-CHANNEL_COLUMNS = ("thash", *LHASH_COLUMNS, *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS)
+CHANNEL_COLUMNS = ("thash", *LHASH_COLUMNS, *RHASH_COLUMNS, *GHASH_COLUMNS, *WHASH_COLUMNS, "twhash")
 
 _U64 = np.uint64
 
@@ -169,10 +172,12 @@ def dct_hashes(stack: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def window_hashes(eq: np.ndarray) -> np.ndarray:
-    """WHASH_COLUMNS of an equalised image: shifted and zoomed 80% windows (see above)."""
+def window_hashes(eq: np.ndarray, centred: bool = False) -> np.ndarray:
+    """WHASH_COLUMNS of an equalised image: shifted and zoomed 80% windows (see above); with
+    `centred`, only the first (the centred window at side 40)."""
     wins = []
-    for side, offsets in WINDOWS:
+    for side, offsets in WINDOWS[:1] if centred else WINDOWS:
+        offsets = offsets[:1] if centred else offsets
         g = cv2.resize(eq, (side, side), interpolation=cv2.INTER_AREA)
         wins += [g[oy:oy + 32, ox:ox + 32] for oy in offsets for ox in offsets]
     return dct_hashes(np.stack(wins))
@@ -313,17 +318,21 @@ def hash_file(path: str | Path) -> dict:
         return _empty("corrupt")
     eq = equalise(pixels)
     rh, gh, angle, aniso = disc_hashes(pixels)
-    phash, cut = frame_hash(eq), trimmed(pixels)
+    phash, cut, windows = frame_hash(eq), trimmed(pixels), window_hashes(eq)
+    eq_cut = equalise(cut) if cut.shape != pixels.shape else None
     row = {"hash_status": "ok", "pixel_hash": pixel_hash(pixels), "phash": phash,
            # the frame without flat edge strips: a copy shifted into a black fill, found again
-           "thash": frame_hash(equalise(cut)) if cut.shape != pixels.shape else phash,
+           "thash": frame_hash(eq_cut) if eq_cut is not None else phash,
+           # ... and its centred window: that copy is a crop of the original, which holds the
+           # same window shifted by half the shift (one of the original's WHASH windows)
+           "twhash": int(window_hashes(eq_cut, centred=True)[0]) if eq_cut is not None else int(windows[0]),
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4),
            # pixels at the darkest level: a background clipped to black, a shift's or turn's fill
            "dark_share": round(float((pixels == pixels.min()).mean()), 4)}
     row.update(dict(zip(LHASH_COLUMNS, (int(v) for v in clip_hashes(pixels)))))
     row.update(dict(zip(RHASH_COLUMNS, rh)))
     row.update(dict(zip(GHASH_COLUMNS, gh)))
-    row.update(dict(zip(WHASH_COLUMNS, (int(v) for v in window_hashes(eq)))))
+    row.update(dict(zip(WHASH_COLUMNS, (int(v) for v in windows))))
     return row
 
 

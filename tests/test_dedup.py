@@ -246,6 +246,30 @@ def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     assert proposed(0.3) == {(0, 1), (0, 2), (0, 3), (0, 4)}
 
 
+def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
+    # Window codes made by hand. File 1 is a shifted copy of file 0: its own centred window
+    # (whash_0) is far from all of 0's windows, but the centred window of its trimmed frame
+    # (twhash) sits 3 bits from one of them. Files 2 and 3 are unrelated.
+    from curate.dedup import candidate_pairs
+    from curate.hashing import WHASH_COLUMNS
+
+    rng = np.random.default_rng(1)
+    windows = rng.integers(0, 2**63, (4, len(WHASH_COLUMNS)), dtype=np.uint64)  # far apart
+    table = pd.DataFrame(windows, columns=list(WHASH_COLUMNS))
+    table.insert(0, "phash", rng.integers(0, 2**63, 4, dtype=np.uint64))
+    table.insert(0, "hash_status", "ok")
+    untrimmed = table["whash_0"].to_numpy()  # twhash is whash_0 when there was nothing to trim
+    trimmed = untrimmed.copy()
+    trimmed[1] = windows[0, 17] ^ np.uint64((1 << 5) | (1 << 30) | (1 << 61))
+
+    def proposed(twhash) -> set:
+        pairs = candidate_pairs(table.assign(twhash=twhash))
+        return set(zip(pairs["a"], pairs["b"], pairs["channel"]))
+
+    assert proposed(untrimmed) == set()
+    assert proposed(trimmed) == {(0, 1, "twindow")}
+
+
 # ---- grouping verified pairs: no chaining, no weak links between groups of copies ----------
 
 

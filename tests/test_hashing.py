@@ -122,6 +122,15 @@ def test_a_darkened_copy_whose_background_went_black_matches_at_its_clip_floor(t
     assert hamming(rows["other"][column], rows["original"][column]) > 10
 
 
+def test_the_trimmed_frames_window_differs_from_the_centred_one_only_when_strips_were_cut(tmp_path):
+    img = xray(5)
+    for name, pixels in (("original", img), ("shifted", shift(img, 12, -15))):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    original, shifted = (hash_file(tmp_path / f"{n}.png") for n in ("original", "shifted"))
+    assert original["twhash"] == original["whash_0"]  # noisy edges: nothing trimmed
+    assert shifted["twhash"] != shifted["whash_0"]  # the black fill was cut off first
+
+
 def test_a_file_that_does_not_decode_gets_a_status_not_an_exception(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
