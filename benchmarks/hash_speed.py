@@ -70,7 +70,7 @@ def main() -> None:
 def print_breakdown(files: list[Path]) -> None:
     """CPU time of each step of hash_file (process time, so other jobs matter less)."""
     steps = {"decode (HASH_SIDE %d)" % hashing.HASH_SIDE: 0.0, "equalise": 0.0, "disc_hashes": 0.0,
-             "frame_hash": 0.0, "trimmed frame (thash)": 0.0, "clip floors (lhash)": 0.0, "window_hashes": 0.0,
+             "frame_hash": 0.0, "trimmed frame (thash, twhash)": 0.0, "clip floors (lhash)": 0.0, "window_hashes": 0.0,
              "pixel_hash": 0.0}
     names = list(steps)
     for p in files:
@@ -88,7 +88,9 @@ def print_breakdown(files: list[Path]) -> None:
         t.append(time.process_time())
         cut = hashing.trimmed(pixels)
         if cut.shape != pixels.shape:
-            hashing.frame_hash(hashing.equalise(cut))
+            eq_cut = hashing.equalise(cut)
+            hashing.frame_hash(eq_cut)
+            hashing.window_hashes(eq_cut, centred=True)
         t.append(time.process_time())
         hashing.clip_hashes(pixels)
         t.append(time.process_time())
