@@ -90,7 +90,7 @@ def print_breakdown(files: list[Path]) -> None:
         if cut.shape != pixels.shape:
             eq_cut = hashing.equalise(cut)
             hashing.frame_hash(eq_cut)
-            hashing.window_hashes(eq_cut, centred=True)
+            hashing.centred_window_hash(eq_cut)
         t.append(time.process_time())
         hashing.clip_hashes(pixels)
         t.append(time.process_time())

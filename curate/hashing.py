@@ -148,10 +148,14 @@ def equalise(pixels: np.ndarray, floor: float = 0.35) -> np.ndarray:
     """Grey levels -> their mid-rank (0..1): brightness, contrast and gamma changes drop out.
     The darkest `floor` share of pixels (the background) all map to 0, so a copy whose dark
     levels were clipped together by a tone change still agrees with its original."""
-    hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
-    cdf = (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)
-    lut = np.clip((cdf - floor) / (1.0 - floor), 0.0, 1.0)
+    lut = np.clip((_mid_ranks(pixels) - floor) / (1.0 - floor), 0.0, 1.0)
     return cv2.LUT(pixels, lut.astype(np.float32))  # = lut[pixels], faster
+
+
+def _mid_ranks(pixels: np.ndarray) -> np.ndarray:
+    """The mid-rank (0..1) of each of the 256 grey levels among the image's pixels."""
+    hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    return (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)
 
 
 def _dct_rows(n: int = 32, k: int = 8) -> np.ndarray:
@@ -172,23 +176,27 @@ def dct_hashes(stack: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def window_hashes(eq: np.ndarray, centred: bool = False) -> np.ndarray:
-    """WHASH_COLUMNS of an equalised image: shifted and zoomed 80% windows (see above); with
-    `centred`, only the first (the centred window at side 40)."""
+def window_hashes(eq: np.ndarray) -> np.ndarray:
+    """WHASH_COLUMNS of an equalised image: shifted and zoomed 80% windows (see above)."""
     wins = []
-    for side, offsets in WINDOWS[:1] if centred else WINDOWS:
-        offsets = offsets[:1] if centred else offsets
+    for side, offsets in WINDOWS:
         g = cv2.resize(eq, (side, side), interpolation=cv2.INTER_AREA)
         wins += [g[oy:oy + 32, ox:ox + 32] for oy in offsets for ox in offsets]
     return dct_hashes(np.stack(wins))
 
 
+def centred_window_hash(eq: np.ndarray) -> int:
+    """whash_0 alone: the centred 80% window (side 40, offset 4)."""
+    side, (offset, *_) = WINDOWS[0]
+    g = cv2.resize(eq, (side, side), interpolation=cv2.INTER_AREA)
+    return int(dct_hashes(g[None, offset:offset + 32, offset:offset + 32])[0])  # as window_hashes computes it
+
+
 def clip_hashes(pixels: np.ndarray) -> np.ndarray:
     """LHASH_COLUMNS: the frame hashed like phash with its darkest CLIP_FLOORS flattened.
     The four equalisations are the channels of one image: one look-up, one resize."""
-    hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
-    cdf = (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)  # as in equalise
-    luts = np.stack([np.clip((cdf - floor) / (1.0 - floor), 0.0, 1.0) for floor in CLIP_FLOORS], axis=1)
+    ranks = _mid_ranks(pixels)
+    luts = np.stack([np.clip((ranks - floor) / (1.0 - floor), 0.0, 1.0) for floor in CLIP_FLOORS], axis=1)
     four = cv2.LUT(cv2.merge([pixels] * len(CLIP_FLOORS)), luts.astype(np.float32)[:, None, :])
     small = cv2.resize(four, (32, 32), interpolation=cv2.INTER_AREA)
     return dct_hashes(np.moveaxis(small, 2, 0))
@@ -325,7 +333,7 @@ def hash_file(path: str | Path) -> dict:
            "thash": frame_hash(eq_cut) if eq_cut is not None else phash,
            # ... and its centred window: that copy is a crop of the original, which holds the
            # same window shifted by half the shift (one of the original's WHASH windows)
-           "twhash": int(window_hashes(eq_cut, centred=True)[0]) if eq_cut is not None else int(windows[0]),
+           "twhash": centred_window_hash(eq_cut) if eq_cut is not None else int(windows[0]),
            "deskew_angle": round(angle, 3), "anisotropy": round(aniso, 4),
            # pixels at the darkest level: a background clipped to black, a shift's or turn's fill
            "dark_share": round(float((pixels == pixels.min()).mean()), 4)}
