@@ -1,7 +1,7 @@
 """How well `curate dups` finds copies, against a messy set with a ground truth.
 
 Builds a messy set from FracAtlas with `curate.messy.build_messy` (a seed and mix different
-from the tests'), runs scan -> hash -> dups, and scores pairwise precision and recall against
+from the tests'), runs scan -> audit -> hash -> dups as `curate dups` does, and scores pairwise precision and recall against
 the truth (a true pair = two files made from the same source image), overall and per kind of
 copy; then plain imagehash pHash at Hamming 4, 8 and 10 on the same files, as pairs and as
 groups (connected components), side by side. Prints tables; not a timed test.
@@ -24,6 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curate.audit import audit  # noqa: E402
 from curate.dedup import find_duplicates  # noqa: E402
 from curate.errors import ImageError  # noqa: E402
 from curate.imageio import decode  # noqa: E402
@@ -101,12 +102,13 @@ def main() -> None:
     truth = read_truth(truth_path)
 
     t0 = time.perf_counter()
-    table = scan(dest)
+    # audit as `curate dups` does: its columns (size, EXIF) decide which copy makes a group's core
+    table = audit(scan(dest), dest, workers=args.workers)
     table = hash_images(table, dest, workers=args.workers, cache_dir=work / "cache")
     t1 = time.perf_counter()
     table = find_duplicates(table, dest, workers=args.workers, cache_dir=args.pair_cache)
     t2 = time.perf_counter()
-    print(f"{len(table)} files; hash {t1 - t0:.1f} s, dups {t2 - t1:.1f} s ({args.workers} workers)\n")
+    print(f"{len(table)} files; audit + hash {t1 - t0:.1f} s, dups {t2 - t1:.1f} s ({args.workers} workers)\n")
 
     truth = truth.set_index("file")
     # Natural duplicates inside FracAtlas: base images that decode to the very same pixels
