@@ -646,18 +646,23 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
     quality = _quality_key(table)
     cover = defaultdict(list)  # how much of each file its verified copies show
+    support = defaultdict(float)  # and how well they verify with it: the sum of their scores
     for (a, b), m in verified.items():
         if m.ok:
             cover[a].append(m.cover_a)
             cover[b].append(m.cover_b)
+            support[a] += m.score
+            support[b] += m.score
 
     dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
 
     def core_key(x: int):
         """A group's core is what other files are checked against: the least flattened to black
         (a clipping tone change, a shift's or a turn's fill: these fail against many copies),
-        then not padded by a turn's wedges, then the better file."""
-        return (round(float(dark[x]), 1), -round(float(np.mean(cover[x])), 1) if cover[x] else -1.0, quality[x])
+        then not padded by a turn's wedges, then the one its copies verify best with (the
+        original, rather than a re-encode a turned copy just fails against), then the better file."""
+        return (round(float(dark[x]), 1), -round(float(np.mean(cover[x])), 1) if cover[x] else -1.0,
+                -round(support[x], 1), quality[x])
 
     groups = group_pairs(n, verified, check, transform, lambda x, y: core_key(x) < core_key(y))
     if cache is not None:

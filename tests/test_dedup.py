@@ -221,6 +221,38 @@ def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_g
     assert out["relation"].tolist() == ["representative", "re-encoded", "rotated 90"]
 
 
+def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_path, monkeypatch):
+    # A re-encode and a turned copy of one original. Say the turned copy fails against the
+    # re-encode (a heavy re-encode does that) but passes against the original. The re-encode
+    # would make the core by path (no audit columns here); the original, which both copies
+    # verify with, must make it, or the turned copy is left out of the group.
+    import curate.dedup as dedup
+
+    root = tmp_path / "xrays"
+    (root / "a").mkdir(parents=True)
+    orig = xray(5)
+    files = {"1_reencode": jpeg(orig, 80), "2_orig": jpeg(orig, 95), "3_turned": jpeg(np.rot90(orig), 90)}
+    for name, data in files.items():
+        (root / "a" / f"{name}.jpg").write_bytes(data)
+    table = hash_images(scan_like(root), root, workers=1)
+    real_features, real_verify = dedup.features, dedup.verify
+
+    def named_features(path):
+        f = real_features(path)
+        f.name = Path(path).stem
+        return f
+
+    def turned_fails_against_the_reencode(fa, fb, *args, **kwargs):
+        if {fa.name, fb.name} == {"1_reencode", "3_turned"}:
+            return Match(False)
+        return real_verify(fa, fb, *args, **kwargs)
+
+    monkeypatch.setattr(dedup, "features", named_features)
+    monkeypatch.setattr(dedup, "verify", turned_fails_against_the_reencode)
+    out = find_duplicates(table, root, workers=1)
+    assert out["group"].nunique() == 1
+
+
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     # Disc codes made by hand. File 0 is an original; 1-3 are look-alikes whose discs sit 2 bits
     # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits
