@@ -46,7 +46,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             equalise)
 from curate.imageio import decode
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.parallel import Progress, map_files, shared
+from curate.parallel import Progress, map_files, scaled, shared
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -371,11 +371,15 @@ def verify_pairs(pairs: list[tuple[int, int, bool]], paths: list[str], *, worker
     """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
     then the pairs in batches of VERIFY_BATCH (in order: pairs of one file sit together), every
     worker holding all features from the start rather than receiving them with each batch.
-    `progress` counts files."""
+    `progress` counts the files: a fifth of each as features are made, the rest as the pairs
+    are verified (most of the time), so the bar keeps moving."""
     need = sorted({i for a, b, _ in pairs for i in (a, b)})
-    computed = map_files(features, [paths[i] for i in need], workers=workers, progress=progress)
+    made = len(need) // 5
+    computed = map_files(features, [paths[i] for i in need], workers=workers,
+                         progress=scaled(progress, len(need), made))
     batches = [pairs[lo:lo + VERIFY_BATCH] for lo in range(0, len(pairs), VERIFY_BATCH)]
-    done = map_files(_verify_batch, batches, workers=workers, shared=dict(zip(need, computed)), chunk_size=1)
+    done = map_files(_verify_batch, batches, workers=workers, shared=dict(zip(need, computed)), chunk_size=1,
+                     progress=scaled(progress, len(batches), len(need) - made))
     return [m for batch in done for m in batch]
 
 

@@ -19,6 +19,24 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def scaled(progress: Progress | None, items: int, steps: int) -> Progress | None:
+    """A callback counting `items` that moves `progress` by `steps` whole steps in all, evenly:
+    so one bar can count files through stages of different lengths (a file's features, then
+    its pairs). None stays None."""
+    if progress is None or items <= 0:
+        return None
+    seen = 0
+
+    def advance(n: int) -> None:
+        nonlocal seen
+        before, seen = seen, seen + n
+        step = seen * steps // items - before * steps // items
+        if step:
+            progress(step)
+
+    return advance
+
+
 # What `map_files(..., shared=x)` hands every worker once (read it with `shared()`).
 _SHARED: Any = None
 

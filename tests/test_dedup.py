@@ -221,6 +221,21 @@ def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_g
     assert out["relation"].tolist() == ["representative", "re-encoded", "rotated 90"]
 
 
+def test_the_dups_bar_counts_every_file_once_and_moves_while_pairs_are_verified(tmp_path):
+    root = tmp_path / "xrays"
+    (root / "a").mkdir(parents=True)
+    for k in range(3):
+        orig = xray(10 + k)
+        (root / "a" / f"{k}_orig.jpg").write_bytes(jpeg(orig))
+        (root / "a" / f"{k}_turned.jpg").write_bytes(jpeg(rotate_expand(orig, 20 + 5 * k, "reflect")))
+    table = hash_images(scan_like(root), root, workers=1)
+    steps = []
+    find_duplicates(table, root, workers=1, progress=steps.append)
+    assert sum(steps) == len(table) == 6
+    # making features is a fifth of the bar; verifying the pairs (most of the time) the rest
+    assert max(steps) >= 4
+
+
 def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_path, monkeypatch):
     # A re-encode and a turned copy of one original. Say the turned copy fails against the
     # re-encode (a heavy re-encode does that) but passes against the original. The re-encode

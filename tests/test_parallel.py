@@ -1,7 +1,7 @@
 """map_files: results in input order, the same with 1 or 2 processes, and a shared object
-reaching every worker without travelling with each item."""
+reaching every worker without travelling with each item; scaled progress."""
 
-from curate.parallel import map_files, shared
+from curate.parallel import map_files, scaled, shared
 
 
 def _times_shared(x: int) -> int:
@@ -24,3 +24,19 @@ def test_every_worker_sees_the_shared_object():
 def test_the_shared_object_does_not_outlive_its_call():
     map_files(_times_shared, [1, 2, 3], workers=1, shared={"factor": 3})
     assert shared() is None
+
+
+def test_scaled_progress_spreads_whole_steps_evenly_and_ends_exactly():
+    steps = []
+    advance = scaled(steps.append, items=7, steps=3)  # 7 batches carry 3 files' worth of the bar
+    for n in (1, 1, 2, 1, 2):
+        advance(n)
+    assert sum(steps) == 3 and all(isinstance(s, int) and s > 0 for s in steps)
+    assert len(steps) == 3  # it moved along the way, not all at the end
+    assert scaled(None, 7, 3) is None
+
+
+def test_a_map_reports_progress_through_scaled_in_whole_steps():
+    steps = []
+    map_files(abs, list(range(40)), workers=2, progress=scaled(steps.append, 40, 10))
+    assert sum(steps) == 10
