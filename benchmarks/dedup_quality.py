@@ -122,7 +122,8 @@ def main() -> None:
     print(f"natural pixel-identical duplicates among the {len(sources)} bases: {len(natural)} "
           f"groups, e.g. {natural[:3]}")
     # FracAtlas pairs looked at by eye (benchmarks/fracatlas_pairs.csv): one exposure saved twice
-    # ("same": a true pair) or two exposures of one patient ("different": must stay apart)
+    # ("same": a true pair) or two different images that look alike: two exposures of one
+    # patient, a left and a right limb ("different": must stay apart)
     looked = pd.read_csv(Path(__file__).with_name("fracatlas_pairs.csv"))
     ids = {Path(p).stem for p, _ in sources}
     for a, b in looked.loc[looked["verdict"] == "same", ["a", "b"]].itertuples(index=False):
@@ -223,13 +224,14 @@ def main() -> None:
         by_sources[tuple(sorted((truth.loc[a, "source"], truth.loc[b, "source"])))] += 1
     if by_sources:
         out = pd.DataFrame([(x, y, n) for (x, y), n in by_sources.items()], columns=["source_a", "source_b", "false_pairs"])
-        out["looked_at"] = ["different exposures" if frozenset((x, y)) in different else "not yet"
+        out["looked_at"] = ["different images" if frozenset((x, y)) in different else "not yet"
                             for x, y in zip(out["source_a"], out["source_b"])]
         out = out.sort_values("false_pairs", ascending=False)
         out.to_csv(work / "false_sources.csv", index=False)
         seen = out["looked_at"] != "not yet"
         print(f"\nfalse pairs join {len(out)} pairs of source images: {int(seen.sum())} ({int(out.loc[seen, 'false_pairs'].sum())}"
-              f" false pairs) are two exposures of one patient (benchmarks/fracatlas_pairs.csv), "
+              f" false pairs) were judged different images by eye (benchmarks/fracatlas_pairs.csv: "
+              f"second exposures, left and right limbs), "
               f"{int((~seen).sum())} not looked at yet (listed in {work / 'false_sources.csv'})")
     print(f"\nset kept at {work}" if args.keep else "")
 
