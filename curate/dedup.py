@@ -94,7 +94,8 @@ LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see 
 # first, and one weak link would then merge them all.
 MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "6"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "7"  # bump when verification changes meaning: cached pair results are then ignored
+FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window", "twindow")
@@ -294,10 +295,14 @@ def _oriented(f: Features, mirror: bool, img: np.ndarray | None = None):
     return flip(img) if img is not None else (flip(f.pixels), flip(f.flat))
 
 
-def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 2) -> Match:
+def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 2, frame: int | None = None
+           ) -> Match:
     """Is b a copy of a (rotated, mirrored, rescaled, re-toned, re-encoded)?
 
-    mirror_first: try b mirrored first (the hashes say so); tries=1 trusts that hint."""
+    mirror_first: try b mirrored first (the hashes say so); tries=1 trusts that hint.
+    frame: a whole-frame hash's variant v (a ~ T_v(b)). When one image is mostly black (a tone
+    change that crushed it leaves ORB too little to hold) and the keypoints find no alignment
+    at all, the frames are aligned by that rotation/flip instead; such a pair must pass refined."""
     best, best_m = Match(False), None
     for mirror in (mirror_first, not mirror_first)[:tries]:
         matches = _matches(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
@@ -322,6 +327,10 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
                     best, best_m = _match(ok, score, mirror, m, int(inl.sum()), cover_a, cover_b), m
                 if best.ok:
                     return best
+    if best_m is None and frame is not None and max(fa.clipped, fb.clipped) >= CLIPPED:
+        mirror, m = bool(frame % 2), _frame_matrix(frame, fa.pixels.shape, fb.pixels.shape)
+        score, cover_a, cover_b = _score(fa, fb, mirror, m)
+        best, best_m = _match(False, score, mirror, m, 0, cover_a, cover_b), m
     if best_m is not None and best.score >= REFINE_FLOOR:
         mirror = best.mirrored
         b, b_flat = _oriented(fb, mirror)
@@ -338,6 +347,16 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     return best
 
 
+def _frame_matrix(variant: int, shape_a: tuple[int, int], shape_b: tuple[int, int]) -> np.ndarray:
+    """a -> (b mirrored if the variant says so) coordinates when a ~ T_v(b): the frames as unit
+    squares (the hash ignores their aspect), turned back k quarter turns."""
+    (ha, wa), (hb, wb) = shape_a, shape_b
+    to_unit = np.diag([1 / max(wa - 1, 1), 1 / max(ha - 1, 1), 1.0])
+    quarter = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # (u, v) -> (1 - v, u)
+    from_unit = np.diag([wb - 1.0, hb - 1.0, 1.0])
+    return (from_unit @ np.linalg.matrix_power(quarter, variant // 2) @ to_unit)[:2]
+
+
 def _match(ok: bool, score: float, mirror: bool, m: np.ndarray, inliers: int, cover_a: float,
            cover_b: float) -> Match:
     phi = math.degrees(math.atan2(m[1, 0], m[0, 0]))
@@ -350,30 +369,32 @@ def _wrap(deg: float) -> float:
     return (deg + 180.0) % 360.0 - 180.0
 
 
-def _verify_batch(pairs: list[tuple[int, int, bool]]) -> list[Match]:
-    """Verify pairs (a, b, mirror_first) with the features map_files shared, then drop the
+def _verify_batch(pairs: list[tuple[int, int, bool, int | None]]) -> list[Match]:
+    """Verify pairs (a, b, mirror_first, frame) with the features map_files shared, then drop the
     band-passed images the batch made, so a worker's memory stays flat however many files it
     meets (kept for every file, they took 0.3 GB per worker on 2,869 files)."""
     feats = shared()
     out = []
-    for a, b, mirror_first in pairs:
+    for a, b, mirror_first, frame in pairs:
         fa, fb = feats.get(a), feats.get(b)
         # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
-        out.append(verify(fa, fb, mirror_first, tries=1) if fa is not None and fb is not None else Match(False))
-    for i in {i for a, b, _ in pairs for i in (a, b)}:
+        out.append(verify(fa, fb, mirror_first, tries=1, frame=frame) if fa is not None and fb is not None
+                   else Match(False))
+    for i in {i for a, b, *_ in pairs for i in (a, b)}:
         if feats.get(i) is not None:
             feats[i]._bands = None
     return out
 
 
-def verify_pairs(pairs: list[tuple[int, int, bool]], paths: list[str], *, workers: int | None = None,
+def verify_pairs(pairs: list[tuple[int, int, bool, int | None]], paths: list[str], *, workers: int | None = None,
                  progress: Progress | None = None) -> list[Match]:
-    """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
+    """Verify pairs (a, b, mirror hint, whole-frame variant or None) of files (row positions into
+    `paths`; see verify): features once per file, in parallel,
     then the pairs in batches of VERIFY_BATCH (in order: pairs of one file sit together), every
     worker holding all features from the start rather than receiving them with each batch.
     `progress` counts the files: a fifth of each as features are made, the rest as the pairs
     are verified (most of the time), so the bar keeps moving."""
-    need = sorted({i for a, b, _ in pairs for i in (a, b)})
+    need = sorted({i for a, b, *_ in pairs for i in (a, b)})
     made = len(need) // 5
     computed = map_files(features, [paths[i] for i in need], workers=workers,
                          progress=scaled(progress, len(need), made))
@@ -391,7 +412,9 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
 
     Exact bytes or pixels, then pHash under 8 rotations/flips (all within PHASH_RADIUS); then
     the any-angle and the shift/zoom channels, whose radii reach into look-alike territory, add
-    only each image's few nearest pairs that no earlier channel proposed."""
+    only each image's few nearest pairs that no earlier channel proposed. `variant` v: a ~ T_v(b),
+    the rotation/flip v of hashing.dihedral (of whole frames for phash and lhash, else of the
+    hashed discs or windows, whose mirror bit is still the frames')."""
     n = len(table)
     ok = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
     frames = []
@@ -464,9 +487,17 @@ def _add_nearest_new(frames: list[pd.DataFrame], ok: np.ndarray, n: int, found: 
 
 
 def _pairs(a, b, dist, variant, channel: str) -> pd.DataFrame:
-    a, b = np.asarray(a), np.asarray(b)
+    """Pairs as a < b; `variant` v says a ~ T_v(b) (hashing.dihedral's rotation/flip v of b), so
+    it is inverted where the two swap places."""
+    a, b, variant = np.asarray(a), np.asarray(b), np.asarray(variant)
+    variant = np.where(a > b, _INVERSE_VARIANT[variant], variant)
     return pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "dist": dist, "variant": variant,
                          "channel": channel})
+
+
+# the inverse of variant v = 2k + m (mirror if m, then k quarter turns): a mirrored one is its own
+# inverse (a mirror, turned, mirrored again, turns back); a plain turn by k is undone by 4 - k
+_INVERSE_VARIANT = np.array([v if v % 2 else 2 * ((4 - v // 2) % 4) for v in range(8)])
 
 
 def _proposed(a: np.ndarray, b: np.ndarray, frames: list[pd.DataFrame], n: int) -> np.ndarray:
@@ -481,8 +512,8 @@ def window_pairs(windows: np.ndarray, radius: int, queries: np.ndarray | None = 
                  query_codes: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Shift/zoom candidates: each image's centred window, under its 8 rotations/flips, against
     every image's shifted and zoomed windows (hashing.WHASH_COLUMNS). Returns (a, b, distance,
-    variant) with the best variant per image pair, a != b (a pair may come in both orders).
-    queries / query_codes: other codes to ask with (one per row), and the image each belongs to."""
+    variant: a ~ T_v(b)) with the best variant per image pair, a != b (a pair may come in both
+    orders). queries / query_codes: other codes to ask with (one per row), and the image each belongs to."""
     n, k = windows.shape
     if query_codes is None:
         queries, query_codes = np.arange(n), windows[:, 0]
@@ -490,7 +521,8 @@ def window_pairs(windows: np.ndarray, radius: int, queries: np.ndarray | None = 
     q, c, d = index.search(dihedral(np.asarray(query_codes, dtype=np.uint64)).reshape(-1), radius)
     a, var, b = np.asarray(queries)[q // 8], q % 8, c // k
     keep = a != b
-    return best_per_pair(a[keep], b[keep], d[keep], var[keep])
+    a, b, d, var = best_per_pair(a[keep], b[keep], d[keep], var[keep])
+    return a, b, d, _INVERSE_VARIANT[var]  # the query's variant: T_v(a) ~ b, so a ~ T_v^-1(b)
 
 
 def nearest(who: np.ndarray, dist: np.ndarray, top: int) -> np.ndarray:
@@ -615,22 +647,24 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     # verify the candidates (exact and pixel-identical pairs need no verification)
     trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
     todo = pairs[~trivial]
-    mirror_hint = (todo["variant"].to_numpy() % 2 == 1)
-    items = [(int(a), int(b), bool(m)) for a, b, m in zip(todo["a"], todo["b"], mirror_hint)]
-    hinted = {(a, b) for a, b, _ in items}  # verified trusting the hashes' mirror hint
+    # the hashes' rotation/flip: whether b is mirrored, and for whole frames how they align
+    frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
+    items = [(int(a), int(b), bool(v % 2), int(v) if f else None)
+             for a, b, v, f in zip(todo["a"], todo["b"], todo["variant"], frames)]
+    hinted = {(a, b) for a, b, *_ in items}  # verified trusting the hashes' mirror hint
     verified: dict[tuple[int, int], Match] = {}
     for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
         verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
     if cache is not None:
-        for a, b, _ in items:
+        for a, b, *_ in items:
             hit = cache.get(a, b)
             if hit is not None:
                 verified[(a, b)] = hit
         items = [item for item in items if item[:2] not in verified]
     checked = verify_pairs(items, paths, workers=workers, progress=progress)
     if progress:  # the bar counts files: those that needed no verification are done too
-        progress(n - len({i for a, b, _ in items for i in (a, b)}))
-    for (a, b, _), match in zip(items, checked):
+        progress(n - len({i for a, b, *_ in items for i in (a, b)}))
+    for (a, b, *_), match in zip(items, checked):
         verified[(a, b)] = match
 
     def check(a: int, b: int) -> Match:

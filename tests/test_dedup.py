@@ -213,7 +213,7 @@ def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_g
 
     def wrong_hint_on_core_and_turned(items, *args, **kwargs):
         found = real(items, *args, **kwargs)
-        return [Match(False) if (a, b) == (core, turned) else m for (a, b, _), m in zip(items, found)]
+        return [Match(False) if (a, b) == (core, turned) else m for (a, b, *_), m in zip(items, found)]
 
     monkeypatch.setattr(dedup, "verify_pairs", wrong_hint_on_core_and_turned)
     out = find_duplicates(table, root, workers=1)
@@ -266,6 +266,49 @@ def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_p
     monkeypatch.setattr(dedup, "verify", turned_fails_against_the_reencode)
     out = find_duplicates(table, root, workers=1)
     assert out["group"].nunique() == 1
+
+
+def test_each_whole_frame_variant_gives_the_transform_that_aligns_the_two_frames(tmp_path):
+    # a ~ T_v(b): b mirrored if v is odd, then turned v // 2 quarter turns counter-clockwise
+    from curate.dedup import _correlate, _frame_matrix, features
+
+    b = xray(30)
+    (tmp_path / "b.jpg").write_bytes(jpeg(b))
+    fb = features(str(tmp_path / "b.jpg"))
+    for v in range(8):
+        a = np.ascontiguousarray(np.rot90(np.fliplr(b) if v % 2 else b, v // 2))
+        (tmp_path / f"a{v}.jpg").write_bytes(jpeg(a))
+        fa = features(str(tmp_path / f"a{v}.jpg"))
+        b_seen = np.ascontiguousarray(fb.pixels[:, ::-1]) if v % 2 else fb.pixels
+        assert _correlate(fa.pixels, b_seen, _frame_matrix(v, fa.pixels.shape, fb.pixels.shape))[0] > 0.95
+
+
+def test_a_pair_keeps_its_variant_meaning_when_its_ends_swap():
+    from curate.dedup import _pairs
+
+    # found as (5, 2): 5 ~ T_v(2). Stored as (2, 5), so 2 ~ T_v'(5) with v' the inverse of v
+    pairs = _pairs(np.array([5, 5, 5]), np.array([2, 2, 2]), [1, 1, 1], np.array([2, 3, 6]), "phash")
+    assert pairs[["a", "b"]].values.tolist() == [[2, 5]] * 3
+    assert pairs["variant"].tolist() == [6, 3, 2]  # a quarter turn is undone by three; a mirrored one by itself
+
+
+def test_a_crushed_copy_the_keypoints_cannot_align_is_aligned_by_its_frame_hash(tmp_path, monkeypatch):
+    # A tone change that crushes most pixels to black, mirrored and turned a quarter. On real
+    # radiographs ORB then finds nothing to match; here we make it find nothing.
+    import curate.dedup as dedup
+
+    orig = xray(21)
+    crushed = np.clip((orig.astype(float) - np.percentile(orig, 85)) * 4, 0, 255).astype(np.uint8)
+    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
+    (tmp_path / "copy.jpg").write_bytes(jpeg(np.ascontiguousarray(np.rot90(np.fliplr(crushed)))))
+    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    assert fc.clipped > 0.7
+    nothing = np.zeros((0, 2), np.float32)
+    monkeypatch.setattr(dedup, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
+
+    assert not dedup.verify(fc, fo, True, tries=1).ok
+    found = dedup.verify(fc, fo, True, tries=1, frame=3)  # copy ~ T_3(orig): mirrored, one quarter turn
+    assert found.ok and found.mirrored and abs(found.beta - 90) < 2
 
 
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
