@@ -311,6 +311,29 @@ def test_a_crushed_copy_the_keypoints_cannot_align_is_aligned_by_its_frame_hash(
     assert found.ok and found.mirrored and abs(found.beta - 90) < 2
 
 
+def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(tmp_path, monkeypatch):
+    # A turned, blurred, heavily re-encoded copy: its keypoint alignment correlates 0.78-0.86,
+    # and the sub-pixel refinement lifts it over the bar. Pairs only the shift/zoom windows
+    # proposed are not refined (NO_REFINE_CHANNELS).
+    import curate.dedup as dedup
+
+    orig = xray(41)
+    copy = cv2.GaussianBlur(rotate_expand(orig, 23, "reflect"), (0, 0), 3.0)
+    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
+    (tmp_path / "copy.jpg").write_bytes(jpeg(copy, 10))
+    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    assert dedup.verify(fo, fc, False, tries=1).ok
+    assert not dedup.verify(fo, fc, False, tries=1, refine=False).ok
+
+    asked = []
+    monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: asked.extend(items) or [Match(False)] * len(items))
+    table = pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "hash_status": "ok"})
+    channels = pd.DataFrame({"a": [0, 0], "b": [1, 2], "dist": [3, 3], "variant": [0, 0], "channel": ["rhash", "window"]})
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: channels)
+    find_duplicates(table, tmp_path, workers=1)
+    assert [(a, b, refine) for a, b, _, _, refine in asked] == [(0, 1, True), (0, 2, False)]
+
+
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     # Disc codes made by hand. File 0 is an original; 1-3 are look-alikes whose discs sit 2 bits
     # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits
