@@ -221,22 +221,31 @@ def _turned_alike(matches) -> tuple[np.ndarray, np.ndarray]:
     return pa[agree], pb[agree]
 
 
-def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None
-               ) -> tuple[float, float, float]:
+def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None,
+               overlap: tuple | None = None) -> tuple[float, float, float]:
     """Correlation of a with b warped onto a's frame by m (a -> b coordinates), and how much
-    of each frame the other covers. a_band: _band(a), if already computed."""
-    ha, wa = a.shape
-    hb, wb = b.shape
-    warped = cv2.warpAffine(b, m, (wa, ha), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    inside = cv2.warpAffine(np.ones_like(b), m, (wa, ha), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    of each frame the other covers. a_band: _band(a), if already computed; overlap: _overlap
+    of the two shapes under m, if already computed (it depends on nothing else)."""
+    inside, cover_a, cover_b = overlap or _overlap(a.shape, b.shape, m)
+    if inside is None:
+        return 0.0, cover_a, cover_b
+    warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    x = (_band(a) if a_band is None else a_band)[inside]
+    return _ncc(x, _band(warped)[inside]), cover_a, cover_b
+
+
+def _overlap(shape_a: tuple[int, int], shape_b: tuple[int, int], m: np.ndarray) -> tuple:
+    """(where b warped by m covers a's frame, away from its edge; the share of a's frame it
+    covers; the share of b's frame a covers). The mask is None when they share too little."""
+    (ha, wa), (hb, wb) = shape_a, shape_b
+    inside = cv2.warpAffine(np.ones(shape_b, np.uint8), m, (wa, ha), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0
     cover_a = float(inside.mean())
     det = abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]) or 1e-9
     cover_b = min(1.0, cover_a * ha * wa * det / (hb * wb))
     if inside.sum() < MIN_OVERLAP * min(ha * wa, hb * wb / det):
-        return 0.0, cover_a, cover_b
-    x = (_band(a) if a_band is None else a_band)[inside]
-    return _ncc(x, _band(warped)[inside]), cover_a, cover_b
+        return None, cover_a, cover_b
+    return inside, cover_a, cover_b
 
 
 def _band(img: np.ndarray) -> np.ndarray:
@@ -282,15 +291,16 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
     a background clipped to black beyond what `flat` flattens (a tone change does that), both
     are flattened up to that share, so the other's background noise does not count."""
     b, b_flat = _oriented(fb, mirror)
-    s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0])
+    overlap = _overlap(fa.pixels.shape, b.shape, m)  # the same for every pair of images below
+    s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0], overlap)
     if cover_a == 0:
         return 0.0, cover_a, cover_b
-    s2 = _correlate(fa.flat, b_flat, m, fa.bands[1])[0]
+    s2 = _correlate(fa.flat, b_flat, m, fa.bands[1], overlap)[0]
     floor = max(fa.clipped, fb.clipped) + 0.02
     if floor > FLAT_FLOOR:
         a_deep = (equalise(fa.pixels, floor) * 255).astype(np.uint8)  # pixels keep the grey levels' ranks
         b_deep = _oriented(fb, mirror, (equalise(fb.pixels, floor) * 255).astype(np.uint8))
-        s2 = max(s2, _correlate(a_deep, b_deep, m)[0])
+        s2 = max(s2, _correlate(a_deep, b_deep, m, overlap=overlap)[0])
     return max(s1, s2), cover_a, cover_b
 
 
@@ -346,8 +356,11 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
         else:  # a shows more than b (a rotated copy's wedges, say): refine b's frame against a
             w_ba = _refine(b, fa.pixels, cv2.invertAffineTransform(best_m))
             w = cv2.invertAffineTransform(w_ba) if w_ba is not None else None
-            score = max(_correlate(b, fa.pixels, w_ba)[0], _correlate(b_flat, fa.flat, w_ba)[0]) \
-                if w is not None and _plausible(w) else 0.0
+            score = 0.0
+            if w is not None and _plausible(w):
+                overlap = _overlap(b.shape, fa.pixels.shape, w_ba)
+                score = max(_correlate(b, fa.pixels, w_ba, overlap=overlap)[0],
+                            _correlate(b_flat, fa.flat, w_ba, overlap=overlap)[0])
         if score >= REFINED_CORRELATION:
             return _match(True, score, mirror, w, best.inliers, best.cover_a, best.cover_b)
     return best
