@@ -195,19 +195,24 @@ def test_a_rerun_verifies_only_pairs_with_a_changed_file(tmp_path, monkeypatch):
     assert third["group"].nunique() == 1
 
 
+def hashed_folder(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, pd.DataFrame]:
+    """Write {name: JPEG bytes} to ROOT/a/NAME.jpg and hash them: (ROOT, table in path order)."""
+    root = tmp_path / "xrays"
+    (root / "a").mkdir(parents=True)
+    for name, data in files.items():
+        (root / "a" / f"{name}.jpg").write_bytes(data)
+    return root, hash_images(scan_like(root), root, workers=1)
+
+
 def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_groups_apart(tmp_path, monkeypatch):
     # Candidate pairs are verified trusting the hashes' mirror hint. When a wrong hint fails the
     # pair between a group's core and a copy, the copy must still join through another member.
     import curate.dedup as dedup
 
-    root = tmp_path / "xrays"
-    (root / "a").mkdir(parents=True)
     orig = xray(3)
     # without audit columns the better file is the first path: "1_orig" makes the core
-    files = {"1_orig": jpeg(orig, 95), "2_copy": jpeg(orig, 70), "3_turned": jpeg(np.rot90(orig), 70)}
-    for name, data in files.items():
-        (root / "a" / f"{name}.jpg").write_bytes(data)
-    table = hash_images(scan_like(root), root, workers=1)
+    root, table = hashed_folder(tmp_path, {"1_orig": jpeg(orig, 95), "2_copy": jpeg(orig, 70),
+                                           "3_turned": jpeg(np.rot90(orig), 70)})
     core, turned = 0, 2  # rows, in path order
     real = dedup.verify_pairs
 
@@ -222,13 +227,11 @@ def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_g
 
 
 def test_the_dups_bar_counts_every_file_once_and_moves_while_pairs_are_verified(tmp_path):
-    root = tmp_path / "xrays"
-    (root / "a").mkdir(parents=True)
+    files = {}
     for k in range(3):
         orig = xray(10 + k)
-        (root / "a" / f"{k}_orig.jpg").write_bytes(jpeg(orig))
-        (root / "a" / f"{k}_turned.jpg").write_bytes(jpeg(rotate_expand(orig, 20 + 5 * k, "reflect")))
-    table = hash_images(scan_like(root), root, workers=1)
+        files |= {f"{k}_orig": jpeg(orig), f"{k}_turned": jpeg(rotate_expand(orig, 20 + 5 * k, "reflect"))}
+    root, table = hashed_folder(tmp_path, files)
     steps = []
     find_duplicates(table, root, workers=1, progress=steps.append)
     assert sum(steps) == len(table) == 6
@@ -243,13 +246,9 @@ def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_p
     # verify with, must make it, or the turned copy is left out of the group.
     import curate.dedup as dedup
 
-    root = tmp_path / "xrays"
-    (root / "a").mkdir(parents=True)
     orig = xray(5)
-    files = {"1_reencode": jpeg(orig, 80), "2_orig": jpeg(orig, 95), "3_turned": jpeg(np.rot90(orig), 90)}
-    for name, data in files.items():
-        (root / "a" / f"{name}.jpg").write_bytes(data)
-    table = hash_images(scan_like(root), root, workers=1)
+    root, table = hashed_folder(tmp_path, {"1_reencode": jpeg(orig, 80), "2_orig": jpeg(orig, 95),
+                                           "3_turned": jpeg(np.rot90(orig), 90)})
     real_features, real_verify = dedup.features, dedup.verify
 
     def named_features(path):
