@@ -16,9 +16,12 @@
    warped onto the first and the two must correlate on their common area (band-passed detail,
    on two equalisations so tone changes and clipped backgrounds do not matter). A pair that
    nearly makes it is aligned again to sub-pixel precision (ECC) and must then correlate
-   higher still. This gives the angle, scale and mirror between the two.
+   higher still (not a pair only the shift/zoom windows proposed). A copy crushed mostly to
+   black, where ORB finds nothing, is aligned by its whole-frame hash's rotation/flip and must
+   pass refined. This gives the angle, scale and mirror between the two.
 3. Groups: verified pairs, strongest first, joined by union-find; two groups are joined only
-   when their cores (best members: the least flattened to black, then the least padded) also
+   when their cores (best members: the least flattened to black, then the least padded, then
+   the one its copies verify best with) also
    verify against each other, so one false link cannot chain unrelated images together, and
    two groups that hold copies only on a strong link.
 4. One representative per group: the member most others are aligned with (the un-rotated,
@@ -36,6 +39,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -388,16 +392,25 @@ def _wrap(deg: float) -> float:
     return (deg + 180.0) % 360.0 - 180.0
 
 
-def _verify_batch(pairs: list[tuple[int, int, bool, int | None, bool]]) -> list[Match]:
-    """Verify pairs (a, b, mirror_first, frame, refine) with the features map_files shared, then drop the
-    band-passed images the batch made, so a worker's memory stays flat however many files it
-    meets (kept for every file, they took 0.3 GB per worker on 2,869 files)."""
+class Pair(NamedTuple):
+    """A candidate pair to verify (row positions a < b) with what its hashes say (see verify)."""
+
+    a: int
+    b: int
+    mirror: bool  # b is mirrored: trusted (verifying both ways would double the cost)
+    frame: int | None  # a whole-frame hash's rotation/flip (a ~ T_v(b)), else None
+    refine: bool  # a near miss gets a sub-pixel re-alignment
+
+
+def _verify_batch(pairs: list[Pair]) -> list[Match]:
+    """Verify pairs with the features map_files shared, then drop the band-passed images the
+    batch made, so a worker's memory stays flat however many files it meets (kept for every
+    file, they took 0.3 GB per worker on 2,869 files)."""
     feats = shared()
     out = []
-    for a, b, mirror_first, frame, refine in pairs:
-        fa, fb = feats.get(a), feats.get(b)
-        # the hashes' rotation/flip says whether b is mirrored: trust it (halves the cost)
-        out.append(verify(fa, fb, mirror_first, tries=1, frame=frame, refine=refine)
+    for p in pairs:
+        fa, fb = feats.get(p.a), feats.get(p.b)
+        out.append(verify(fa, fb, p.mirror, tries=1, frame=p.frame, refine=p.refine)
                    if fa is not None and fb is not None else Match(False))
     for i in {i for a, b, *_ in pairs for i in (a, b)}:
         if feats.get(i) is not None:
@@ -405,10 +418,9 @@ def _verify_batch(pairs: list[tuple[int, int, bool, int | None, bool]]) -> list[
     return out
 
 
-def verify_pairs(pairs: list[tuple[int, int, bool, int | None, bool]], paths: list[str], *,
-                 workers: int | None = None, progress: Progress | None = None) -> list[Match]:
-    """Verify pairs (a, b, mirror hint, whole-frame variant or None, refine) of files (row
-    positions into `paths`; see verify): features once per file, in parallel,
+def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = None,
+                 progress: Progress | None = None) -> list[Match]:
+    """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
     then the pairs in batches of VERIFY_BATCH (in order: pairs of one file sit together), every
     worker holding all features from the start rather than receiving them with each batch.
     `progress` counts the files: a fifth of each as features are made, the rest as the pairs
@@ -669,7 +681,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     # the hashes' rotation/flip: whether b is mirrored, and for whole frames how they align
     frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
     refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
-    items = [(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r))
+    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r))
              for a, b, v, f, r in zip(todo["a"], todo["b"], todo["variant"], frames, refine)]
     hinted = {(a, b) for a, b, *_ in items}  # verified trusting the hashes' mirror hint
     verified: dict[tuple[int, int], Match] = {}

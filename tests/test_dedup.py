@@ -325,12 +325,17 @@ def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(t
     assert not dedup.verify(fo, fc, False, tries=1, refine=False).ok
 
     asked = []
-    monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: asked.extend(items) or [Match(False)] * len(items))
-    table = pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "hash_status": "ok"})
-    channels = pd.DataFrame({"a": [0, 0], "b": [1, 2], "dist": [3, 3], "variant": [0, 0], "channel": ["rhash", "window"]})
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: channels)
-    find_duplicates(table, tmp_path, workers=1)
-    assert [(a, b, refine) for a, b, _, _, refine in asked] == [(0, 1, True), (0, 2, False)]
+
+    def nothing_verifies(items, *args, **kwargs):
+        asked.extend(items)
+        return [Match(False)] * len(items)
+
+    monkeypatch.setattr(dedup, "verify_pairs", nothing_verifies)
+    proposed = pd.DataFrame({"a": [0, 0], "b": [1, 2], "dist": [3, 3], "variant": [0, 0],
+                             "channel": ["rhash", "window"]})
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: proposed)
+    find_duplicates(pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "hash_status": "ok"}), tmp_path, workers=1)
+    assert [(p.a, p.b, p.refine) for p in asked] == [(0, 1, True), (0, 2, False)]
 
 
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
