@@ -148,8 +148,12 @@ def equalise(pixels: np.ndarray, floor: float = 0.35) -> np.ndarray:
     """Grey levels -> their mid-rank (0..1): brightness, contrast and gamma changes drop out.
     The darkest `floor` share of pixels (the background) all map to 0, so a copy whose dark
     levels were clipped together by a tone change still agrees with its original."""
-    lut = np.clip((_mid_ranks(pixels) - floor) / (1.0 - floor), 0.0, 1.0)
-    return cv2.LUT(pixels, lut.astype(np.float32))  # = lut[pixels], faster
+    return cv2.LUT(pixels, _floor_lut(_mid_ranks(pixels), floor))  # = lut[pixels], faster
+
+
+def _floor_lut(ranks: np.ndarray, floor: float) -> np.ndarray:
+    """equalise's look-up table: mid-ranks with the darkest `floor` share flattened to 0."""
+    return np.clip((ranks - floor) / (1.0 - floor), 0.0, 1.0).astype(np.float32)
 
 
 def _mid_ranks(pixels: np.ndarray) -> np.ndarray:
@@ -176,10 +180,10 @@ def dct_hashes(stack: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint64) * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def window_hashes(eq: np.ndarray) -> np.ndarray:
+def window_hashes(eq: np.ndarray, windows=WINDOWS) -> np.ndarray:
     """WHASH_COLUMNS of an equalised image: shifted and zoomed 80% windows (see above)."""
     wins = []
-    for side, offsets in WINDOWS:
+    for side, offsets in windows:
         g = cv2.resize(eq, (side, side), interpolation=cv2.INTER_AREA)
         wins += [g[oy:oy + 32, ox:ox + 32] for oy in offsets for ox in offsets]
     return dct_hashes(np.stack(wins))
@@ -188,16 +192,15 @@ def window_hashes(eq: np.ndarray) -> np.ndarray:
 def centred_window_hash(eq: np.ndarray) -> int:
     """whash_0 alone: the centred 80% window (side 40, offset 4)."""
     side, (offset, *_) = WINDOWS[0]
-    g = cv2.resize(eq, (side, side), interpolation=cv2.INTER_AREA)
-    return int(dct_hashes(g[None, offset:offset + 32, offset:offset + 32])[0])  # as window_hashes computes it
+    return int(window_hashes(eq, ((side, (offset,)),))[0])
 
 
 def clip_hashes(pixels: np.ndarray) -> np.ndarray:
     """LHASH_COLUMNS: the frame hashed like phash with its darkest CLIP_FLOORS flattened.
     The four equalisations are the channels of one image: one look-up, one resize."""
     ranks = _mid_ranks(pixels)
-    luts = np.stack([np.clip((ranks - floor) / (1.0 - floor), 0.0, 1.0) for floor in CLIP_FLOORS], axis=1)
-    four = cv2.LUT(cv2.merge([pixels] * len(CLIP_FLOORS)), luts.astype(np.float32)[:, None, :])
+    luts = np.stack([_floor_lut(ranks, floor) for floor in CLIP_FLOORS], axis=1)
+    four = cv2.LUT(cv2.merge([pixels] * len(CLIP_FLOORS)), luts[:, None, :])
     small = cv2.resize(four, (32, 32), interpolation=cv2.INTER_AREA)
     return dct_hashes(np.moveaxis(small, 2, 0))
 
