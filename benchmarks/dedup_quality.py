@@ -7,6 +7,9 @@ copy; then plain imagehash pHash at Hamming 4, 8 and 10 on the same files, as pa
 groups (connected components), side by side. Prints tables; not a timed test.
 
     .venv/bin/python benchmarks/dedup_quality.py --bases 1500 --seed 11
+
+`--set NAME=VALUE` (repeatable) overrides one of curate.dedup's settings for the run, to
+measure what a change costs or buys, e.g. `--set VERIFY_SIDE=160 --set RHASH_TOP=2`.
 """
 
 from __future__ import annotations
@@ -69,6 +72,23 @@ def components(paths: list[str], edges: set) -> dict:
     return groups
 
 
+def override(setting: str) -> None:
+    """NAME=VALUE: set curate.dedup.NAME (an existing upper-case setting) to VALUE, a number or tuple."""
+    import ast
+
+    from curate import dedup
+
+    name, _, value = setting.partition("=")
+    if not name.isupper() or not hasattr(dedup, name):
+        sys.exit(f"--set {setting}: {name!r} is not one of curate.dedup's settings")
+    try:
+        new = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        sys.exit(f"--set {setting}: {value!r} is not a number or tuple")
+    print(f"setting curate.dedup.{name} = {new!r} (was {getattr(dedup, name)!r})")
+    setattr(dedup, name, new)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", type=int, default=1500, help="FracAtlas images to build from")
@@ -78,7 +98,11 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=8)
     ap.add_argument("--pair-cache", type=Path, default=None,
                     help="keep verified pairs here between runs (for trying grouping changes; the dups time is then not cold)")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a curate.dedup setting (an upper-case constant), e.g. VERIFY_SIDE=160")
     args = ap.parse_args()
+    for setting in args.settings:
+        override(setting)
 
     rng = np.random.default_rng(args.seed)
     all_files = sorted((FRACATLAS / "images").glob("*/*.jpg"))
@@ -106,7 +130,10 @@ def main() -> None:
     table = audit(scan(dest), dest, workers=args.workers)
     table = hash_images(table, dest, workers=args.workers, cache_dir=work / "cache")
     t1 = time.perf_counter()
-    table = find_duplicates(table, dest, workers=args.workers, cache_dir=args.pair_cache)
+    pair_cache = args.pair_cache
+    if pair_cache is not None and args.settings:  # results verified under other settings are not these
+        pair_cache = pair_cache / ("set-" + "-".join(sorted(args.settings)).replace("/", "_"))
+    table = find_duplicates(table, dest, workers=args.workers, cache_dir=pair_cache)
     t2 = time.perf_counter()
     print(f"{len(table)} files; audit + hash {t1 - t0:.1f} s, dups {t2 - t1:.1f} s ({args.workers} workers)\n")
 

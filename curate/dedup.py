@@ -77,6 +77,7 @@ THASH_RADIUS, THASH_TOP = 8, 2
 # nearest within LHASH_RADIUS bits (copies land 0-2 bits apart; phash had them 4-18 apart).
 CLIPPED, LHASH_RADIUS, LHASH_TOP = 0.4, 6, 2
 VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
+ORB_FEATURES = 600  # keypoints per image (matching two images costs their product)
 VERIFY_BATCH = 256  # pairs per task in verify_pairs (what a batch derives is dropped after it)
 MIN_INLIERS = 12  # keypoint matches that agree on one transform
 MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
@@ -154,7 +155,7 @@ _ORB = None
 def _orb():
     global _ORB
     if _ORB is None:
-        _ORB = cv2.ORB_create(nfeatures=600, fastThreshold=8, edgeThreshold=15, patchSize=15)
+        _ORB = cv2.ORB_create(nfeatures=ORB_FEATURES, fastThreshold=8, edgeThreshold=15, patchSize=15)
     return _ORB
 
 
