@@ -7,6 +7,7 @@ TensorFlow is imported only inside `train`, `compare` and `demo`, so everything 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -810,6 +811,17 @@ def demo(
             }))
     if not quiet:
         console.print(f"open the report: {ws.reports / 'report.html'}")
+
+
+def _reflowed(doc: str) -> str:
+    """A docstring's paragraphs as single lines: Rich keeps a help text's line breaks, so the
+    source's wrapping would otherwise show as ragged lines in a narrower terminal."""
+    return "\n\n".join(" ".join(p.split("\n")) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _info in app.registered_commands:  # each command's help is its reflowed docstring
+    if _info.help is None and _info.callback is not None and _info.callback.__doc__:
+        _info.help = _reflowed(_info.callback.__doc__)
 
 
 if __name__ == "__main__":  # pragma: no cover

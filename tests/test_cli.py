@@ -86,6 +86,15 @@ def typer_help(name: str) -> str:
     return typer.main.get_command(app).commands[name].help or ""
 
 
+def test_help_paragraphs_flow_to_the_terminal_width():
+    # the docstrings are wrapped in the source; shown as is, a narrow terminal breaks them twice
+    for name in commands():
+        for paragraph in typer_help(name).split("\n\n"):
+            assert "\n" not in paragraph, f"{name}: {paragraph!r}"
+    narrow = CliRunner().invoke(app, ["dups", "--help"], env={"COLUMNS": "80"}).output
+    assert "(keypoints + a" in narrow and "similarity transform" in narrow
+
+
 def test_help_and_version_do_not_import_tensorflow():
     code = ("import sys; from typer.testing import CliRunner; from curate.cli import app; "
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
