@@ -18,7 +18,8 @@
    nearly makes it is aligned again to sub-pixel precision (ECC) and must then correlate
    higher still (not a pair only the shift/zoom windows proposed). A copy crushed mostly to
    black, where ORB finds nothing, is aligned by its whole-frame hash's rotation/flip and must
-   pass refined. This gives the angle, scale and mirror between the two.
+   correlate as a refined pair must, aligned so or refined. This gives the angle, scale and
+   mirror between the two.
 3. Groups: verified pairs, strongest first, joined by union-find; two groups are joined only
    when their cores (best members: the least flattened to black, then the least padded, then
    the one its copies verify best with) also
@@ -99,7 +100,7 @@ LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see 
 # first, and one weak link would then merge them all.
 MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "8"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "9"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -322,7 +323,8 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     mirror_first: try b mirrored first (the hashes say so); tries=1 trusts that hint.
     frame: a whole-frame hash's variant v (a ~ T_v(b)). When one image is mostly black (a tone
     change that crushed it leaves ORB too little to hold) and the keypoints find no alignment
-    at all, the frames are aligned by that rotation/flip instead; such a pair must pass refined.
+    at all, the frames are aligned by that rotation/flip instead; such a pair must correlate as a
+    refined pair must (REFINED_CORRELATION), aligned so or refined.
     refine=False: no sub-pixel refinement (see NO_REFINE_CHANNELS)."""
     best, best_m = Match(False), None
     for mirror in (mirror_first, not mirror_first)[:tries]:
@@ -351,7 +353,9 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     if best_m is None and frame is not None and max(fa.clipped, fb.clipped) >= CLIPPED:
         mirror, m = bool(frame % 2), _frame_matrix(frame, fa.pixels.shape, fb.pixels.shape)
         score, cover_a, cover_b = _score(fa, fb, mirror, m)
-        best, best_m = _match(False, score, mirror, m, 0, cover_a, cover_b), m
+        best, best_m = _match(score >= REFINED_CORRELATION, score, mirror, m, 0, cover_a, cover_b), m
+        if best.ok:  # already as close as a refined pair must be (ECC can stray on a frame this flat)
+            return best
     if refine and best_m is not None and best.score >= REFINE_FLOOR:
         mirror = best.mirrored
         b, b_flat = _oriented(fb, mirror)

@@ -310,6 +310,24 @@ def test_a_crushed_copy_the_keypoints_cannot_align_is_aligned_by_its_frame_hash(
     assert found.ok and found.mirrored and abs(found.beta - 90) < 2
 
 
+def test_a_crushed_copy_whose_frames_already_agree_needs_no_refinement(tmp_path, monkeypatch):
+    # On a frame this flat the sub-pixel refinement (ECC) can stray to a wrong alignment; frames
+    # that already correlate as well as a refined pair must (0.86) are a copy without it.
+    import curate.dedup as dedup
+
+    orig = xray(22)
+    crushed = np.clip((orig.astype(float) - np.percentile(orig, 85)) * 4, 0, 255).astype(np.uint8)
+    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
+    (tmp_path / "copy.jpg").write_bytes(jpeg(crushed))
+    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    nothing = np.zeros((0, 2), np.float32)
+    monkeypatch.setattr(dedup, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
+    monkeypatch.setattr(dedup, "_refine", lambda a, b, m: np.float64([[0.7, 0, 19], [0, 1, -1]]))  # astray
+
+    found = dedup.verify(fo, fc, False, tries=1, frame=0)
+    assert found.ok and found.score >= dedup.REFINED_CORRELATION and abs(found.beta) < 1
+
+
 def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(tmp_path, monkeypatch):
     # A turned, blurred, heavily re-encoded copy: its keypoint alignment correlates 0.78-0.86,
     # and the sub-pixel refinement lifts it over the bar. Pairs only the shift/zoom windows
