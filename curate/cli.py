@@ -107,8 +107,13 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def titled_table(title: str) -> Table:
+    """A table whose title stays on one line (rich wraps a title to the table's own width)."""
+    return Table(title=title, title_justify="left", min_width=len(title))
+
+
 def counts_table(title: str, counts: dict, *, key: str = "what", value: str = "files") -> Table:
-    table = Table(title=title, title_justify="left")
+    table = titled_table(title)
     table.add_column(key)
     table.add_column(value, justify="right")
     for k, v in counts.items():
@@ -248,7 +253,7 @@ def dups(
                                     "near_duplicate_groups", "duplicates_removed", "leaked_files", "label_conflicts")}))
         if summary["relations"]:
             console.print(counts_table("copies by relation to their representative", summary["relations"], key="relation"))
-        leak = Table(title="leakage: files of a split (row) with a copy in a split (column)", title_justify="left")
+        leak = titled_table("leakage: files of a split (row) with a copy in a split (column)")
         cols = list(summary["leakage"])
         leak.add_column("")
         for c in cols:
@@ -319,7 +324,7 @@ def orient(
 
 def _class_table(title: str, counts: dict) -> Table:
     labels = sorted({lab for c in counts.values() for lab in c})
-    table = Table(title=title, title_justify="left")
+    table = titled_table(title)
     table.add_column("split")
     for lab in labels:
         table.add_column(lab, justify="right")
@@ -538,7 +543,7 @@ def _cell(m: dict | None, key: str) -> str:
 
 
 def metrics_table(title: str, rows: dict[str, dict | None], keys=("accuracy", "balanced_accuracy", "auc")) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = titled_table(title)
     table.add_column("")
     table.add_column("n (pos)", justify="right")
     for k in keys:
