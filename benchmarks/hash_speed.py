@@ -37,45 +37,33 @@ def main() -> None:
     import imagehash
     from PIL import Image
 
-    def plain():
-        for p in files:
-            try:
-                imagehash.phash(Image.open(p))
-            except OSError:
-                pass
+    def per_file(step, errors=Exception):  # step(p) on every file; a file that does not decode is skipped
+        def run():
+            for p in files:
+                try:
+                    step(p)
+                except errors:
+                    pass
+        return run
 
-    def ours():
-        for p in files:
-            hash_file(p)
-
-    def decode_only():  # the floor: every hash needs the pixels
-        for p in files:
-            try:
-                decode(p, max_side=hashing.HASH_SIDE)
-            except Exception:
-                pass
-
-    def frame_only():  # the 8-variant pHash alone, without the any-angle, shift and tone channels
-        for p in files:
-            try:
-                hashing.frame_hash(hashing.equalise(decode(p, max_side=hashing.HASH_SIDE).pixels))
-            except Exception:
-                pass
-
-    rows = []
-    for name, fn in (("imagehash.phash(Image.open(p)) loop", plain), ("curate hash_file loop", ours)):
+    def rate(run) -> float:
         t = time.perf_counter()
-        fn()
-        rows.append((name, len(files) / (time.perf_counter() - t)))
+        run()
+        return len(files) / (time.perf_counter() - t)
+
+    def small(p):
+        return decode(p, max_side=hashing.HASH_SIDE).pixels
+
     table = pd.DataFrame({"path": [p.relative_to(args.root).as_posix() for p in files]})
-    for workers in (1, 2):
-        t = time.perf_counter()
-        hash_images(table, args.root, workers=workers)  # no cache: every file hashed
-        rows.append((f"curate hash_images, {workers} process(es)", len(files) / (time.perf_counter() - t)))
-    for name, fn in (("  decode alone (no hash)", decode_only), ("  decode + frame pHash only", frame_only)):
-        t = time.perf_counter()
-        fn()
-        rows.append((name, len(files) / (time.perf_counter() - t)))
+    rows = [("imagehash.phash(Image.open(p)) loop", rate(per_file(lambda p: imagehash.phash(Image.open(p)), OSError))),
+            ("curate hash_file loop", rate(per_file(hash_file)))]
+    for workers in (1, 2):  # no cache: every file hashed
+        rows.append((f"curate hash_images, {workers} process(es)",
+                     rate(lambda: hash_images(table, args.root, workers=workers))))
+    # the floor: every hash needs the pixels; and the 8-variant pHash alone, without the
+    # any-angle, shift and tone channels
+    rows.append(("  decode alone (no hash)", rate(per_file(small))))
+    rows.append(("  decode + frame pHash only", rate(per_file(lambda p: hashing.frame_hash(hashing.equalise(small(p)))))))
     base = rows[0][1]
     print(f"{len(files)} FracAtlas files")
     print(f"{'method':42s} {'images/s':>9s} {'x imagehash':>12s}")
