@@ -205,14 +205,9 @@ def hash_cmd(
 
 
 def _hex_hashes(table):
-    """For CSVs: phash as 16 hex digits (spreadsheets mangle 20-digit integers); the candidate
-    channels' codes (dozens per file) stay in the cache."""
-    from curate.hashing import CHANNEL_COLUMNS
+    from curate.hashing import hex_hashes
 
-    out = table.drop(columns=[c for c in CHANNEL_COLUMNS if c in table])
-    if "phash" in out:
-        out["phash"] = [f"{int(v):016x}" for v in out["phash"]]
-    return out
+    return hex_hashes(table)
 
 
 @app.command()

@@ -419,3 +419,12 @@ def hash_summary(table: pd.DataFrame) -> dict:
         "distinct_pixels": int(table.loc[ok, "pixel_hash"].nunique()),
         "distinct_phash": int(table.loc[ok, "phash"].nunique()),
     }
+
+
+def hex_hashes(table: pd.DataFrame) -> pd.DataFrame:
+    """For CSVs: phash as 16 hex digits (spreadsheets mangle 20-digit integers); the candidate
+    channels' codes (dozens per file) stay in the cache."""
+    out = table.drop(columns=[c for c in CHANNEL_COLUMNS if c in table])
+    if "phash" in out:
+        out["phash"] = [f"{int(v):016x}" for v in out["phash"]]
+    return out
