@@ -38,6 +38,7 @@ class AuditResult:
     audit: pd.DataFrame  # one row per file: status, detail, format, size, flags, ...
     summary: dict  # counts by status, broken files by reason, flags
     paths: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)  # about the layout and the labels
 
 
 @dataclass
@@ -49,6 +50,7 @@ class DuplicatesResult:
     conflicts: pd.DataFrame  # groups whose copies carry different labels: group, labels, files
     summary: dict  # groups, leakage between splits, label conflicts
     paths: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)  # about the layout and the labels
 
 
 @dataclass
@@ -61,8 +63,10 @@ class CompareResult:
 
 
 def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1,0.1", seed: int = 0,
-        keep_copies: bool = False, keep_conflicts: bool = False, labels_csv: str | Path | None = None,
-        name: str | None = None, workdir: str | Path | None = None, workers: int | None = None) -> RunResult:
+        keep_copies: bool = False, keep_conflicts: bool = False, group_by: str | None = None,
+        labels_csv: str | Path | None = None, path_pattern: str | None = None, path_column: str | None = None,
+        label_column: str | None = None, name: str | None = None, workdir: str | Path | None = None,
+        workers: int | None = None) -> RunResult:
     """`curate run ROOT`: audit, hash, duplicates, orientation, both manifests and the report.
 
     Writes DIR/manifests/NAME/ (manifest.csv, naive.csv, manifest.json, audit.csv, duplicates.csv)
@@ -80,9 +84,10 @@ def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1
 
     ws = Workspace.for_root(root, name, workdir)
     table, summary, split_rep, written = run_pipeline(
-        Path(root), ws, labels_csv=labels_csv, workers=workers, split=split, ratios=parse_ratios(ratios),
+        Path(root), ws, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+        label_column=label_column, group_by=group_by, workers=workers, split=split, ratios=parse_ratios(ratios),
         seed=seed, keep_copies=keep_copies, keep_conflicts=keep_conflicts)
-    paths = {k: Path(v) for k, v in written.items() if isinstance(v, (str, Path))}
+    paths = {k: v for k, v in written.items() if isinstance(v, Path)}
     paths.update(audit_csv=ws.manifests / "audit.csv", duplicates_csv=ws.manifests / "duplicates.csv",
                  summary_json=ws.reports / "summary.json")
     return RunResult(manifest=read_manifest(paths["manifest_csv"]), naive=read_manifest(paths["naive_csv"]),
@@ -90,7 +95,8 @@ def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1
                      notes=list(split_rep["notes"]), warnings=list(split_rep["warnings"]))
 
 
-def audit(root: str | Path, *, labels_csv: str | Path | None = None, name: str | None = None,
+def audit(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern: str | None = None,
+          path_column: str | None = None, label_column: str | None = None, name: str | None = None,
           workdir: str | Path | None = None, workers: int | None = None) -> AuditResult:
     """`curate audit ROOT`: decode every file; corrupt, unreadable, not-an-image and odd files.
 
@@ -99,20 +105,25 @@ def audit(root: str | Path, *, labels_csv: str | Path | None = None, name: str |
     >>> result = curate.audit("xray-messy", workdir="out")
     >>> result.audit.query("status != 'ok'")[["path", "status", "detail"]]
     """
-    from curate.audit import audit as audit_files, audit_summary
+    from curate.audit import audit as audit_files, audit_summary, dicom_warnings
     from curate.errors import InputError
     from curate.layout import scan
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
-    table = audit_files(scan(root, labels_csv=labels_csv), root, workers=workers)
+    table = scan(root, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+                 label_column=label_column)
+    warnings = table.attrs.get("warnings", [])
+    table = audit_files(table, root, workers=workers)
     out = write_csv(ws.manifests / "audit.csv", table)
     if not (table["status"] == "ok").any():
         raise InputError(f"{root}: no readable images among {len(table):,} files (details in {out})")
-    return AuditResult(audit=table, summary=audit_summary(table), paths={"audit_csv": out})
+    return AuditResult(audit=table, summary=audit_summary(table), paths={"audit_csv": out},
+                       warnings=[*warnings, *dicom_warnings(table)])
 
 
-def find_duplicates(root: str | Path, *, labels_csv: str | Path | None = None, name: str | None = None,
+def find_duplicates(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern: str | None = None,
+                    path_column: str | None = None, label_column: str | None = None, name: str | None = None,
                     workdir: str | Path | None = None, workers: int | None = None) -> DuplicatesResult:
     """`curate dups ROOT`: duplicate groups within and across splits, label conflicts, leakage.
 
@@ -127,11 +138,13 @@ def find_duplicates(root: str | Path, *, labels_csv: str | Path | None = None, n
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
-    table = through_dups(Path(root), labels_csv=labels_csv, workers=workers, cache_dir=ws.cache)
+    table = through_dups(Path(root), labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+                         label_column=label_column, workers=workers, cache_dir=ws.cache)
     paths = {"duplicates_csv": write_duplicates(table, ws.manifests / "duplicates.csv"),
              "dups_csv": write_csv(ws.manifests / "dups.csv", hex_hashes(table))}
     return DuplicatesResult(duplicates=duplicates_frame(table), table=table,
-                            conflicts=label_conflicts(table), summary=dups_summary(table), paths=paths)
+                            conflicts=label_conflicts(table), summary=dups_summary(table), paths=paths,
+                            warnings=list(table.attrs.get("warnings", [])))
 
 
 def train(manifest: str | Path, *, model: str = "seed-cnn", epochs: int = 10, batch_size: int = 32,
@@ -141,8 +154,9 @@ def train(manifest: str | Path, *, model: str = "seed-cnn", epochs: int = 10, ba
           name: str | None = None, workdir: str | Path | None = None) -> TrainResult:
     """`curate train MANIFEST`: train the bundled CNN on a manifest's kept rows; score val and test.
 
-    Returns the trained model, the history and predictions (DataFrames), metrics.json's dict and
-    the run folder (DIR/reports/NAME/train-MODEL-TIME/, holding model.keras and the plots).
+    Returns the model (what model.keras holds: RGB 0-255 images of any size in, p(positive) out),
+    the history and predictions (DataFrames), metrics.json's dict and the run folder
+    DIR/reports/NAME/train-MODEL-TIME/. DIR defaults to the workdir the manifest was written to.
 
     >>> run = curate.train("out/manifests/xray-messy/manifest.csv", model="compact", epochs=5)
     >>> run.metrics["test"]["accuracy"], run.out_dir
@@ -152,7 +166,7 @@ def train(manifest: str | Path, *, model: str = "seed-cnn", epochs: int = 10, ba
     return train_manifest(
         manifest, root=root, model=model, epochs=epochs, batch_size=batch_size, img_size=img_size, lr=lr,
         seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic, channels=channels,
-        weights=weights, bf16=bf16, positive_label=positive_label, name=name, workdir=workdir or ".")
+        weights=weights, bf16=bf16, positive_label=positive_label, name=name, workdir=workdir)
 
 
 def compare(naive: str | Path, curated: str | Path, *, model: str = "seed-cnn", epochs: int = 10,
@@ -170,13 +184,14 @@ def compare(naive: str | Path, curated: str | Path, *, model: str = "seed-cnn", 
     >>> cmp.metrics.query("metric == 'accuracy'").pivot(index="model", columns="test", values="value")
     """
     from curate.trainer.compare import compare as compare_manifests
+    from curate.trainer.data import default_workdir
 
     result = compare_manifests(
         naive, curated, root=root, model=model, epochs=epochs, batch_size=batch_size, img_size=img_size, lr=lr,
         seed=seed, repeats=repeats, class_weight=class_weight, patience=patience, deterministic=deterministic,
         channels=channels, weights=weights, bf16=bf16, curated_copies=curated_copies,
-        positive_label=positive_label, name=name, workdir=workdir or ".")
-    reports = Path(workdir or ".") / "reports" / (name or Path(curated).resolve().parent.name)
+        positive_label=positive_label, name=name, workdir=workdir)
+    reports = Path(workdir or default_workdir(curated)) / "reports" / (name or Path(curated).resolve().parent.name)
     return CompareResult(metrics=tidy_metrics(result), result=result,
                          paths={"compare_json": reports / "compare.json", "compare_png": reports / "compare.png"})
 

@@ -531,7 +531,8 @@ ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = 
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]
 Bf16Opt = Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 mixed precision (~1.5x faster training on CPUs with AVX512-BF16/AMX) [default: on when the CPU has it].", rich_help_panel="Model", show_default=False)]
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder the manifest's paths are relative to (default: the \"root\" in manifest.json beside it).", rich_help_panel="Input")]
-PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive (default: the one containing 'fract' but not 'not'/'non').", rich_help_panel="Input")]
+PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive \\[default: the one containing 'fract' but not 'not'/'non', else the second in sorted order].", rich_help_panel="Input")]
+TrainWorkdirOpt = Annotated[Path | None, typer.Option("--workdir", help="Results go to DIR/reports/NAME \\[default: the DIR the manifest was written to (DIR/manifests/NAME/), else the current directory].", rich_help_panel="Output")]
 
 
 def import_tensorflow_quietly() -> None:
@@ -613,7 +614,7 @@ def train(
     root: RootOpt = None,
     positive_label: PositiveOpt = None,
     name: NameOpt = None,
-    workdir: WorkdirOpt = None,
+    workdir: TrainWorkdirOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -630,12 +631,13 @@ def train(
             manifest, root=root, model=model.value, epochs=epochs, batch_size=batch_size, img_size=img_size,
             lr=lr, seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic,
             channels=channels, weights=weights, bf16=bf16, positive_label=positive_label, name=name,
-            workdir=workdir or ".", progress=bar,
+            workdir=workdir, progress=bar,
         )
     m = result.metrics
     if json_out:
         print_json({**m, "out_dir": str(result.out_dir)})
     elif not quiet:
+        console.print(m["positive_note"], highlight=False)
         console.print(metrics_table(f"{model.value} trained on {manifest} (epochs run: {m['epochs_run']}, best: {m['best_epoch']})",
                                     {"val": m["val"], "test": m["test"]}))
         if m["skipped"]:
@@ -665,7 +667,7 @@ def compare(
     root: RootOpt = None,
     positive_label: PositiveOpt = None,
     name: NameOpt = None,
-    workdir: WorkdirOpt = None,
+    workdir: TrainWorkdirOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -681,7 +683,7 @@ def compare(
             naive, curated, root=root, model=model.value, epochs=epochs, batch_size=batch_size,
             img_size=img_size, lr=lr, seed=seed, repeats=repeats, class_weight=class_weight, patience=patience,
             deterministic=deterministic, channels=channels, weights=weights, bf16=bf16, curated_copies=curated_copies,
-            positive_label=positive_label, name=name, workdir=workdir or ".", progress=bar,
+            positive_label=positive_label, name=name, workdir=workdir, progress=bar,
         )
     if json_out:
         print_json(result)
@@ -693,6 +695,7 @@ def compare(
     ran = result["training"]
     ran = ", ".join(f"{p} {'/'.join(map(str, ran[p]['epochs_run']))}" for p in ("naive", "curated"))
     counts = result["counts"]
+    console.print(result["settings"]["positive_note"], highlight=False)
     console.print(
         f"trained on: naive {counts['naive_train']['n']} images ({counts['naive_train']['n_pos']} {result['settings']['positive_label']}), "
         f"curated {counts['curated_train']['n']} ({counts['curated_train']['n_pos']}), copies: {curated_copies}; "
@@ -719,7 +722,9 @@ def compare(
     for note in [result["clean_test"]["note"], *result.get("notes", [])]:
         if note:
             console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
-    out = Path(workdir or ".") / "reports" / (name or curated.resolve().parent.name) / "compare.json"
+    from curate.trainer.data import default_workdir
+
+    out = Path(workdir or default_workdir(curated)) / "reports" / (name or curated.resolve().parent.name) / "compare.json"
     console.print(f"wrote {out} and compare.png")
 
 

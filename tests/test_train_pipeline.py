@@ -81,12 +81,11 @@ def test_root_comes_from_manifest_json_or_the_root_option(corpus, tmp_path):
     assert read_manifest(curated, root=root).root == root
 
 
-def test_the_positive_class_is_fractured_unless_told_otherwise():
+def test_the_positive_class_is_fractured_unless_told_otherwise_else_the_second_in_sorted_order():
     assert find_positive(["Non_fractured", "Fractured"]) == "Fractured"
     assert find_positive(["not fractured", "fractured"]) == "fractured"
     assert find_positive(["normal", "broken"], "BROKEN") == "broken"
-    with pytest.raises(CurateError, match="positive"):
-        find_positive(["normal", "broken"])  # nothing says "fract": refuse to guess
+    assert find_positive(["normal", "broken"]) == "normal"  # nothing says "fract": sorted order, said in one line
 
 
 def test_the_manifest_rotation_is_honoured_by_the_loader(tmp_path):

@@ -23,7 +23,7 @@ import pandas as pd
 from curate.errors import UsageError
 from curate.workspace import Workspace, write_json
 from . import evaluate
-from .data import find_positive, kept, load_pixels, read_manifest, targets
+from .data import choose_positive, default_workdir, kept, load_pixels, read_manifest, targets
 from .fit import best_epoch, fit_model, precision_for, predict, progress_callback
 
 COPY_REASONS = ("duplicate", "leak")  # dropped rows that are copies of a kept image
@@ -55,7 +55,8 @@ def plan(naive, curated, curated_copies: str = "all") -> dict[str, pd.DataFrame]
         copies = ct[~ct["keep"] & ct["reason"].isin(COPY_REASONS) & ct["group"].astype(str).isin(train_groups)]
         # A copy only counts if it carries its group's label (a conflicting one is no copy).
         group_label = dict(zip(kept(ct, "train")["group"].astype(str), kept(ct, "train")["label"]))
-        copies = copies[[group_label.get(g) == lab for g, lab in zip(copies["group"].astype(str), copies["label"])]]
+        copies = copies[np.array([group_label.get(g) == lab for g, lab in zip(copies["group"].astype(str), copies["label"])],
+                                 dtype=bool)]  # an array: an empty list would select no columns
         sets["curated_train"] = pd.concat([sets["curated_train"], _frame(curated, copies, group_of)], ignore_index=True)
 
     trained_on = set(sets["naive_train"]["group"]) | set(sets["curated_train"]["group"])
@@ -88,27 +89,29 @@ def compare(
     curated_copies: str = "all",
     positive_label: str | None = None,
     name: str | None = None,
-    workdir: str | Path = ".",
+    workdir: str | Path | None = None,
     n_boot: int = evaluate.N_BOOT,
     progress=None,
 ) -> dict:
     """Train naive and curated `repeats` times each; write reports/NAME/compare.json and compare.png.
 
-    Returns the compare.json dict. NAME defaults to the curated manifest's folder name.
+    Returns the compare.json dict. NAME defaults to the curated manifest's folder name, DIR to
+    the workdir it was written to (DIR/manifests/NAME/), else the current directory.
     """
     started = time.time()
     if repeats < 1:
         raise UsageError("--repeats must be at least 1")
     naive, curated = read_manifest(naive_csv, root), read_manifest(curated_csv, root)
-    ws = Workspace.for_root(curated.root, name=name or curated.csv.resolve().parent.name, workdir=workdir)
+    ws = Workspace.for_root(curated.root, name=name or curated.csv.resolve().parent.name,
+                            workdir=workdir if workdir is not None else default_workdir(curated.csv))
     sets = plan(naive, curated, curated_copies)
 
     # Decode every image any set needs exactly once: one array, each set indexes into it.
     union = pd.concat(sets.values(), ignore_index=True).drop_duplicates(["file", "rotation"], ignore_index=True)
     union = union.assign(path=union["file"])  # absolute paths, so ROOT is "/"
-    pos = find_positive(union["label"], positive_label)
+    pos, positive_line = choose_positive(union["label"], positive_label)
     if pos is None:
-        raise UsageError("no label looks like the positive class (\"fractured\"); pass --positive-label")
+        raise UsageError("the manifests' kept rows hold one label only: a classifier needs two")
     others = sorted({x for x in union["label"] if x.lower() != pos.lower() and x})
     names = (others[0] if others else f"not {pos}", pos)
     task = progress.add_task("decoding", total=len(union)) if progress is not None else None
@@ -168,7 +171,7 @@ def compare(
             "seed": seed, "seeds": seeds, "repeats": repeats, "class_weight": class_weight, "patience": patience,
             "deterministic": deterministic, "channels": channels, "weights": str(weights) if weights else None,
             "precision": precision_for(bf16), "curated_copies": curated_copies, "positive_label": pos,
-            "labels": list(names), "n_boot": n_boot,
+            "positive_note": positive_line, "labels": list(names), "n_boot": n_boot,
             "naive_manifest": str(naive.csv), "curated_manifest": str(curated.csv), "root": str(curated.root),
         },
         "counts": {k: {"n": len(v), "n_pos": int(y[k].sum())} for k, v in sets.items()},

@@ -103,11 +103,17 @@ def kept(table: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def find_positive(labels, positive: str | None = None) -> str | None:
-    """The label that counts as class 1 ("fractured"), matched case-insensitively.
+    """The label that counts as class 1 (see `choose_positive`); None when there is none."""
+    return choose_positive(labels, positive)[0]
 
-    Default: the label containing "fract" but not "not"/"non" ("Fractured" yes,
-    "Non_fractured" and "not fractured" no). Raises when it is ambiguous or when a manifest
-    has more than two labels, because binary metrics would then be silently wrong.
+
+def choose_positive(labels, positive: str | None = None) -> tuple[str | None, str]:
+    """(the label that counts as class 1, one line saying which and why), case-insensitive.
+
+    `positive` names it. Otherwise the one label containing "fract" but not "not"/"non"
+    ("Fractured" yes, "Non_fractured" and "not fractured" no), else the second of the two labels
+    in sorted order (class 1 in Keras's alphabetical folder order). Raises when a manifest has
+    more than two labels, because binary metrics would then be silently wrong.
     """
     names = sorted({str(x) for x in labels if str(x) != ""})
     if len(names) > 2:
@@ -116,11 +122,27 @@ def find_positive(labels, positive: str | None = None) -> str | None:
         match = [n for n in names if n.lower() == positive.lower()]
         if names and not match:
             raise UsageError(f"--positive-label {positive!r} is not one of the labels: {', '.join(names)}")
-        return match[0] if match else positive
+        chosen = match[0] if match else positive
+        return chosen, f"positive class: {chosen!r} (--positive-label)"
     match = [n for n in names if "fract" in n.lower() and not any(w in n.lower() for w in ("not", "non"))]
-    if len(match) > 1 or (len(names) == 2 and not match):
-        raise UsageError(f"cannot tell which label is positive among {', '.join(names)}; pass --positive-label")
-    return match[0] if match else None
+    if len(match) == 1:
+        return match[0], f"positive class: {match[0]!r} (its name says fractured; --positive-label picks another)"
+    if len(names) == 2:
+        return names[1], (f"positive class: {names[1]!r} (the second of {names[0]!r}, {names[1]!r} in sorted "
+                          "order; --positive-label picks the other)")
+    return None, "one class only: nothing is positive"
+
+
+def prediction_column(positive: str) -> str:
+    """predictions.csv's probability column: p_<positive label>, e.g. p_fractured, p_malignant."""
+    return "p_" + ("".join(c if c.isalnum() else "_" for c in positive.lower()).strip("_") or "positive")
+
+
+def default_workdir(csv: str | Path) -> Path:
+    """Where a manifest's training results go by default: DIR for DIR/manifests/NAME/x.csv (the
+    workdir `curate run` wrote it to), else the current directory."""
+    csv = Path(csv).resolve()
+    return csv.parents[2] if csv.parent.parent.name == "manifests" else Path(".").resolve()
 
 
 def targets(labels: pd.Series, positive: str | None) -> np.ndarray:

@@ -21,18 +21,19 @@ import pandas as pd
 from curate.errors import InputError, UsageError
 from curate.workspace import Workspace, write_csv, write_json
 from . import evaluate
-from .data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
-from .models import WARMUP_EPOCHS, build
+from .data import (choose_positive, default_workdir, kept, load_pixels, make_dataset, prediction_column,
+                   read_manifest, targets)
+from .models import WARMUP_EPOCHS, build, for_raw_images
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass
 class TrainResult:
-    model: object  # the trained keras.Model (best val epoch when early stopping fired)
+    model: object  # what model.keras holds: RGB 0-255 images of any size in, p(positive) out (best val epoch)
     history: pd.DataFrame  # one row per epoch
     metrics: dict  # what metrics.json holds
-    predictions: pd.DataFrame  # path, label, split, p_fractured (val and test rows)
+    predictions: pd.DataFrame  # path, label, split, p_<positive label> (val and test rows)
     out_dir: Path
 
 
@@ -224,19 +225,21 @@ def train_manifest(
     bf16: bool | None = None,
     positive_label: str | None = None,
     name: str | None = None,
-    workdir: str | Path = ".",
+    workdir: str | Path | None = None,
     progress=None,
 ) -> TrainResult:
     """Train on a manifest's kept train rows; evaluate on val and test; write the run folder.
 
-    NAME defaults to the manifest's folder name (manifests/NAME/manifest.csv -> NAME).
+    NAME defaults to the manifest's folder name (manifests/NAME/manifest.csv -> NAME), DIR to the
+    workdir the manifest was written to (DIR/manifests/NAME/), else the current directory.
     `progress` is an optional rich Progress the bars are drawn on.
     """
     started = time.time()
     man = read_manifest(manifest, root)
-    ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name, workdir=workdir)
+    ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name,
+                            workdir=workdir if workdir is not None else default_workdir(man.csv))
     rows = pd.concat([kept(man.table, s).assign(split=s) for s in SPLITS], ignore_index=True)
-    pos = _positive(rows["label"], positive_label)
+    pos, positive_line = _positive(rows["label"], positive_label)
     names = _names(rows["label"], pos)
     y = targets(rows["label"], pos)
 
@@ -265,6 +268,7 @@ def train_manifest(
     result_metrics = {
         "settings": settings,
         "positive_label": pos,
+        "positive_note": positive_line,
         "labels": list(names),
         "counts": {s: {"n": int(len(use[s])), "n_pos": int(y[use[s]].sum())} for s in SPLITS},
         "params": int(net.count_params()),
@@ -280,7 +284,7 @@ def train_manifest(
         result_metrics[s] = evaluate.metrics(y[idx], p, seed=seed)
         preds.append(pd.DataFrame({
             "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
-            "p_fractured": np.round(p, 6),
+            prediction_column(pos): np.round(p, 6),
         }))
         reports.append(f"== {s} ==\n{_report_text(y[idx], p, names)}")
         if s == "test":
@@ -288,28 +292,40 @@ def train_manifest(
     result_metrics["seconds"] = round(time.time() - started, 1)
     predictions = pd.concat(preds, ignore_index=True)
 
+    saved = for_raw_images(net, img_size, channels)  # preprocessing inside, no optimizer: loads in plain Keras
     final = _run_dir(ws.reports, model)
     tmp = Path(tempfile.mkdtemp(dir=ws.reports, prefix=f".{final.name}."))
     try:
-        net.save(tmp / "model.keras")
+        saved.save(tmp / "model.keras")
         write_csv(tmp / "history.csv", history)
         write_csv(tmp / "predictions.csv", predictions)
         write_json(tmp / "metrics.json", result_metrics)
         (tmp / "classification_report.txt").write_text("\n".join(reports), encoding="utf-8")
         evaluate.plot_confusion(cm, names, tmp / "confusion_matrix.png", title=f"{model} on test")
         evaluate.plot_curves(history, tmp / "curves.png")
+        _shareable(tmp)
         os.replace(tmp, final)  # the run folder appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return TrainResult(model=net, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
+    return TrainResult(model=saved, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
 
 
-def _positive(labels: pd.Series, wanted: str | None) -> str:
-    pos = find_positive(labels, wanted)
+def _positive(labels: pd.Series, wanted: str | None) -> tuple[str, str]:
+    pos, line = choose_positive(labels, wanted)
     if pos is None:
-        raise InputError("no label looks like the positive class (\"fractured\"); pass --positive-label")
-    return pos
+        raise InputError("the manifest's kept rows hold one label only: a classifier needs two")
+    return pos, line
+
+
+def _shareable(folder: Path) -> None:
+    """The run folder and its files as the umask allows (0755 / 0644 under the usual 022):
+    mkdtemp makes the folder 0700, and Keras writes model.keras through a private temporary file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _names(labels: pd.Series, pos: str) -> tuple[str, str]:

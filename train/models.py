@@ -150,3 +150,32 @@ def build(
         return mobilenetv2(shape, weights) if name == "mobilenetv2" else MODELS[name](shape)
     finally:
         keras.config.set_dtype_policy(before)
+
+
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # RGB -> grey as the trainer's loader does it (OpenCV, ITU-R 601)
+
+
+def for_raw_images(net, img_size: int, channels: int = 1):
+    """The trained net behind its preprocessing: what model.keras holds, so plain Keras predicts right.
+
+    In: RGB images, 0-255, any size (e.g. keras.utils.img_to_array(keras.utils.load_img(path)));
+    the images of one batch share a size. Inside: greyscale, resized to img_size x img_size (area),
+    rescaled by 1/255 and repeated to the net's channels, as the trainer fed it. Upright images
+    are expected: the manifest's rotation and EXIF are applied before, not here.
+    Only built-in layers, no optimizer: keras.models.load_model needs nothing of curate.
+    """
+    import keras
+    import numpy as np
+    from keras import layers
+
+    inputs = keras.Input(shape=(None, None, 3), name="rgb_0_255")
+    to_grey = layers.Dense(1, use_bias=False, trainable=False, dtype="float32", name="greyscale")
+    x = to_grey(inputs)
+    to_grey.set_weights([np.array(GREY_WEIGHTS, np.float32).reshape(3, 1)])
+    x = layers.Resizing(img_size, img_size, interpolation="area", dtype="float32", name="resize")(x)
+    x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescale")(x)
+    if channels == 3:
+        x = layers.Concatenate(dtype="float32", name="grey_to_rgb")([x, x, x])
+    bare = net.__class__.from_config(net.get_config())  # the same layers without the compile state,
+    bare.set_weights(net.get_weights())  # which would name the optimizer (FusedAdam) in the file
+    return keras.Model(inputs, bare(x), name=f"{net.name}_on_raw_images")
