@@ -1,4 +1,4 @@
-"""`curate run`: scan -> audit -> hash -> dups -> orient -> manifests -> report, timed per step.
+"""`curate run`: scan -> audit -> hash -> dups -> split -> orient -> manifests -> report, timed per step.
 
 The same stage functions as the single commands; this only strings them together, times them
 and writes summary.json. `progress(step, total)` returns an advance(n) callback (or None).
@@ -47,7 +47,7 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
     from curate.audit import audit_summary
     from curate.dedup import dups_summary, write_duplicates
     from curate.manifest import assign_splits_checked, naive_table, write_manifests
-    from curate.orient import cached_skews, orient, orient_summary
+    from curate.orient import orient, orient_summary
     from curate.split import split_report
 
     root = Path(root)
@@ -56,15 +56,16 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
     start = time.perf_counter()
     table = through_dups(root, labels_csv=labels_csv, workers=workers, cache_dir=ws.cache,
                          progress=progress, seconds=seconds)
-    n_ok = int((table["status"] == "ok").sum())
-    start_orient = time.perf_counter()
-    skews = cached_skews(table, root, ws.cache, workers=workers, progress=bar("orient", n_ok))
-    table = orient(table, root, skews=skews)
-    seconds["orient"] = round(time.perf_counter() - start_orient, 2)
-
     t = time.perf_counter()
     table = assign_splits_checked(table, split, ratios, seed, keep_copies, None, not keep_conflicts)
     split_rep = split_report(table, split)
+    manifest_seconds = time.perf_counter() - t
+    # orientation after the split: only kept images (and what decides them) are looked at
+    t = time.perf_counter()
+    table = orient(table, root, workers=workers, cache_dir=ws.cache, progress=bar("orient", int(table["keep"].sum())))
+    seconds["orient"] = round(time.perf_counter() - t, 2)
+
+    t = time.perf_counter() - manifest_seconds
     naive, how = naive_table(table, ratios, seed)
     options = {"split": split, "ratios": list(ratios), "seed": seed, "keep_copies": keep_copies,
                "keep_conflicts": keep_conflicts, "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None}
