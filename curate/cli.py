@@ -45,6 +45,7 @@ WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", min=1, help="
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.", rich_help_panel="Output")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the machine-readable summary on stdout instead of tables.", rich_help_panel="Output")]
 LabelsCsvOpt = Annotated[Path | None, typer.Option("--labels-csv", help="CSV with a path or file-name column and a label column; overrides folder labels.", rich_help_panel="Input")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", metavar="ADDRESS", envvar="CURATE_CLUSTER", show_envvar=True, help="Run the per-file and per-pair work on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786); every worker must read ROOT at the same path. Needs the dask extra.", rich_help_panel="Speed")]
 FailOnOpt = Annotated[list[str] | None, typer.Option("--fail-on", help="Exit 1 when this holds: corrupt, leakage, conflict (repeat or comma-separate).", rich_help_panel="Exit code")]
 
 
@@ -79,6 +80,25 @@ def handle_errors(func: Callable) -> Callable:
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
+    return wrapper
+
+
+def on_cluster(func: Callable) -> Callable:
+    """Give a command `--cluster ADDRESS`: while it runs, its `workers` is that cluster's
+    executor (the stages take either), so local and cluster runs share every code path."""
+    from curate.parallel import local_or_cluster
+
+    @functools.wraps(func)
+    def wrapper(*args, cluster: str | None = None, workers=None, **kwargs):
+        with local_or_cluster(workers, cluster) as where:
+            return func(*args, workers=where, **kwargs)
+
+    sig = inspect.signature(func, eval_str=True)
+    params = list(sig.parameters.values())
+    at = next(i for i, p in enumerate(params) if p.name == "workers") + 1
+    params.insert(at, inspect.Parameter("cluster", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=ClusterOpt))
+    wrapper.__signature__ = sig.replace(parameters=params)
     return wrapper
 
 
@@ -126,6 +146,7 @@ def counts_table(title: str, counts: dict, *, key: str = "what", value: str = "f
 
 @app.command()
 @handle_errors
+@on_cluster
 def audit(
     root: RootArg,
     name: NameOpt = None,
@@ -172,6 +193,7 @@ def audit(
 
 @app.command("hash")
 @handle_errors
+@on_cluster
 def hash_cmd(
     root: RootArg,
     name: NameOpt = None,
@@ -217,6 +239,7 @@ def _hex_hashes(table):
 
 @app.command()
 @handle_errors
+@on_cluster
 def dups(
     root: RootArg,
     name: NameOpt = None,
@@ -289,6 +312,7 @@ def _orient(table, root: Path, ws, workers: int | None, busy: bool):
 
 @app.command()
 @handle_errors
+@on_cluster
 def orient(
     root: RootArg,
     name: NameOpt = None,
@@ -335,6 +359,7 @@ def _class_table(title: str, counts: dict) -> Table:
 
 @app.command()
 @handle_errors
+@on_cluster
 def manifest(
     root: RootArg,
     split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
@@ -735,6 +760,7 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 
 @app.command()
 @handle_errors
+@on_cluster
 def run(
     root: RootArg,
     split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
