@@ -590,7 +590,7 @@ def train(
     classification_report.txt, confusion_matrix.png, curves.png, predictions.csv.
     """
     import_tensorflow_quietly()
-    from train.fit import train_manifest
+    from curate.trainer.fit import train_manifest
 
     with train_progress(quiet or json_out) as bar:
         result = train_manifest(
@@ -641,7 +641,7 @@ def compare(
     Writes DIR/reports/NAME/compare.json and compare.png.
     """
     import_tensorflow_quietly()
-    from train.compare import compare as run_compare
+    from curate.trainer.compare import compare as run_compare
 
     with train_progress(quiet or json_out) as bar:
         result = run_compare(
@@ -797,7 +797,7 @@ def demo(
     if not no_train:
         import_tensorflow_quietly()
         from curate.report import report_from_disk
-        from train.compare import compare as run_compare
+        from curate.trainer.compare import compare as run_compare
 
         with train_progress(quiet) as bar:
             result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model="compact",
