@@ -769,30 +769,33 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float]) -> 
     """Each member's cost (see RESAMPLED_UNIT) against the least marked member, and its marks
     as text ('resampled', 'fill', 'tone', joined by '+'; '' for none). Black is compared only
     between members with the same black point (a brightened copy lifts the original's black
-    background off the darkest level), tone only between members not resampled or filled
-    (a fill of repeated edge pixels moves a turned copy's grey range)."""
-    found = {x: traces.get(x) for x in members}
-    known = {x: tr for x, tr in found.items() if tr is not None}
+    background off the darkest level); fine detail with the sharpest member neither filled nor
+    far off the group's usual tone (a crushed black makes hard edges, a flattened tone leaves
+    the JPEG noise on top);
+    tone only between members not resampled or filled (a fill of repeated edge pixels moves a
+    turned copy's grey range)."""
+    known = {x: traces.get(x) for x in members if traces.get(x) is not None}
     cost = {x: DERIVED_COST for x in members}  # not measured: no claim to be the original
     marks = {x: "" for x in members}
     if not known:
         return {x: 0.0 for x in members}, marks
     fill = {x: max(0.0, tr[1] - min(o[1] for o in known.values() if abs(o[2] - tr[2]) <= TONE_SLACK) - FILL_SLACK)
             / FILL_UNIT for x, tr in known.items()}
-    # fine detail is compared with the sharpest unfilled member (a crushed black makes hard edges)
-    sharpest = max(tr[0] for x, tr in known.items() if fill[x] < DERIVED_COST or min(fill.values()) >= DERIVED_COST)
-    parts = {x: {"resampled": max(0.0, math.log(sharpest / max(tr[0], 1e-6))) / RESAMPLED_UNIT, "fill": fill[x]}
-             for x, tr in known.items()}
+    off = {x: abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) for x, tr in known.items()}
 
-    def off_tone(tr) -> float:
-        return abs(tr[2] - norm[0]) + abs(tr[3] - norm[1])
+    def tone(x: int, among: list[int]) -> float:
+        return max(0.0, off[x] - min(off[y] for y in among) - TONE_SLACK) / TONE_UNIT if among else 0.0
 
-    plain = [x for x in known if max(parts[x].values()) < DERIVED_COST]
-    least_off = min((off_tone(known[x]) for x in plain), default=0.0)
-    for x, tr in known.items():
-        parts[x]["tone"] = max(0.0, off_tone(tr) - least_off - TONE_SLACK) / TONE_UNIT if x in plain else 0.0
-        cost[x] = sum(parts[x].values())
-        marks[x] = "+".join(k for k, v in parts[x].items() if v >= DERIVED_COST)
+    unfilled = [x for x in known if fill[x] < DERIVED_COST] or list(known)
+    typical = float(np.median([off[x] for x in unfilled]))
+    reference = [x for x in unfilled if off[x] <= typical + TONE_SLACK + TONE_UNIT]
+    sharpest = max(known[x][0] for x in reference)
+    resampled = {x: max(0.0, math.log(sharpest / max(tr[0], 1e-6))) / RESAMPLED_UNIT for x, tr in known.items()}
+    plain = [x for x in known if max(resampled[x], fill[x]) < DERIVED_COST]
+    for x in known:
+        parts = {"resampled": resampled[x], "fill": fill[x], "tone": tone(x, plain) if x in plain else 0.0}
+        cost[x] = sum(parts.values())
+        marks[x] = "+".join(k for k, v in parts.items() if v >= DERIVED_COST)
     return cost, marks
 
 
