@@ -46,6 +46,7 @@ WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", min=1, help="
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.", rich_help_panel="Output")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the machine-readable summary on stdout instead of tables.", rich_help_panel="Output")]
 LabelsCsvOpt = Annotated[Path | None, typer.Option("--labels-csv", help="CSV with a path or file-name column and a label column; overrides folder labels.", rich_help_panel="Input")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", metavar="ADDRESS", envvar="CURATE_CLUSTER", show_envvar=True, help="Run the per-file and per-pair work on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786); every worker must read ROOT at the same path. Needs the dask extra.", rich_help_panel="Speed")]
 PathPatternOpt = Annotated[str | None, typer.Option("--path-pattern", help="Regex searched in each relative path; its named groups label, split and group (a patient, a study) override the folders, e.g. '(?P<group>patient\\d+)/study\\d+_(?P<label>[a-z]+)/'.", rich_help_panel="Input")]
 PathColumnOpt = Annotated[str | None, typer.Option("--path-column", help="The labels CSV's path or file-name column \\[default: path, file, filename, image, ...].", rich_help_panel="Input")]
 LabelColumnOpt = Annotated[str | None, typer.Option("--label-column", help="The labels CSV's label column \\[default: label, class, target, ...].", rich_help_panel="Input")]
@@ -84,6 +85,25 @@ def handle_errors(func: Callable) -> Callable:
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
+    return wrapper
+
+
+def on_cluster(func: Callable) -> Callable:
+    """Give a command `--cluster ADDRESS`: while it runs, its `workers` is that cluster's
+    executor (the stages take either), so local and cluster runs share every code path."""
+    from curate.parallel import local_or_cluster
+
+    @functools.wraps(func)
+    def wrapper(*args, cluster: str | None = None, workers=None, **kwargs):
+        with local_or_cluster(workers, cluster) as where:
+            return func(*args, workers=where, **kwargs)
+
+    sig = inspect.signature(func, eval_str=True)
+    params = list(sig.parameters.values())
+    at = next(i for i, p in enumerate(params) if p.name == "workers") + 1
+    params.insert(at, inspect.Parameter("cluster", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=ClusterOpt))
+    wrapper.__signature__ = sig.replace(parameters=params)
     return wrapper
 
 
@@ -137,6 +157,7 @@ def counts_table(title: str, counts: dict, *, key: str = "what", value: str = "f
 
 @app.command()
 @handle_errors
+@on_cluster
 def audit(
     root: RootArg,
     name: NameOpt = None,
@@ -191,6 +212,7 @@ def audit(
 
 @app.command("hash")
 @handle_errors
+@on_cluster
 def hash_cmd(
     root: RootArg,
     name: NameOpt = None,
@@ -237,6 +259,7 @@ def _hex_hashes(table):
 
 @app.command()
 @handle_errors
+@on_cluster
 def dups(
     root: RootArg,
     name: NameOpt = None,
@@ -305,16 +328,16 @@ def _through_dups(root: Path, ws, layout: dict, workers: int | None, busy: bool)
     return table
 
 
-def _orient(table, root: Path, ws, workers: int | None, busy: bool):
-    from curate.orient import cached_skews, orient as run_orient
+def _orient(table, root: Path, ws, workers: int | None, busy: bool, needed):
+    from curate.orient import orient as run_orient
 
-    with progress_bar("orient", int((table["status"] == "ok").sum()), quiet=busy) as advance:
-        skews = cached_skews(table, root, ws.cache, workers=workers, progress=advance)
-    return run_orient(table, root, skews=skews)
+    with progress_bar("orient", int(needed.sum()), quiet=busy) as advance:
+        return run_orient(table, root, needed=needed, workers=workers, progress=advance, cache_dir=ws.cache)
 
 
 @app.command()
 @handle_errors
+@on_cluster
 def orient(
     root: RootArg,
     name: NameOpt = None,
@@ -329,16 +352,19 @@ def orient(
 ) -> None:
     """Rotation each image needs to stand upright (EXIF, rotated copies, skewed scans).
 
-    Rotated copies are turned onto their group's upright member; a lone image turned by an
-    arbitrary angle is straightened from the fill wedges at its corners. Unsure estimates stay
-    at 0 and are flagged low-confidence. Writes DIR/manifests/NAME/orient.csv.
+    Each duplicate group's representative and every lone image are looked at; a copy gets its
+    turn from its group. A copy is turned onto its group's upright member (the one not padded
+    by a turn's fill wedges); a lone image turned by an arbitrary angle is straightened from
+    the fill wedges at its corners. Unsure estimates stay at 0 and are flagged low-confidence.
+    Writes DIR/manifests/NAME/orient.csv.
     """
     from curate.orient import orient_summary
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _orient(_through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy), root, ws, workers, busy)
+    table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    table = _orient(table, root, ws, workers, busy, (table["status"] == "ok") & table["representative"])
     out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
     summary = orient_summary(table)
     summary["orient_csv"] = str(out)
@@ -364,6 +390,7 @@ def _class_table(title: str, counts: dict) -> Table:
 
 @app.command()
 @handle_errors
+@on_cluster
 def manifest(
     root: RootArg,
     split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
@@ -401,8 +428,8 @@ def manifest(
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
-    table = _orient(table, root, ws, workers, busy)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
+    table = _orient(table, root, ws, workers, busy, table["keep"])  # only kept images are looked at
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
     options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
@@ -773,6 +800,7 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 
 @app.command()
 @handle_errors
+@on_cluster
 def run(
     root: RootArg,
     split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
