@@ -2,7 +2,8 @@
 
 Each function calls the same stage functions as its command and writes the same files; instead of
 printing tables it returns them. Options that only shape the terminal output (--quiet, --json,
---fail-on) have no keyword: the result holds what they would have looked at.
+--fail-on) have no keyword: the result holds what they would have looked at. `cluster=ADDRESS` is
+--cluster (CURATE_CLUSTER is read by the command line only).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1
         keep_copies: bool = False, keep_conflicts: bool = False, group_by: str | None = None,
         labels_csv: str | Path | None = None, path_pattern: str | None = None, path_column: str | None = None,
         label_column: str | None = None, name: str | None = None, workdir: str | Path | None = None,
-        workers: int | None = None) -> RunResult:
+        workers: int | None = None, cluster: str | None = None) -> RunResult:
     """`curate run ROOT`: audit, hash, duplicates, orientation, both manifests and the report.
 
     Writes DIR/manifests/NAME/ (manifest.csv, naive.csv, manifest.json, audit.csv, duplicates.csv)
@@ -78,15 +79,17 @@ def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1
     """
     from curate.dedup import duplicates_frame
     from curate.manifest import read_manifest
+    from curate.parallel import local_or_cluster
     from curate.pipeline import run_pipeline
     from curate.split import parse_ratios
     from curate.workspace import Workspace
 
     ws = Workspace.for_root(root, name, workdir)
-    table, summary, split_rep, written = run_pipeline(
-        Path(root), ws, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
-        label_column=label_column, group_by=group_by, workers=workers, split=split, ratios=parse_ratios(ratios),
-        seed=seed, keep_copies=keep_copies, keep_conflicts=keep_conflicts)
+    with local_or_cluster(workers, cluster) as where:
+        table, summary, split_rep, written = run_pipeline(
+            Path(root), ws, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+            label_column=label_column, group_by=group_by, workers=where, split=split,
+            ratios=parse_ratios(ratios), seed=seed, keep_copies=keep_copies, keep_conflicts=keep_conflicts)
     paths = {k: v for k, v in written.items() if isinstance(v, Path)}
     paths.update(audit_csv=ws.manifests / "audit.csv", duplicates_csv=ws.manifests / "duplicates.csv",
                  summary_json=ws.reports / "summary.json")
@@ -97,7 +100,7 @@ def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1
 
 def audit(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern: str | None = None,
           path_column: str | None = None, label_column: str | None = None, name: str | None = None,
-          workdir: str | Path | None = None, workers: int | None = None) -> AuditResult:
+          workdir: str | Path | None = None, workers: int | None = None, cluster: str | None = None) -> AuditResult:
     """`curate audit ROOT`: decode every file; corrupt, unreadable, not-an-image and odd files.
 
     Writes DIR/manifests/NAME/audit.csv. Raises curate.errors.InputError when no file decodes.
@@ -108,13 +111,15 @@ def audit(root: str | Path, *, labels_csv: str | Path | None = None, path_patter
     from curate.audit import audit as audit_files, audit_summary, dicom_warnings
     from curate.errors import InputError
     from curate.layout import scan
+    from curate.parallel import local_or_cluster
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
     table = scan(root, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
                  label_column=label_column)
     warnings = table.attrs.get("warnings", [])
-    table = audit_files(table, root, workers=workers)
+    with local_or_cluster(workers, cluster) as where:
+        table = audit_files(table, root, workers=where)
     out = write_csv(ws.manifests / "audit.csv", table)
     if not (table["status"] == "ok").any():
         raise InputError(f"{root}: no readable images among {len(table):,} files (details in {out})")
@@ -124,7 +129,8 @@ def audit(root: str | Path, *, labels_csv: str | Path | None = None, path_patter
 
 def find_duplicates(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern: str | None = None,
                     path_column: str | None = None, label_column: str | None = None, name: str | None = None,
-                    workdir: str | Path | None = None, workers: int | None = None) -> DuplicatesResult:
+                    workdir: str | Path | None = None, workers: int | None = None,
+                    cluster: str | None = None) -> DuplicatesResult:
     """`curate dups ROOT`: duplicate groups within and across splits, label conflicts, leakage.
 
     Writes DIR/manifests/NAME/duplicates.csv and dups.csv; hashes are cached in DIR/.cache/curate.
@@ -134,12 +140,14 @@ def find_duplicates(root: str | Path, *, labels_csv: str | Path | None = None, p
     """
     from curate.dedup import duplicates_frame, dups_summary, label_conflicts, write_duplicates
     from curate.hashing import hex_hashes
+    from curate.parallel import local_or_cluster
     from curate.pipeline import through_dups
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
-    table = through_dups(Path(root), labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
-                         label_column=label_column, workers=workers, cache_dir=ws.cache)
+    with local_or_cluster(workers, cluster) as where:
+        table = through_dups(Path(root), labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+                             label_column=label_column, workers=where, cache_dir=ws.cache)
     paths = {"duplicates_csv": write_duplicates(table, ws.manifests / "duplicates.csv"),
              "dups_csv": write_csv(ws.manifests / "dups.csv", hex_hashes(table))}
     return DuplicatesResult(duplicates=duplicates_frame(table), table=table,
