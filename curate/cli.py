@@ -37,6 +37,25 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _flags_show_no_type() -> None:
+    """Typer (0.2x) prints a type after every option, flags too (`--quiet <bool>`, `--help <bool>`),
+    though a flag takes no value (`--keep-copies true` is an error): print nothing after a flag."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)  # older Typer prints no types at all
+    if shown is None or getattr(shown, "flags_show_no_type", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_show_no_type = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
 # ---- shared options (one definition, used by every command) -------------------------------
 
 RootArg = Annotated[Path, typer.Argument(help="Dataset folder: ROOT/<split>/<label>/... or ROOT/<label>/...", show_default=False)]
@@ -51,7 +70,7 @@ PathPatternOpt = Annotated[str | None, typer.Option("--path-pattern", help="Rege
 PathColumnOpt = Annotated[str | None, typer.Option("--path-column", help="The labels CSV's path or file-name column \\[default: path, file, filename, image, ...].", rich_help_panel="Input")]
 LabelColumnOpt = Annotated[str | None, typer.Option("--label-column", help="The labels CSV's label column \\[default: label, class, target, ...].", rich_help_panel="Input")]
 GroupByOpt = Annotated[str | None, typer.Option("--group-by", help="A column whose values (a patient id) must share a split under every policy: a labels-CSV column, a --path-pattern group, DICOM's patient_id or study_id \\[default: the pattern's group].", rich_help_panel="Split")]
-FailOnOpt = Annotated[list[str] | None, typer.Option("--fail-on", help="Exit 1 when this holds: corrupt, leakage, conflict (repeat or comma-separate).", rich_help_panel="Exit code")]
+FailOnOpt = Annotated[list[str] | None, typer.Option("--fail-on", metavar="a,b", help="Exit 1 when this holds: corrupt, leakage, conflict (repeat or comma-separate).", rich_help_panel="Exit code")]
 
 
 def _version(value: bool) -> None:
@@ -556,7 +575,7 @@ PatienceOpt = Annotated[int, typer.Option("--patience", min=1, help="Epochs with
 DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Bit-reproducible training (slower).", rich_help_panel="Model")]
 ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = greyscale; 3 = the published 3-channel input.", rich_help_panel="Model")]
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]
-Bf16Opt = Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 mixed precision (~1.5x faster training on CPUs with AVX512-BF16/AMX) [default: on when the CPU has it].", rich_help_panel="Model", show_default=False)]
+Bf16Opt = Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 mixed precision (~1.5x faster training on CPUs with AVX512-BF16/AMX) \\[default: on when the CPU has it].", rich_help_panel="Model", show_default=False)]
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder the manifest's paths are relative to (default: the \"root\" in manifest.json beside it).", rich_help_panel="Input")]
 PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive \\[default: the one containing 'fract' but not 'not'/'non', else the second in sorted order].", rich_help_panel="Input")]
 TrainWorkdirOpt = Annotated[Path | None, typer.Option("--workdir", help="Results go to DIR/reports/NAME \\[default: the DIR the manifest was written to (DIR/manifests/NAME/), else the current directory].", rich_help_panel="Output")]

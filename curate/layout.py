@@ -7,8 +7,8 @@ Layouts read without options:
                              with the split folders): an image's label comes from its boxes
 Deeper folders inside a label folder belong to that label. `path_pattern` (a regex with named
 groups label / split / group) reads them from each relative path instead. `labels_csv` reads
-labels from a CSV (a path or file-name column and a label column); where a file's folder says
-otherwise, the CSV wins and the row is flagged `label_mismatch`.
+labels from a CSV (a path or file-name column and a label column); where a file's folder names
+another of the CSV's labels, the CSV wins and the row is flagged `label_mismatch`.
 
 What a layout cannot tell (files a pattern misses, CSV rows that match no file, ...) is counted
 into `table.attrs["warnings"]`: plain sentences for the caller to show.
@@ -220,7 +220,11 @@ def apply_labels_csv(table: pd.DataFrame, csv_path: str | Path, *, path_column: 
     table["csv_label"] = csv_label
     has_csv = table["csv_label"] != ""
     has_folder = table["label"] != ""
-    table["label_mismatch"] = has_csv & has_folder & (table["csv_label"] != table["label"])
+    # A mismatch only where the folder names another of the CSV's classes: folders such as
+    # images/ or batch1/ are no label, so the CSV's vocabulary decides what a folder can say.
+    folder, vocabulary = table["label"].str.lower(), set(labels.str.lower()) - {""}
+    table["label_mismatch"] = (has_csv & has_folder & folder.isin(vocabulary)
+                               & (table["csv_label"].str.lower() != folder))
     table.loc[has_csv, "label"] = table.loc[has_csv, "csv_label"]
     table.loc[has_csv, "label_source"] = "csv"
     in_conflict = pd.Series([r >= 0 and key_of[r] in conflicting for r in row], index=table.index)

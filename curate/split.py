@@ -251,6 +251,20 @@ def residual_leaks(table: pd.DataFrame, group_by: str | None = None) -> int:
     return leaks
 
 
+def _why_lost(reasons: pd.Series, split: str, policy: str) -> str:
+    """Why a split lost most of a class, from the reasons of the rows it lost: the commonest one."""
+    reason = reasons.value_counts().index[0] if len(reasons) else ""
+    if reason == "leak":
+        return ("most had a copy kept in another split (leakage)"
+                + ("; measure on a fair split with --split regroup" if policy == "keep" else ""))
+    if reason == "duplicate":
+        return (f"most were copies of other {split} images (one image per group is kept"
+                + ("; --keep-copies keeps train's copies)" if split == "train" else ")"))
+    if reason == "label-conflict":
+        return "most had copies under another label (--keep-conflicts keeps them)"
+    return f"most were dropped as {reason}" if reason else "most were dropped"
+
+
 def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:
     """Per-split class counts before (found) and after (kept), dropped rows, and warnings.
 
@@ -284,11 +298,15 @@ def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:
                 n_after = after.get(s, {}).get(lab, 0)
                 if n_before and n_after < LOSS_WARNING * n_before:
                     warned.add((s, lab))
-                    hint = ("most were copies of images in an earlier split; measure on a fair split with "
-                            "--split regroup" if policy == "keep" else "most were duplicates or unusable")
-                    warn.append(f"{s} keeps {n_after} of its {n_before} '{lab}' images: {hint}.")
+                    lost = dropped[(dropped["orig_split"] == s) & (dropped["label"] == lab)]["reason"]
+                    warn.append(f"{s} keeps {n_after} of its {n_before} '{lab}' images: "
+                                f"{_why_lost(lost, s, policy)}.")
     labels = sorted({lab for counts in before.values() for lab in counts})
     for s in ("val", "test"):
+        if had_splits and policy == "keep" and s not in before:  # no such folder: nothing was lost
+            warn.append(f"the layout has no {s} folder, so the curated set has no {s} split: "
+                        "--split regroup makes train, val and test from whole groups.")
+            continue
         for lab in labels:
             n_after = after.get(s, {}).get(lab, 0)
             if n_after < MIN_CLASS_PER_SPLIT and (s, lab) not in warned:

@@ -51,7 +51,8 @@ def test_labels_csv_overrides_folders_and_flags_disagreement(tmp_path):
     table = scan(tmp_path, labels_csv=csv).set_index("path")
     assert table.loc["train/fractured/b.png", "label"] == "not fractured"
     assert table["label_mismatch"].to_dict() == {
-        "train/fractured/a.png": False, "train/fractured/b.png": True, "train/unsorted/c.png": True}
+        "train/fractured/a.png": False, "train/fractured/b.png": True,
+        "train/unsorted/c.png": False}  # 'unsorted' is none of the CSV's labels: no disagreement
 
 
 def test_labels_csv_without_a_label_column_is_a_clear_error(tmp_path):
