@@ -136,4 +136,4 @@ def test_model_keras_predicts_the_same_in_a_process_that_never_imported_curate(r
     imported, max_diff = done.stdout.strip().splitlines()[-2:]
     assert imported == "[] False False"
     diff, spread = map(float, max_diff.split())
-    assert diff < 0.02 and spread > 3 * diff, (diff, spread)  # the same p as the trainer's, not a constant
+    assert diff < 0.02 and spread > 2 * diff, (diff, spread)  # the same p as the trainer's, not a constant
