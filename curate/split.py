@@ -3,7 +3,7 @@
 Three policies over duplicate groups (the `group` column of the dups stage):
 
 - auto (default): keep, when after curation every split still holds at least half of the distinct
-  radiographs (groups) it had and every class, and the dataset has a test split; otherwise regroup.
+  radiographs (groups) it had and every class; otherwise regroup.
   The one line saying which and why is in the table's attrs["split"] and `split_report`'s notes.
 - keep: the dataset's own splits stay, but each group goes wholly to one split:
   train if any member was found in train, else val, else test. A member found in another split
@@ -155,8 +155,6 @@ def _keep_fails(kept: pd.DataFrame) -> str | None:
     found = kept["orig_split"].fillna("").astype(str)
     if not (usable & (found != "")).any():
         return "the layout has no train/val/test folders"
-    if not (usable & (found == "test")).any():
-        return "the dataset has no test split"
     labels = sorted(kept.loc[usable, "label"].astype(str).unique())
     on = kept["keep"].astype(bool)
     for s in SPLITS:

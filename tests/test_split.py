@@ -192,13 +192,12 @@ def test_auto_regroups_when_a_class_vanishes_from_a_split():
     assert kept.groupby("split")["label"].nunique().to_dict() == {"test": 2, "train": 2, "val": 2}
 
 
-def test_auto_regroups_without_split_folders_or_without_a_test_split():
+def test_auto_regroups_without_split_folders():
     t = healthy()
     t["orig_split"] = ""
-    assert "no train/val/test folders" in assign_splits(t, "auto").attrs["split"]["why"]
-    t = healthy()
-    t = t[t.orig_split != "test"]
-    assert "no test split" in assign_splits(t, "auto").attrs["split"]["why"]
+    out = assign_splits(t, "auto")
+    assert "no train/val/test folders" in out.attrs["split"]["why"]
+    assert set(out.loc[out["keep"], "split"]) == {"train", "val", "test"}
 
 
 def test_regroup_gives_val_and_test_every_class_when_train_can_spare_one():
