@@ -238,7 +238,8 @@ def _stratified(units: pd.Series, linked: pd.Series, label: pd.Series, ratios, s
 
     n_folds, fold_split = _folds(ratios)
     n_linked = linked.nunique()
-    if n_linked < n_folds or label.nunique() < 2:
+    # StratifiedGroupKFold refuses when no class has a member per fold (e.g. 11 images, 5 and 6)
+    if n_linked < n_folds or label.nunique() < 2 or label.value_counts().max() < n_folds:
         split_of_linked = _small_split(linked, label, ratios, seed)
     else:
         cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -354,7 +355,7 @@ def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:
                 n_after = after.get(s, {}).get(lab, 0)
                 if n_before and n_after < LOSS_WARNING * n_before:
                     warned.add((s, lab))
-                    hint = ("most were copies of images in an earlier split; measure on a fair split with "
+                    hint = ("most were copies of images (or patients) in an earlier split; measure on a fair split with "
                             "--split regroup" if policy == "keep" else "most were duplicates or unusable")
                     warn.append(f"{s} keeps {n_after} of its {n_before} '{lab}' images: {hint}.")
     labels = sorted({lab for counts in before.values() for lab in counts})

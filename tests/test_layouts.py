@@ -168,6 +168,13 @@ def test_regroup_policy_keeps_a_patient_in_one_split():
     assert set(out["split"]) == {"train", "val", "test"}
 
 
+def test_a_fresh_split_of_few_images_per_class_does_not_fail():
+    # 11 units, 5 and 6 per class: more units than folds, but no class with one per fold
+    rows = [(f"f{i}", "xy"[i < 5], "", f"p{i}") for i in range(11)]
+    out = assign_splits(_split_table(rows), "regroup", group_by="patient")
+    assert out["keep"].all() and (out["split"] == "train").any()
+
+
 def test_run_with_a_path_pattern_keeps_each_patient_in_one_split(tmp_path):
     from curate.cli import app
 
