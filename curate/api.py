@@ -63,7 +63,7 @@ class CompareResult:
     paths: dict[str, Path]
 
 
-def run(root: str | Path, *, split: str = "keep", ratios: str | tuple = "0.8,0.1,0.1", seed: int = 0,
+def run(root: str | Path, *, split: str = "auto", ratios: str | tuple = "0.8,0.1,0.1", seed: int = 0,
         keep_copies: bool = False, keep_conflicts: bool = False, group_by: str | None = None,
         labels_csv: str | Path | None = None, path_pattern: str | None = None, path_column: str | None = None,
         label_column: str | None = None, name: str | None = None, workdir: str | Path | None = None,
