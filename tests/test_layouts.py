@@ -179,8 +179,9 @@ def test_run_with_a_path_pattern_keeps_each_patient_in_one_split(tmp_path):
     from curate.cli import app
 
     root = mura_tree(tmp_path / "mura")
+    # --split keep: the dataset's own splits (auto would regroup: patient 1's leaks empty val of 'negative')
     result = CliRunner().invoke(app, ["run", str(root), "--path-pattern", MURA, "--workdir", str(tmp_path / "w"),
-                                      "--json", "-w", "1"])
+                                      "--json", "-w", "1", "--split", "keep"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["residual_leaks"] == 0
