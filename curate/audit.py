@@ -2,20 +2,25 @@
 
 Pillow's `verify()` passes truncated JPEGs, so every file is decoded to the last pixel.
 Statuses are errors (corrupt, not-image, unreadable, too-large); flags are not errors
-(ext-mismatch, exif-rotated, 16-bit, colour, blank, tiny, multi-frame, label-mismatch, hidden).
+(ext-mismatch, exif-rotated, 16-bit, colour, blank, tiny, multi-frame, label-mismatch, hidden,
+outside-root: reached through a link leading out of ROOT; name-not-utf8: its bad bytes written as \\xNN).
+FIFOs, devices, sockets and folders that could not be listed are `unreadable`, never opened.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
 import pandas as pd
 
 from curate.errors import ImageError
-from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode
+from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode, open_regular
 from curate.parallel import Progress, map_files
+from curate.safe_text import printable
 
 STATUSES = ("ok", "corrupt", "not-image", "unreadable", "too-large")
 BLANK_STD = 2.0  # grey levels: an image this flat shows nothing
@@ -27,8 +32,9 @@ AUDIT_COLUMNS = ("status", "detail", "format", "mode", "width", "height", "bit_d
 
 
 def sha256_of(path: Path) -> str:
+    """sha256 of a regular file's bytes (ImageError for a FIFO, device, socket or folder)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -42,8 +48,11 @@ def audit_file(path: str | Path) -> dict:
            "mean": float("nan"), "std": float("nan"), "sha256": "", "flags": []}
     try:
         row["sha256"] = sha256_of(path)
+    except ImageError as exc:  # a special file: never opened
+        row.update(status=exc.reason, detail=exc.detail)
+        return row
     except OSError as exc:
-        row.update(status="unreadable", detail=exc.strerror or type(exc).__name__)
+        row.update(status="unreadable", detail=_os_detail(path, exc))
         return row
     if path.name.lower() in OS_JUNK:
         row.update(status="not-image", detail="operating-system junk file")
@@ -82,27 +91,54 @@ def audit_file(path: str | Path) -> dict:
     return row
 
 
+def _os_detail(path: Path, exc: OSError) -> str:
+    if os.path.islink(path) and not os.path.exists(path):
+        return "link loop" if exc.errno == errno.ELOOP else "broken link: its target is missing"
+    return exc.strerror or type(exc).__name__
+
+
 def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
           progress: Progress | None = None) -> pd.DataFrame:
     """Add the audit columns to the table (one decode per file, over `workers` processes)."""
     root = Path(root)
     results = map_files(audit_file, [root / p for p in table["path"]], workers=workers, progress=progress)
     out = table.copy()
+    outside = outside_root(root, out["path"])
     for col in AUDIT_COLUMNS:
         values = [r[col] for r in results]
         if col == "flags":
-            values = [_flags(r["flags"], path, mismatch)
-                      for r, path, mismatch in zip(results, out["path"], out["label_mismatch"])]
+            values = [_flags(r["flags"], path, mismatch, out_)
+                      for r, path, mismatch, out_ in zip(results, out["path"], out["label_mismatch"], outside)]
         out[col] = values
     return out
 
 
-def _flags(flags: list[str], rel_path: str, label_mismatch: bool) -> str:
+def outside_root(root: str | Path, paths) -> list[bool]:
+    """Which paths lead out of ROOT (a link, or a link on the way, pointing elsewhere)."""
+    real_root = os.path.realpath(root)
+    real_dirs: dict[str, str] = {}  # a folder's real path, looked up once per folder
+    out = []
+    for rel in paths:
+        folder, _, name = rel.rpartition("/")
+        if folder not in real_dirs:
+            real_dirs[folder] = os.path.realpath(os.path.join(root, folder))
+        real = os.path.join(real_dirs[folder], name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        out.append(not (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)))
+    return out
+
+
+def _flags(flags: list[str], rel_path: str, label_mismatch: bool, outside: bool = False) -> str:
     flags = list(flags)
     if label_mismatch:
         flags.append("label-mismatch")
     if any(part.startswith(".") for part in rel_path.split("/")):
         flags.append("hidden")
+    if outside:
+        flags.append("outside-root")
+    if printable(rel_path) != rel_path:
+        flags.append("name-not-utf8")
     return ";".join(flags)
 
 

@@ -29,6 +29,7 @@ skews under MIN_SKEW degrees are not searched.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -269,7 +270,7 @@ def cached_skews(table: pd.DataFrame, root: str | Path, cache_dir: str | Path, *
     root = Path(root)
     cache = FileCache(Path(cache_dir) / f"skews-v{ORIENT_CACHE_VERSION}.npz")
     ok = (table["status"] == "ok").to_numpy()
-    keys = [(str((root / p).resolve()), int(sz), int(mt))
+    keys = [(os.path.realpath(root / p), int(sz), int(mt))  # realpath: a link loop does not raise
             for p, sz, mt in zip(table["path"], table["size"], table["mtime_ns"])]
     skews: list[dict | None] = [None] * len(table)
     todo = []
