@@ -20,9 +20,9 @@ import pandas as pd
 
 from curate.errors import InputError, UsageError
 from curate.workspace import Workspace, write_csv, write_json
-from train import evaluate
-from train.data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
-from train.models import WARMUP_EPOCHS, build
+from . import evaluate
+from .data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
+from .models import WARMUP_EPOCHS, build
 
 SPLITS = ("train", "val", "test")
 
@@ -156,7 +156,7 @@ def fit_model(
         raise UsageError("--epochs and --batch-size must be at least 1")
     seed_everything(seed, deterministic)
     net = build(model, x_train.shape[1], channels, weights, precision=precision_for(bf16))
-    from train.optimizers import FusedAdam
+    from .optimizers import FusedAdam
 
     net.compile(optimizer=FusedAdam(lr), loss="binary_crossentropy", metrics=["accuracy"])
     train_ds = make_dataset(x_train, y_train, batch_size=batch_size, channels=channels, augment=True, shuffle=True, seed=seed)
