@@ -18,7 +18,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -178,7 +177,7 @@ def parse_fail_on(values: list[str] | None, allowed: set[str]) -> set[str]:
 def print_warnings(lines: list[str]) -> None:
     """Loud even with --quiet / --json: on stderr."""
     for line in lines:
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        warn(line)
 
 
 def print_json(obj) -> None:
