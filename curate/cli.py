@@ -444,8 +444,8 @@ def _class_table(title: str, counts: dict) -> Table:
 @on_cluster
 def manifest(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     group_by: GroupByOpt = None,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train (default: one image per group).", rich_help_panel="Split")] = False,
@@ -467,12 +467,12 @@ def manifest(
     one row; no duplicate group is kept in two splits.
     """
     from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
-    from curate.split import parse_ratios, split_report
+    from curate.split import POLICIES, parse_ratios, split_report
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"leakage"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ratio_values = parse_ratios(ratios)
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
@@ -483,7 +483,8 @@ def manifest(
     table = _orient(table, root, ws, workers, busy, table["keep"])  # only kept images are looked at
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
-    options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
+    options = {"split": split, "split_used": report_["policy_used"], "ratios": list(ratio_values), "seed": seed,
+               "group_by": group_by,
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
                "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
@@ -859,8 +860,8 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 @on_cluster
 def run(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train.", rich_help_panel="Split")] = False,
     keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels.", rich_help_panel="Split")] = False,
@@ -881,12 +882,12 @@ def run(
     Writes everything `manifest` writes, plus audit.csv, duplicates.csv, reports/NAME/summary.json
     and report.html. A re-run reuses the hash cache.
     """
-    from curate.split import parse_ratios
+    from curate.split import POLICIES, parse_ratios
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"corrupt", "leakage", "conflict"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ws = Workspace.for_root(root, name, workdir)
     summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, path_pattern=path_pattern,
                       path_column=path_column, label_column=label_column, group_by=group_by, workers=workers,
