@@ -37,10 +37,15 @@ from curate.layout import scan  # noqa: E402
 from curate.messy import build_messy, read_truth  # noqa: E402
 
 FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+if not FRACATLAS.is_dir():  # a worktree outside the project's folder
+    FRACATLAS = Path("/work/shared/data/fracatlas")
 # A mix unlike the tests' (which use one copy of each kind): every kind, arbitrary angles heavier.
 MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate": 2, "mirror": 2,
        "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
        "mirror+arbitrary": 2}
+# --profile: the builder's arguments. benchmark: the mix above, many copies; kaggle: the
+# Kaggle-style profile (chains of augmentation, byte copies; curate.messy_kaggle)
+PROFILES = {"benchmark": {"copy_fraction": 0.45, "kinds": MIX}, "kaggle": {"profile": "kaggle"}}
 
 
 def pairs_of_groups(groups: dict) -> set[tuple[str, str]]:
@@ -72,6 +77,24 @@ def components(paths: list[str], edges: set) -> dict:
     return groups
 
 
+def fragmented(table: pd.DataFrame, source: np.ndarray) -> None:
+    """Print how many source radiographs (with 2+ readable files) end in more than one group:
+    a fresh split can then put their fragments in train and in test."""
+    readable = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(len(table), bool)
+    groups = defaultdict(set)
+    files = defaultdict(int)
+    for s, g, ok in zip(source, table["group"], readable):
+        if s and ok:
+            groups[s].add(g)
+            files[s] += 1
+    many = [s for s in groups if files[s] > 1]
+    split = [s for s in many if len(groups[s]) > 1]
+    worst = sorted(split, key=lambda s: -len(groups[s]))[:5]
+    print(f"\nradiographs in more than one group: {len(split)} of {len(many)} with 2+ readable files "
+          f"({len(split) / max(len(many), 1):.2%})" + (f"; most split: " + ", ".join(
+              f"{s} ({files[s]} files, {len(groups[s])} groups)" for s in worst) if worst else ""))
+
+
 def override(setting: str) -> None:
     """NAME=VALUE: set curate.dedup.NAME (an existing upper-case setting) to VALUE, a number or tuple."""
     import ast
@@ -93,6 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", type=int, default=1500, help="FracAtlas images to build from")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="benchmark", help="how the set is built")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the set here")
     ap.add_argument("--examples", type=int, default=8)
@@ -121,7 +145,7 @@ def main() -> None:
     truth_path = work / "truth.csv"
     if not dest.exists():
         t = time.perf_counter()
-        build_messy(sources, dest, seed=args.seed, copy_fraction=0.45, kinds=MIX, truth_path=truth_path)
+        build_messy(sources, dest, seed=args.seed, truth_path=truth_path, **PROFILES[args.profile])
         print(f"built {dest} in {time.perf_counter() - t:.1f} s")
     truth = read_truth(truth_path)
 
@@ -217,6 +241,8 @@ def main() -> None:
     for k in sorted(by_kind):
         v = by_kind[k]
         print(f"{k:28s} {len(v):6d} {np.mean(v):7.3f}")
+
+    fragmented(table, source)
 
     # angle and mirror of the copies whose representative is their original
     t_idx = table.set_index("path")
