@@ -333,12 +333,11 @@ def _through_dups(root: Path, ws, layout: dict, workers: int | None, busy: bool)
     return table
 
 
-def _orient(table, root: Path, ws, workers: int | None, busy: bool):
-    from curate.orient import cached_skews, orient as run_orient
+def _orient(table, root: Path, ws, workers: int | None, busy: bool, needed):
+    from curate.orient import orient as run_orient
 
-    with progress_bar("orient", int((table["status"] == "ok").sum()), quiet=busy) as advance:
-        skews = cached_skews(table, root, ws.cache, workers=workers, progress=advance)
-    return run_orient(table, root, skews=skews)
+    with progress_bar("orient", int(needed.sum()), quiet=busy) as advance:
+        return run_orient(table, root, needed=needed, workers=workers, progress=advance, cache_dir=ws.cache)
 
 
 @app.command()
@@ -358,16 +357,19 @@ def orient(
 ) -> None:
     """Rotation each image needs to stand upright (EXIF, rotated copies, skewed scans).
 
-    Rotated copies are turned onto their group's upright member; a lone image turned by an
-    arbitrary angle is straightened from the fill wedges at its corners. Unsure estimates stay
-    at 0 and are flagged low-confidence. Writes DIR/manifests/NAME/orient.csv.
+    Each duplicate group's representative and every lone image are looked at; a copy gets its
+    turn from its group. A copy is turned onto its group's upright member (the one not padded
+    by a turn's fill wedges); a lone image turned by an arbitrary angle is straightened from
+    the fill wedges at its corners. Unsure estimates stay at 0 and are flagged low-confidence.
+    Writes DIR/manifests/NAME/orient.csv.
     """
     from curate.orient import orient_summary
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _orient(_through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy), root, ws, workers, busy)
+    table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    table = _orient(table, root, ws, workers, busy, (table["status"] == "ok") & table["representative"])
     out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
     summary = orient_summary(table)
     summary["orient_csv"] = str(out)
@@ -396,8 +398,8 @@ def _class_table(title: str, counts: dict) -> Table:
 @on_cluster
 def manifest(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     group_by: GroupByOpt = None,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train (default: one image per group).", rich_help_panel="Split")] = False,
@@ -419,23 +421,24 @@ def manifest(
     one row; no duplicate group is kept in two splits.
     """
     from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
-    from curate.split import parse_ratios, split_report
+    from curate.split import POLICIES, parse_ratios, split_report
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"leakage"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ratio_values = parse_ratios(ratios)
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
-    table = _orient(table, root, ws, workers, busy)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
+    table = _orient(table, root, ws, workers, busy, table["keep"])  # only kept images are looked at
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
-    options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
+    options = {"split": split, "split_used": report_["policy_used"], "ratios": list(ratio_values), "seed": seed,
+               "group_by": group_by,
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
                "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
@@ -801,8 +804,8 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 @on_cluster
 def run(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train.", rich_help_panel="Split")] = False,
     keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels.", rich_help_panel="Split")] = False,
@@ -823,12 +826,12 @@ def run(
     Writes everything `manifest` writes, plus audit.csv, duplicates.csv, reports/NAME/summary.json
     and report.html. A re-run reuses the hash cache.
     """
-    from curate.split import parse_ratios
+    from curate.split import POLICIES, parse_ratios
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"corrupt", "leakage", "conflict"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ws = Workspace.for_root(root, name, workdir)
     summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, path_pattern=path_pattern,
                       path_column=path_column, label_column=label_column, group_by=group_by, workers=workers,

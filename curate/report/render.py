@@ -484,7 +484,8 @@ def _sample_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
 
 
 def _broken_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
-    bad = t[(t["status"] != "ok") | (t["flags"] != "")].copy()
+    # a detection export's label files (status annotation) are accounted for in the tally, not listed
+    bad = t[((t["status"] != "ok") & (t["status"] != "annotation")) | (t["flags"] != "")].copy()
     bad["_order"] = (bad["status"] == "ok").astype(int)  # errors first, then oddities
     bad = bad.sort_values(["_order", "status", "path"])
     shown = bad.head(MAX_BROKEN)
