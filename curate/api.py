@@ -72,13 +72,15 @@ def run(root: str | Path, *, split: str = "auto", ratios: str | tuple = "0.8,0.1
 
     Writes DIR/manifests/NAME/ (manifest.csv, naive.csv, manifest.json, audit.csv, duplicates.csv)
     and DIR/reports/NAME/ (summary.json, report.html); NAME defaults to ROOT's folder name, DIR to
-    the current directory. Nothing is written inside ROOT.
+    the current directory. Nothing is written inside ROOT. Raises curate.errors.InputError when no
+    image has a label (the manifest would keep nothing).
 
     >>> result = curate.run("xray-messy", workdir="out")
     >>> result.manifest.query("keep").groupby(["split", "label"]).size()
     """
     from curate.dedup import duplicates_frame
-    from curate.manifest import read_manifest
+    from curate.errors import InputError
+    from curate.manifest import read_manifest, unlabelled_message
     from curate.parallel import local_or_cluster
     from curate.pipeline import run_pipeline
     from curate.split import parse_ratios
@@ -90,6 +92,9 @@ def run(root: str | Path, *, split: str = "auto", ratios: str | tuple = "0.8,0.1
             Path(root), ws, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
             label_column=label_column, group_by=group_by, workers=where, split=split,
             ratios=parse_ratios(ratios), seed=seed, keep_copies=keep_copies, keep_conflicts=keep_conflicts)
+    unlabelled = unlabelled_message(table)  # as the command: files written, then one clear error
+    if unlabelled:
+        raise InputError(unlabelled)
     paths = {k: v for k, v in written.items() if isinstance(v, Path)}
     paths.update(audit_csv=ws.manifests / "audit.csv", duplicates_csv=ws.manifests / "duplicates.csv",
                  summary_json=ws.reports / "summary.json")

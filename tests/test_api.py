@@ -137,3 +137,13 @@ def test_model_keras_predicts_the_same_in_a_process_that_never_imported_curate(r
     assert imported == "[] False False"
     diff, spread = map(float, max_diff.split())
     assert diff < 0.02 and spread > 2 * diff, (diff, spread)  # the same p as the trainer's, not a constant
+
+
+def test_run_raises_the_commands_one_line_error_on_unusable_input(tmp_path):
+    from curate.errors import InputError
+    from tests.conftest import radiograph, save
+
+    for i in range(3):  # images straight in ROOT: no label folder, no CSV
+        save(tmp_path / "flat" / f"{i}.png", radiograph(i))
+    with pytest.raises(InputError, match="none of the 3 images has a label"):
+        curate.run(tmp_path / "flat", workdir=tmp_path / "out", workers=1)
