@@ -508,6 +508,7 @@ def manifest(
         console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
     for warning in report_["warnings"]:  # loud even with --quiet / --json: on stderr
         warn(warning)
+    _fail_if_unlabelled(table)
     if "leakage" in fail_on_set and leaked_before:
         raise typer.Exit(1)
 
@@ -854,7 +855,18 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
             console.print(f"report: {written['report_html']}")
     for warning in split_rep["warnings"]:
         warn(warning)
+    _fail_if_unlabelled(table)
     return summary, written
+
+
+def _fail_if_unlabelled(table) -> None:
+    """ROOT without label folders (and no CSV or pattern giving labels): a manifest that keeps
+    nothing is unusable input, said in one line (exit 2) rather than a silent exit 0."""
+    from curate.manifest import unlabelled_message
+
+    message = unlabelled_message(table)
+    if message:
+        raise fail(message)
 
 
 @app.command()
