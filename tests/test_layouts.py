@@ -264,6 +264,24 @@ def test_dicom_12_bit_is_scaled_to_its_range_and_windowed(tmp_path):
     assert np.all(np.diff(row.astype(int)) >= 0) and 0 < row[12] < 255  # inside it: a ramp
 
 
+def test_dicom_voi_lut_maps_values_through_its_table(tmp_path):
+    from pydicom.dataset import Dataset
+
+    from curate.imageio import decode
+
+    path = write_dicom(tmp_path / "lut.dcm", ramp12())
+    ds = pydicom.dcmread(path)
+    item = Dataset()  # 4096 entries from 0, 8-bit output: a curve, not a straight window
+    item.LUTDescriptor = [4096, 0, 8]
+    lut = [int(round(100 + 100 * (v / 4095) ** 2)) for v in range(4096)]  # outputs 100..200
+    item.add_new(0x00283006, "US", lut)  # LUTData
+    ds.VOILUTSequence = [item]
+    ds.save_as(path)
+    row = decode(path).pixels[0]
+    expected = np.round((np.array(lut)[ramp12()[0]] - 100) * 255 / 100)
+    assert np.abs(row.astype(int) - expected).max() <= 1  # the LUT's own range 100-200 maps onto 0-255
+
+
 def test_dicom_monochrome1_is_inverted_and_multi_frame_gives_its_first_frame(tmp_path):
     from curate.imageio import decode
 
