@@ -477,6 +477,7 @@ def manifest(
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    layout_warnings = table.attrs.get("warnings", [])  # printed already; manifest.json keeps them too
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
@@ -488,13 +489,14 @@ def manifest(
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
                "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
-    written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=report_, naive_split=how)
+    written = write_manifests(table, naive, ws.manifests, root=root, options=options, naive_split=how,
+                              report={**report_, "warnings": layout_warnings + report_["warnings"]})
     counts = written["counts"]
     leaked_before = int(table.loc[table["reason"] == "leak"].shape[0])
     if json_out:
         print_json({"manifest_csv": str(written["manifest_csv"]), "naive_csv": str(written["naive_csv"]),
                     "manifest_json": str(written["manifest_json"]), "manifest_sha256": written["manifest_sha256"],
-                    **counts, "notes": report_["notes"], "warnings": report_["warnings"]})
+                    **counts, "notes": report_["notes"], "warnings": layout_warnings + report_["warnings"]})
     elif not quiet:
         console.print(counts_table(f"manifest of {root}", {"files": counts["files"], "kept": counts["kept"],
                                                            **{f"  dropped: {k}": v for k, v in counts["by_reason"].items()},
@@ -506,6 +508,7 @@ def manifest(
         console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
     for warning in report_["warnings"]:  # loud even with --quiet / --json: on stderr
         warn(warning)
+    _fail_if_unlabelled(table)
     if "leakage" in fail_on_set and leaked_before:
         raise typer.Exit(1)
 
@@ -854,7 +857,18 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
             console.print(f"report: {written['report_html']}")
     for warning in split_rep["warnings"]:
         warn(warning)
+    _fail_if_unlabelled(table)
     return summary, written
+
+
+def _fail_if_unlabelled(table) -> None:
+    """ROOT without label folders (and no CSV or pattern giving labels): a manifest that keeps
+    nothing is unusable input, said in one line (exit 2) rather than a silent exit 0."""
+    from curate.manifest import unlabelled_message
+
+    message = unlabelled_message(table)
+    if message:
+        raise fail(message)
 
 
 @app.command()

@@ -216,6 +216,27 @@ def test_labels_csv_named_columns_and_what_does_not_match_is_counted(tmp_path):
         scan(root, labels_csv=csv, path_column="Image Index", label_column="Label")
 
 
+def test_manifest_command_says_what_the_labels_csv_left_unsaid(tmp_path):
+    from curate.cli import app
+
+    root = tmp_path / "xr"
+    for i in range(6):
+        save(root / f"img{i}.png", radiograph(i))
+    csv = tmp_path / "labels.csv"
+    csv.write_text("Image Index,Finding\n" + "".join(f"img{i}.png,{'ab'[i % 2]}\n" for i in range(5)) + "gone.png,a\n")
+    result = CliRunner().invoke(app, ["manifest", str(root), "--labels-csv", str(csv), "--path-column", "Image Index",
+                                      "--label-column", "Finding", "--workdir", str(tmp_path / "w"), "--json", "-w", "1"])
+    assert result.exit_code == 0, result.output
+    said = ["1 row(s) of labels.csv match no file under ROOT (e.g. 'gone.png').",
+            "1 file(s) under ROOT have no row in labels.csv (e.g. 'img5.png'): 0 keep their folder's label, "
+            "1 have none (reason no-label)."]
+    assert json.loads(result.stdout)["warnings"][:2] == said
+    assert json.loads((tmp_path / "w" / "manifests" / "xr" / "manifest.json").read_text())["warnings"][:2] == said
+    assert result.stderr.count("match no file") == 1  # said once
+    assert read_manifest(tmp_path / "w" / "manifests" / "xr" / "manifest.csv").set_index("path").loc[
+        "img5.png", "reason"] == "no-label"
+
+
 # ---- DICOM -----------------------------------------------------------------------------------------
 
 pydicom = pytest.importorskip("pydicom", reason="pydicom is not installed: pip install 'curate[dicom]'")
