@@ -461,3 +461,19 @@ def test_case11_root_without_label_folders_is_one_line_not_a_silent_empty_manife
     for command in ("run", "manifest"):
         line = one_line_error(cli(command, root, "--workdir", tmp_path / "w", "-q", "--workers", "1"))
         assert "none of the 2 images has a label" in line
+
+
+# ---- 14. labels-CSV rows that conflict, match nothing, or match only by file name ------------------
+
+
+def test_case14_labels_csv_oddities_are_each_one_warning(tmp_path):
+    root = mk(tmp_path / "N")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\ntrain/fractured/IMG0000144.jpg,a\ntrain/fractured/IMG0000144.jpg,b\n"
+                      "nowhere/zzz.jpg,a\nelsewhere/IMG0000190.jpg,c\n")
+    result = cli("audit", root, "--workdir", tmp_path / "w", "--labels-csv", labels, "-q", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert any("with different labels" in w and "IMG0000144.jpg" in w for w in warnings)
+    assert any("match no file under ROOT" in w and "nowhere/zzz.jpg" in w for w in warnings)
+    assert any("by file name only" in w and "elsewhere/IMG0000190.jpg" in w for w in warnings)
