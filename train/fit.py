@@ -181,6 +181,79 @@ def fit_model(
     return net, history
 
 
+@dataclass
+class CrossValidation:
+    p: np.ndarray  # out-of-fold p(positive) per scored row: each from the one model that never saw it
+    fold: np.ndarray  # the fold (0..K-1) each scored row was tested in
+    folds: list[dict]  # per fold: images trained / validated / tested, epochs run, best epoch
+    histories: list[pd.DataFrame]  # per fold
+    models: list  # per fold, when asked to keep them
+
+
+def cross_validate(
+    images: np.ndarray,
+    index: np.ndarray,
+    y: np.ndarray,
+    unit: np.ndarray,
+    *,
+    k: int,
+    seed: int = 0,
+    copies: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    batch_size: int = 32,
+    channels: int = 1,
+    progress=None,
+    description: str = "fold",
+    keep_models: bool = False,
+    **fit_args,
+) -> CrossValidation:
+    """K-fold cross-validation over whole units (train.folds): K fresh models, each tested on
+    one fold after training on the others (minus an inner val share for early stopping).
+
+    images[index[i]] is scored row i, with label y[i] and unit unit[i]. `copies` = (index, y,
+    unit) of images that train with their unit when it is in training folds and are never
+    scored nor used as val (a group's other copies, for like-for-like training).
+    """
+    from train.folds import assign_folds, inner_val
+
+    fold = assign_folds(unit, y, k, seed)
+    p = np.full(len(index), np.nan)
+    out = CrossValidation(p=p, fold=fold, folds=[], histories=[], models=[])
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        rest = np.flatnonzero(fold != f)
+        held = inner_val(unit[rest], y[rest], k, seed + f)
+        train, val = rest[~held], rest[held]
+        x_idx, y_tr = index[train], y[train]
+        if copies is not None:
+            c_idx, c_y, c_unit = copies
+            mine = np.isin(c_unit, unit[train])  # copies of a val or test unit stay out
+            x_idx, y_tr = np.concatenate([x_idx, c_idx[mine]]), np.concatenate([y_tr, c_y[mine]])
+        cbs = [progress_callback(progress, f"{description} {f + 1}/{k}")] if progress is not None else []
+        net, history = fit_model(images[x_idx], y_tr, images[index[val]], y[val], seed=seed + f, callbacks=cbs,
+                                 batch_size=batch_size, channels=channels, **fit_args)
+        p[test] = predict(net, images[index[test]], batch_size=batch_size, channels=channels)
+        out.folds.append({"fold": f + 1, "train": int(len(x_idx)), "val": int(len(val)), "test": int(len(test)),
+                          "test_pos": int(y[test].sum()), "epochs_run": int(len(history)),
+                          "best_epoch": best_epoch(history, fit_args.get("model", "seed-cnn"))})
+        out.histories.append(history)
+        if keep_models:
+            out.models.append(net)
+        else:
+            del net
+            free_memory()
+    return out
+
+
+def free_memory() -> None:
+    """Drop Keras's graph state between fits, so K models do not pile up in memory."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def best_epoch(history: pd.DataFrame, model: str) -> int:
     """The 1-based epoch whose weights early stopping kept (the last one when there was no val)."""
     warmup = WARMUP_EPOCHS[model]
@@ -225,13 +298,21 @@ def train_manifest(
     positive_label: str | None = None,
     name: str | None = None,
     workdir: str | Path = ".",
+    folds: int | None = None,
     progress=None,
 ) -> TrainResult:
     """Train on a manifest's kept train rows; evaluate on val and test; write the run folder.
 
     NAME defaults to the manifest's folder name (manifests/NAME/manifest.csv -> NAME).
     `progress` is an optional rich Progress the bars are drawn on.
+    folds=K: K-fold cross-validation over the kept rows of every split instead (see
+    `train_folds`): K trainings.
     """
+    if folds:
+        return train_folds(manifest, root=root, model=model, epochs=epochs, batch_size=batch_size, img_size=img_size,
+                           lr=lr, seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic,
+                           channels=channels, weights=weights, bf16=bf16, positive_label=positive_label, name=name,
+                           workdir=workdir, folds=folds, progress=progress)
     started = time.time()
     man = read_manifest(manifest, root)
     ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name, workdir=workdir)
@@ -246,6 +327,7 @@ def train_manifest(
         progress=(lambda n: progress.advance(task, n)) if task is not None else None,
     )
     use = {s: np.flatnonzero((rows["split"] == s).to_numpy() & pixels.ok) for s in SPLITS}
+    units_of = _units(man, rows)  # intervals resample radiographs (and patients), not files
 
     callbacks = [progress_callback(progress, model)] if progress is not None else []
     net, history = fit_model(
@@ -277,7 +359,7 @@ def train_manifest(
     for s in ("val", "test"):
         idx = use[s]
         p = predict(net, pixels.images[idx], batch_size=batch_size, channels=channels)
-        result_metrics[s] = evaluate.metrics(y[idx], p, seed=seed)
+        result_metrics[s] = evaluate.metrics(y[idx], p, groups=units_of[idx], seed=seed)
         preds.append(pd.DataFrame({
             "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
             "p_fractured": np.round(p, 6),
@@ -303,6 +385,106 @@ def train_manifest(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return TrainResult(model=net, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
+
+
+def _units(man, rows: pd.DataFrame) -> np.ndarray:
+    """Each row's unit (train.folds.units) over the whole manifest: copies link patients too."""
+    from train.folds import recorded_group_by, units
+
+    unit = dict(zip(man.table["path"], units(man.table, recorded_group_by(man.csv))))
+    return np.array([unit[p] for p in rows["path"]], dtype=object)
+
+
+def train_folds(
+    manifest: str | Path,
+    *,
+    root: str | Path | None = None,
+    model: str = "seed-cnn",
+    epochs: int = 10,
+    batch_size: int = 32,
+    img_size: int = 224,
+    lr: float = 1e-3,
+    seed: int = 0,
+    class_weight: str | None = None,
+    patience: int = 3,
+    deterministic: bool = False,
+    channels: int = 1,
+    weights: str | Path | None = None,
+    bf16: bool | None = None,
+    positive_label: str | None = None,
+    name: str | None = None,
+    workdir: str | Path = ".",
+    folds: int = 5,
+    progress=None,
+) -> TrainResult:
+    """K-fold cross-validation over a manifest's kept rows (all splits pooled): every kept
+    radiograph is tested once, by the one model that never saw any copy (nor its patient).
+
+    Writes reports/NAME/train-<model>-<time>/: metrics.json (out-of-fold METRICS over all
+    kept rows, per-fold counts), predictions.csv (with each row's fold), history.csv (with
+    a fold column), confusion_matrix.png and curves.png (out of fold), fold-K/model.keras.
+    """
+    started = time.time()
+    man = read_manifest(manifest, root)
+    ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name, workdir=workdir)
+    rows = pd.concat([kept(man.table, s).assign(split=s) for s in SPLITS], ignore_index=True)
+    pos = _positive(rows["label"], positive_label)
+    names = _names(rows["label"], pos)
+    task = progress.add_task("decoding", total=len(rows)) if progress is not None else None
+    pixels = load_pixels(
+        rows, man.root, img_size, cache_dir=ws.workdir / ".cache" / "train",
+        progress=(lambda n: progress.advance(task, n)) if task is not None else None,
+    )
+    rows = rows[pixels.ok].reset_index(drop=True)
+    index = np.flatnonzero(pixels.ok)
+    y = targets(rows["label"], pos)
+    unit = _units(man, rows)
+    cv = cross_validate(pixels.images, index, y, unit, k=folds, seed=seed, batch_size=batch_size, channels=channels,
+                        progress=progress, description=f"{model} fold", keep_models=True, model=model, epochs=epochs,
+                        lr=lr, class_weight=class_weight, patience=patience, deterministic=deterministic,
+                        weights=weights, bf16=bf16)
+    settings = {
+        "manifest": str(man.csv), "manifest_sha256": man.digest, "root": str(man.root), "model": model,
+        "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr, "seed": seed,
+        "class_weight": class_weight, "patience": patience, "deterministic": deterministic,
+        "channels": channels, "weights": str(weights) if weights else None, "precision": precision_for(bf16),
+        "folds": folds,
+    }
+    result_metrics = {
+        "settings": settings,
+        "positive_label": pos,
+        "labels": list(names),
+        "protocol": f"{folds}-fold cross-validation over duplicate groups and patients, stratified by label",
+        "counts": {"kept": {"n": int(len(rows)), "n_pos": int(y.sum()), "units": int(len(set(unit)))}},
+        "params": int(cv.models[0].count_params()),
+        "folds": cv.folds,
+        "out_of_fold": evaluate.metrics(y, cv.p, groups=unit, seed=seed),
+        "skipped": pixels.errors,
+        "seconds": round(time.time() - started, 1),
+    }
+    predictions = pd.DataFrame({"path": rows["path"], "label": rows["label"], "split": rows["split"],
+                                "fold": cv.fold + 1, "p_fractured": np.round(cv.p, 6)})
+    history = pd.concat([h.assign(fold=f + 1) for f, h in enumerate(cv.histories)], ignore_index=True)
+    report = f"== out of fold ({folds} folds) ==\n{_report_text(y, cv.p, names)}"
+
+    final = _run_dir(ws.reports, model)
+    tmp = Path(tempfile.mkdtemp(dir=ws.reports, prefix=f".{final.name}."))
+    try:
+        for f, net in enumerate(cv.models):
+            (tmp / f"fold-{f + 1}").mkdir()
+            net.save(tmp / f"fold-{f + 1}" / "model.keras")
+        write_csv(tmp / "history.csv", history)
+        write_csv(tmp / "predictions.csv", predictions)
+        write_json(tmp / "metrics.json", result_metrics)
+        (tmp / "classification_report.txt").write_text(report, encoding="utf-8")
+        evaluate.plot_confusion(evaluate.confusion(y, cv.p), names, tmp / "confusion_matrix.png",
+                                title=f"{model}, out of fold ({folds} folds)")
+        evaluate.plot_curves(history, tmp / "curves.png")
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return TrainResult(model=cv.models, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
 
 
 def _positive(labels: pd.Series, wanted: str | None) -> str:
