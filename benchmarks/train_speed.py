@@ -100,8 +100,8 @@ def fresh_model(name: str, size: int, channels: int, precision: str = "float32",
     notebook does (keras.optimizers.Adam); xla=False is Keras's own choice on a CPU-only TF."""
     import keras
 
-    from train.models import build
-    from train.optimizers import FusedAdam
+    from curate.trainer.models import build
+    from curate.trainer.optimizers import FusedAdam
 
     keras.utils.set_random_seed(0)
     model = build(name, size, channels, precision=precision)
@@ -126,7 +126,7 @@ def main() -> None:
 
     ImageDataGenerator = tf.keras.preprocessing.image.ImageDataGenerator  # as the notebook used it
 
-    from train.data import AUGMENT, kept, load_pixels, make_dataset, read_manifest, targets
+    from curate.trainer.data import AUGMENT, kept, load_pixels, make_dataset, read_manifest, targets
 
     size, bs = args.img_size, args.batch_size
     dest = build_folder(args.dest, args.images)
@@ -168,7 +168,7 @@ def main() -> None:
     ceiling = tf.data.Dataset.from_tensors((x, yb)).repeat(len(px.images) // bs)
     ceiling1 = tf.data.Dataset.from_tensors((x[..., :1], yb)).repeat(len(px.images) // bs)
 
-    from train.fit import cpu_has_bf16
+    from curate.trainer.fit import cpu_has_bf16
 
     # (label, data, precision, xla). The labels say exactly what each row runs.
     PUB, OURS32, OURS16 = ("published: ImageDataGenerator, Keras defaults (float32)",

@@ -13,15 +13,17 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
+from curate.dicom import MISSING
 from curate.errors import ImageError
 from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode
 from curate.parallel import Progress, map_files
 
-STATUSES = ("ok", "corrupt", "not-image", "unreadable", "too-large")
+STATUSES = ("ok", "corrupt", "not-image", "unreadable", "too-large", "annotation")
 BLANK_STD = 2.0  # grey levels: an image this flat shows nothing
 TINY_SIDE = 64  # px: too small to show a fracture
 OS_JUNK = {".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".directory"}
 
+DICOM_COLUMNS = ("patient_id", "study_id")
 AUDIT_COLUMNS = ("status", "detail", "format", "mode", "width", "height", "bit_depth", "frames",
                  "exif_orientation", "colour", "mean", "std", "sha256", "flags")
 
@@ -34,12 +36,16 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _blank_row(status: str) -> dict:
+    return {"status": status, "detail": "", "format": "", "mode": "", "width": 0, "height": 0,
+            "bit_depth": 0, "frames": 0, "exif_orientation": 0, "colour": False,
+            "mean": float("nan"), "std": float("nan"), "sha256": "", "flags": []}
+
+
 def audit_file(path: str | Path) -> dict:
     """Audit one file: a dict of the audit columns (flags as a list). Never raises."""
     path = Path(path)
-    row = {"status": "ok", "detail": "", "format": "", "mode": "", "width": 0, "height": 0,
-           "bit_depth": 0, "frames": 0, "exif_orientation": 0, "colour": False,
-           "mean": float("nan"), "std": float("nan"), "sha256": "", "flags": []}
+    row = _blank_row("ok")
     try:
         row["sha256"] = sha256_of(path)
     except OSError as exc:
@@ -58,6 +64,7 @@ def audit_file(path: str | Path) -> dict:
         return row
 
     px = img.pixels
+    row["meta"] = img.meta
     row.update(format=img.format, mode=img.mode, width=img.width, height=img.height,
                bit_depth=img.bit_depth, frames=img.frames, exif_orientation=img.exif_orientation,
                colour=img.colour)
@@ -82,11 +89,30 @@ def audit_file(path: str | Path) -> dict:
     return row
 
 
+def annotation_file(path: str | Path) -> dict:
+    """A label file or class list of a detection export: status annotation, never decoded."""
+    row = _blank_row("annotation")
+    row["detail"] = "labels of a detection export"
+    try:
+        row["sha256"] = sha256_of(Path(path))
+    except OSError as exc:
+        row.update(status="unreadable", detail=exc.strerror or type(exc).__name__)
+    return row
+
+
+def _audit_item(item: tuple[Path, bool]) -> dict:
+    path, is_annotation = item
+    return annotation_file(path) if is_annotation else audit_file(path)
+
+
 def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
           progress: Progress | None = None) -> pd.DataFrame:
-    """Add the audit columns to the table (one decode per file, over `workers` processes)."""
+    """Add the audit columns to the table (one decode per file, over `workers` processes).
+    Rows the layout gave the role `annotation` (YOLO label files) are hashed, not decoded."""
     root = Path(root)
-    results = map_files(audit_file, [root / p for p in table["path"]], workers=workers, progress=progress)
+    roles = table["role"] if "role" in table else pd.Series("", index=table.index)
+    items = [(root / p, r == "annotation") for p, r in zip(table["path"], roles)]
+    results = map_files(_audit_item, items, workers=workers, progress=progress)
     out = table.copy()
     for col in AUDIT_COLUMNS:
         values = [r[col] for r in results]
@@ -94,7 +120,17 @@ def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
             values = [_flags(r["flags"], path, mismatch)
                       for r, path, mismatch in zip(results, out["path"], out["label_mismatch"])]
         out[col] = values
+    for col in DICOM_COLUMNS:  # patients and studies: what --group-by keeps in one split
+        values = [r.get("meta", {}).get(col, "") for r in results]
+        if any(values):
+            out[col] = values
     return out
+
+
+def dicom_warnings(table: pd.DataFrame) -> list[str]:
+    """One line when DICOM files went unread for want of pydicom."""
+    n = int((table["detail"] == MISSING).sum()) if "detail" in table else 0
+    return [f"{n:,} DICOM file(s) not read: {MISSING}."] if n else []
 
 
 def _flags(flags: list[str], rel_path: str, label_mismatch: bool) -> str:
@@ -109,7 +145,9 @@ def _flags(flags: list[str], rel_path: str, label_mismatch: bool) -> str:
 def audit_summary(table: pd.DataFrame) -> dict:
     """Counts by status, by detail of the broken files, and by flag."""
     statuses = {s: int((table["status"] == s).sum()) for s in STATUSES}
-    broken = table[table["status"] != "ok"]
+    if not statuses["annotation"]:  # only detection exports have them
+        del statuses["annotation"]
+    broken = table[~table["status"].isin(["ok", "annotation"])]
     flags = pd.Series([f for fl in table["flags"] for f in fl.split(";") if f])
     return {
         "files": int(len(table)),
@@ -118,6 +156,7 @@ def audit_summary(table: pd.DataFrame) -> dict:
         "not_images": statuses["not-image"],
         "unreadable": statuses["unreadable"],
         "too_large": statuses["too-large"],
+        "annotations": statuses.get("annotation", 0),
         # broken: meant to be an image and is not (OS junk and stray text files are not broken)
         "broken": int(broken["status"].isin(["corrupt", "unreadable", "too-large"]).sum()
                       + ((broken["status"] == "not-image") & broken["path"].map(_has_image_ext).astype(bool)).sum()),

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -45,6 +46,11 @@ WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", min=1, help="
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.", rich_help_panel="Output")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the machine-readable summary on stdout instead of tables.", rich_help_panel="Output")]
 LabelsCsvOpt = Annotated[Path | None, typer.Option("--labels-csv", help="CSV with a path or file-name column and a label column; overrides folder labels.", rich_help_panel="Input")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", metavar="ADDRESS", envvar="CURATE_CLUSTER", show_envvar=True, help="Run the per-file and per-pair work on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786); every worker must read ROOT at the same path. Needs the dask extra.", rich_help_panel="Speed")]
+PathPatternOpt = Annotated[str | None, typer.Option("--path-pattern", help="Regex searched in each relative path; its named groups label, split and group (a patient, a study) override the folders, e.g. '(?P<group>patient\\d+)/study\\d+_(?P<label>[a-z]+)/'.", rich_help_panel="Input")]
+PathColumnOpt = Annotated[str | None, typer.Option("--path-column", help="The labels CSV's path or file-name column \\[default: path, file, filename, image, ...].", rich_help_panel="Input")]
+LabelColumnOpt = Annotated[str | None, typer.Option("--label-column", help="The labels CSV's label column \\[default: label, class, target, ...].", rich_help_panel="Input")]
+GroupByOpt = Annotated[str | None, typer.Option("--group-by", help="A column whose values (a patient id) must share a split under every policy: a labels-CSV column, a --path-pattern group, DICOM's patient_id or study_id \\[default: the pattern's group].", rich_help_panel="Split")]
 FailOnOpt = Annotated[list[str] | None, typer.Option("--fail-on", help="Exit 1 when this holds: corrupt, leakage, conflict (repeat or comma-separate).", rich_help_panel="Exit code")]
 
 
@@ -82,6 +88,25 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
+def on_cluster(func: Callable) -> Callable:
+    """Give a command `--cluster ADDRESS`: while it runs, its `workers` is that cluster's
+    executor (the stages take either), so local and cluster runs share every code path."""
+    from curate.parallel import local_or_cluster
+
+    @functools.wraps(func)
+    def wrapper(*args, cluster: str | None = None, workers=None, **kwargs):
+        with local_or_cluster(workers, cluster) as where:
+            return func(*args, workers=where, **kwargs)
+
+    sig = inspect.signature(func, eval_str=True)
+    params = list(sig.parameters.values())
+    at = next(i for i, p in enumerate(params) if p.name == "workers") + 1
+    params.insert(at, inspect.Parameter("cluster", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=ClusterOpt))
+    wrapper.__signature__ = sig.replace(parameters=params)
+    return wrapper
+
+
 @contextmanager
 def progress_bar(description: str, total: int, *, quiet: bool) -> Iterator[Callable[[int], None]]:
     """A rich bar on stderr (so --json stdout stays clean); yields advance(n)."""
@@ -101,6 +126,12 @@ def parse_fail_on(values: list[str] | None, allowed: set[str]) -> set[str]:
     if unknown:
         raise fail(f"--fail-on {', '.join(sorted(unknown))}: choose from {', '.join(sorted(allowed))}")
     return wanted
+
+
+def print_warnings(lines: list[str]) -> None:
+    """Loud even with --quiet / --json: on stderr."""
+    for line in lines:
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def print_json(obj) -> None:
@@ -126,11 +157,15 @@ def counts_table(title: str, counts: dict, *, key: str = "what", value: str = "f
 
 @app.command()
 @handle_errors
+@on_cluster
 def audit(
     root: RootArg,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
     labels_csv: LabelsCsvOpt = None,
+    path_pattern: PathPatternOpt = None,
+    path_column: PathColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     workers: WorkersOpt = None,
     fail_on: FailOnOpt = None,
     quiet: QuietOpt = False,
@@ -140,20 +175,24 @@ def audit(
 
     Writes DIR/manifests/NAME/audit.csv: one row per file with status, detail and flags.
     """
-    from curate.audit import audit as run_audit, audit_summary
+    from curate.audit import audit as run_audit, audit_summary, dicom_warnings
     from curate.layout import scan
     from curate.workspace import Workspace, write_csv
 
     fail_on_set = parse_fail_on(fail_on, {"corrupt"})
     ws = Workspace.for_root(root, name, workdir)
-    table = scan(root, labels_csv=labels_csv)
+    table = scan(root, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+                 label_column=label_column)
+    warnings = table.attrs.get("warnings", [])
     with progress_bar("audit", len(table), quiet=quiet or json_out) as advance:
         table = run_audit(table, root, workers=workers, progress=advance)
+    warnings = warnings + dicom_warnings(table)
     out = write_csv(ws.manifests / "audit.csv", table)
     if not (table["status"] == "ok").any():
         raise fail(f"{root}: no readable images among {len(table):,} files (details in {out})")
     summary = audit_summary(table)
     summary["audit_csv"] = str(out)
+    summary["warnings"] = warnings
     if json_out:
         print_json(summary)
     elif not quiet:
@@ -163,6 +202,7 @@ def audit(
         if summary["flags"]:
             console.print(counts_table("flags (not errors)", summary["flags"], key="flag"))
         console.print(f"wrote {out}")
+    print_warnings(warnings)
     if "corrupt" in fail_on_set and summary["broken"]:
         raise typer.Exit(1)
 
@@ -172,11 +212,15 @@ def audit(
 
 @app.command("hash")
 @handle_errors
+@on_cluster
 def hash_cmd(
     root: RootArg,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
     labels_csv: LabelsCsvOpt = None,
+    path_pattern: PathPatternOpt = None,
+    path_column: PathColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -191,7 +235,9 @@ def hash_cmd(
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
-    table = scan(root, labels_csv=labels_csv)
+    table = scan(root, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+                 label_column=label_column)
+    warnings = table.attrs.get("warnings", [])
     with progress_bar("hash", len(table), quiet=quiet or json_out) as advance:
         table = hash_images(table, root, workers=workers, progress=advance, cache_dir=ws.cache)
     out = write_csv(ws.manifests / "hashes.csv", _hex_hashes(table))
@@ -202,6 +248,7 @@ def hash_cmd(
     elif not quiet:
         console.print(counts_table(f"hashes of {root}", {k: v for k, v in summary.items() if k != "hashes_csv"}))
         console.print(f"wrote {out}")
+    print_warnings(warnings)
 
 
 def _hex_hashes(table):
@@ -217,11 +264,15 @@ def _hex_hashes(table):
 
 @app.command()
 @handle_errors
+@on_cluster
 def dups(
     root: RootArg,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
     labels_csv: LabelsCsvOpt = None,
+    path_pattern: PathPatternOpt = None,
+    path_column: PathColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     workers: WorkersOpt = None,
     fail_on: FailOnOpt = None,
     quiet: QuietOpt = False,
@@ -239,7 +290,7 @@ def dups(
 
     fail_on_set = parse_fail_on(fail_on, {"leakage", "conflict"})
     ws = Workspace.for_root(root, name, workdir)
-    table = _through_dups(root, ws, labels_csv, workers, quiet or json_out)
+    table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, quiet or json_out)
     out = write_duplicates(table, ws.manifests / "duplicates.csv")
     write_csv(ws.manifests / "dups.csv", _hex_hashes(table))
     summary = dups_summary(table)
@@ -271,12 +322,15 @@ def dups(
 # ---- orient, manifest, verify, export -----------------------------------------------------
 
 
-def _through_dups(root: Path, ws, labels_csv: Path | None, workers: int | None, busy: bool):
-    """scan -> audit -> hash (cached) -> dups, with progress bars: what orient and manifest need."""
+def _through_dups(root: Path, ws, layout: dict, workers: int | None, busy: bool):
+    """scan -> audit -> hash (cached) -> dups, with progress bars: what orient and manifest need.
+    layout: labels_csv, path_pattern, path_column, label_column. The layout's warnings are printed."""
     from curate.pipeline import through_dups
 
     with step_bars(busy) as bars:
-        return through_dups(root, labels_csv=labels_csv, workers=workers, cache_dir=ws.cache, progress=bars)
+        table = through_dups(root, **layout, workers=workers, cache_dir=ws.cache, progress=bars)
+    print_warnings(table.attrs.get("warnings", []))
+    return table
 
 
 def _orient(table, root: Path, ws, workers: int | None, busy: bool):
@@ -289,11 +343,15 @@ def _orient(table, root: Path, ws, workers: int | None, busy: bool):
 
 @app.command()
 @handle_errors
+@on_cluster
 def orient(
     root: RootArg,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
     labels_csv: LabelsCsvOpt = None,
+    path_pattern: PathPatternOpt = None,
+    path_column: PathColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -309,7 +367,7 @@ def orient(
 
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _orient(_through_dups(root, ws, labels_csv, workers, busy), root, ws, workers, busy)
+    table = _orient(_through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy), root, ws, workers, busy)
     out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
     summary = orient_summary(table)
     summary["orient_csv"] = str(out)
@@ -335,15 +393,19 @@ def _class_table(title: str, counts: dict) -> Table:
 
 @app.command()
 @handle_errors
+@on_cluster
 def manifest(
     root: RootArg,
     split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
     ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
-    group_by: Annotated[str | None, typer.Option("--group-by", help="A labels-CSV column (e.g. a patient id) whose values must share a split.", rich_help_panel="Split")] = None,
+    group_by: GroupByOpt = None,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train (default: one image per group).", rich_help_panel="Split")] = False,
     keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels (default: drop them).", rich_help_panel="Split")] = False,
     labels_csv: LabelsCsvOpt = None,
+    path_pattern: PathPatternOpt = None,
+    path_column: PathColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
     workers: WorkersOpt = None,
@@ -366,16 +428,17 @@ def manifest(
     ratio_values = parse_ratios(ratios)
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _through_dups(root, ws, labels_csv, workers, busy)
+    table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
     if group_by:
-        table = group_by_column(table, labels_csv, group_by)
+        table = group_by_column(table, labels_csv, group_by, path_column=path_column)
     table = _orient(table, root, ws, workers, busy)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
     options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
-               "labels_csv": str(labels_csv.resolve()) if labels_csv else None}
+               "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
+               "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
     written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=report_, naive_split=how)
     counts = written["counts"]
     leaked_before = int(table.loc[table["reason"] == "leak"].shape[0])
@@ -601,7 +664,7 @@ def train(
     and each fold's model goes to fold-K/model.keras.
     """
     import_tensorflow_quietly()
-    from train.fit import train_manifest
+    from curate.trainer.fit import train_manifest
 
     with train_progress(quiet or json_out) as bar:
         result = train_manifest(
@@ -663,7 +726,7 @@ def compare(
     repeat instead of one; the naive protocol stays the dataset's own split.
     """
     import_tensorflow_quietly()
-    from train.compare import compare as run_compare
+    from curate.trainer.compare import compare as run_compare
 
     with train_progress(quiet or json_out) as bar:
         result = run_compare(
@@ -761,6 +824,7 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 
 @app.command()
 @handle_errors
+@on_cluster
 def run(
     root: RootArg,
     split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
@@ -768,7 +832,11 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train.", rich_help_panel="Split")] = False,
     keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels.", rich_help_panel="Split")] = False,
+    group_by: GroupByOpt = None,
     labels_csv: LabelsCsvOpt = None,
+    path_pattern: PathPatternOpt = None,
+    path_column: PathColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
     workers: WorkersOpt = None,
@@ -788,7 +856,8 @@ def run(
     if split not in ("keep", "regroup"):
         raise fail(f"--split {split}: choose keep or regroup")
     ws = Workspace.for_root(root, name, workdir)
-    summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, workers=workers,
+    summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, path_pattern=path_pattern,
+                      path_column=path_column, label_column=label_column, group_by=group_by, workers=workers,
                       split=split, ratios=parse_ratios(ratios), seed=seed, keep_copies=keep_copies,
                       keep_conflicts=keep_conflicts)
     held = {"corrupt": summary["corrupt"], "leakage": summary["leaked_files"], "conflict": summary["label_conflicts"]}
@@ -823,7 +892,7 @@ def demo(
     if not no_train:
         import_tensorflow_quietly()
         from curate.report import report_from_disk
-        from train.compare import compare as run_compare
+        from curate.trainer.compare import compare as run_compare
 
         with train_progress(quiet) as bar:
             result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model="compact",

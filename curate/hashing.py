@@ -384,7 +384,7 @@ def hash_images(table: pd.DataFrame, root: str | Path, *, workers: int | None = 
     todo = []
     for i, (p, size, mtime) in enumerate(zip(abs_paths, sizes, mtimes)):
         hit = cache.get(p, size, mtime) if cache is not None and size >= 0 else None
-        if hit is not None:
+        if hit is not None and hit["hash_status"] == "ok":  # a failure is tried again: a decoder may have come (pydicom)
             results[i] = hit
         else:
             todo.append(i)

@@ -1,7 +1,8 @@
 """The one image loader: every step that needs pixels gets them from here.
 
 `decode(path)` returns greyscale uint8 pixels with EXIF orientation applied, plus what the
-file told us on the way (format, mode, bit depth, frames, EXIF orientation). Anything that
+file told us on the way (format, mode, bit depth, frames, EXIF orientation). DICOM files go
+through curate.dicom (pydicom, an optional extra). Anything that
 cannot be decoded raises `ImageError` with the manifest's reason word, never a bare
 Pillow exception, so callers can record a per-file status and carry on.
 """
@@ -9,13 +10,14 @@ Pillow exception, so callers can record a per-file status and carry on.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from curate.dicom import decode_dicom, is_dicom
 from curate.errors import ImageError
 
 # Refuse anything larger than this before decoding it (a 20k x 20k "bomb" would need 400 MB).
@@ -37,7 +39,7 @@ SIGNATURES = {
 }
 IMAGE_EXTENSIONS = {
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-    ".webp", ".jp2", ".j2k", ".pgm", ".ppm", ".pbm", ".pnm",
+    ".webp", ".jp2", ".j2k", ".pgm", ".ppm", ".pbm", ".pnm", ".dcm", ".dicom", ".dic",
 }
 # The formats each extension may legitimately hold (for the extension-mismatch flag).
 EXTENSION_FORMATS = {
@@ -60,7 +62,8 @@ class Decoded:
     bit_depth: int  # bits per channel: 1, 8 or 16 (32 for mode I / F)
     colour: bool  # the file holds colour channels that actually differ
     exif_orientation: int  # 1 = upright or no tag; 2..8 as in the EXIF standard
-    frames: int  # > 1 for multi-frame TIFF / GIF: the first frame is used
+    frames: int  # > 1 for multi-frame TIFF / GIF / DICOM: the first frame is used
+    meta: dict = field(default_factory=dict)  # DICOM: patient_id, study_id
 
 
 def sniff(head: bytes) -> str | None:
@@ -155,7 +158,7 @@ def decode(path: str | Path, *, max_side: int | None = None, max_pixels: int = M
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            head = fh.read(64)
+            head = fh.read(132)  # DICOM says so after a 128-byte preamble
     except PermissionError:
         raise ImageError("unreadable", "permission denied") from None
     except IsADirectoryError:
@@ -163,6 +166,11 @@ def decode(path: str | Path, *, max_side: int | None = None, max_pixels: int = M
     except OSError as exc:
         raise ImageError("unreadable", exc.strerror or str(exc)) from None
 
+    if is_dicom(path, head):
+        img = decode_dicom(path, head, max_pixels)
+        if max_side and max(img.pixels.shape) > max_side:
+            img.pixels = fit(img.pixels, max_side)
+        return img
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -3,24 +3,37 @@
 Layouts read without options:
   ROOT/<split>/<label>/...   split names train / val / valid / validation / test, any case
   ROOT/<label>/...           no split
-Deeper folders inside a label folder belong to that label. `labels_csv` reads labels from a
-CSV (a path or file-name column and a label column); where a file's folder says otherwise,
-the CSV wins and the row is flagged `label_mismatch`.
+  YOLO / Roboflow exports    a data.yaml, or images/ + labels/ folder pairs (either way round
+                             with the split folders): an image's label comes from its boxes
+Deeper folders inside a label folder belong to that label. `path_pattern` (a regex with named
+groups label / split / group) reads them from each relative path instead. `labels_csv` reads
+labels from a CSV (a path or file-name column and a label column); where a file's folder says
+otherwise, the CSV wins and the row is flagged `label_mismatch`.
+
+What a layout cannot tell (files a pattern misses, CSV rows that match no file, ...) is counted
+into `table.attrs["warnings"]`: plain sentences for the caller to show.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
-from curate.errors import InputError
+from curate.errors import InputError, UsageError
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "dev": "val", "test": "test", "testing": "test"}
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "image_id", "image_path", "filepath")
 LABEL_COLUMNS = ("label", "class", "target", "category", "y")
+PATTERN_GROUPS = ("label", "split", "group")
+# the column a path pattern's `group` goes to (the `group` column is the duplicate group)
+SUBJECT = "subject"
+# YOLO: an image without boxes (an empty or missing label file) is a class of its own
+NO_BOXES = "no-boxes"
+YOLO_META = {"data.yaml", "data.yml", "classes.txt", "dataset.yaml"}
 
 
 def check_root(root: str | Path) -> Path:
@@ -55,14 +68,37 @@ def _split_and_label(parts: tuple[str, ...], has_splits: bool) -> tuple[str, str
     return "", "", parts[0] if len(parts) >= 2 else ""
 
 
-def scan(root: str | Path, *, labels_csv: str | Path | None = None) -> pd.DataFrame:
-    """One row per file under ROOT, hidden files and OS junk included."""
+def compile_pattern(path_pattern: str | None) -> re.Pattern | None:
+    """--path-pattern as a regex with at least one of the named groups label, split, group."""
+    if not path_pattern:
+        return None
+    try:
+        pattern = re.compile(path_pattern)
+    except re.error as exc:
+        raise UsageError(f"--path-pattern {path_pattern!r}: not a regular expression ({exc})") from None
+    if not set(pattern.groupindex) & set(PATTERN_GROUPS):
+        raise UsageError(f"--path-pattern {path_pattern!r}: name at least one group, e.g. (?P<label>[^/]+): "
+                         f"label, split or group")
+    return pattern
+
+
+def scan(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern: str | None = None,
+         path_column: str | None = None, label_column: str | None = None) -> pd.DataFrame:
+    """One row per file under ROOT, hidden files and OS junk included.
+
+    path_pattern: a regex searched in each relative path; its named groups label, split and
+    group (e.g. a patient id, to the `subject` column) override what the folders say, and
+    other named groups become columns of their own. path_column / label_column: the labels
+    CSV's columns (default: the first of PATH_COLUMNS / LABEL_COLUMNS it has).
+    """
     root = check_root(root)
+    pattern = compile_pattern(path_pattern)
     paths = _walk(root)
     if not paths:
         raise InputError(f"{root}: the folder is empty (no files under it)")
     top_dirs = {p.split("/")[0] for p in paths if "/" in p}
     has_splits = any(d.lower() in SPLIT_NAMES for d in top_dirs)
+    warnings: list[str] = []
 
     rows = []
     for rel in paths:
@@ -77,43 +113,132 @@ def scan(root: str | Path, *, labels_csv: str | Path | None = None) -> pd.DataFr
                      "split_folder": split_folder, "size": size, "mtime_ns": mtime_ns,
                      "label_source": "folder" if label else ""})
     table = pd.DataFrame(rows)
+    from curate.yolo import apply_yolo, is_yolo  # a layout of its own, in its own module
+
+    if is_yolo(paths):
+        table = apply_yolo(table, root, warnings)
+    if pattern is not None:
+        table = apply_path_pattern(table, pattern, warnings)
     table["csv_label"] = ""
     table["label_mismatch"] = False
     if labels_csv is not None:
-        table = apply_labels_csv(table, labels_csv)
+        table = apply_labels_csv(table, labels_csv, path_column=path_column, label_column=label_column,
+                                 warnings=warnings)
+    elif path_column or label_column:
+        raise UsageError("--path-column / --label-column name columns of --labels-csv: pass the CSV too")
+    table.attrs["warnings"] = warnings
     return table
 
 
-def _pick(columns: list[str], wanted: tuple[str, ...], what: str, csv_path: Path) -> str:
+def apply_path_pattern(table: pd.DataFrame, pattern: re.Pattern, warnings: list[str]) -> pd.DataFrame:
+    """Label, split and group (and any other named group) from each relative path."""
+    table = table.copy()
+    names = list(pattern.groupindex)
+    found = [pattern.search(p) for p in table["path"]]
+    hit = pd.Series([m is not None for m in found], index=table.index)
+    values = {n: pd.Series([(m.group(n) or "") if m else "" for m in found], index=table.index) for n in names}
+    if "label" in values:  # a file the pattern misses has no label (reason no-label): never a guess
+        table["label"] = values["label"]
+        table["label_source"] = values["label"].map(lambda v: "pattern" if v else "")
+    if "split" in values:
+        raw = values["split"]
+        table["orig_split"] = raw.str.lower().map(SPLIT_NAMES).fillna("")
+        table["split_folder"] = raw
+        odd = sorted(set(raw[(raw != "") & (table["orig_split"] == "")]))
+        if odd:
+            warnings.append(f"--path-pattern: split value(s) {', '.join(map(repr, odd[:5]))} are not a split name "
+                            f"(train / val / test ...): those files have no original split.")
+    if "group" in values:
+        table[SUBJECT] = values["group"]
+    for n in names:
+        if n not in PATTERN_GROUPS and n not in table.columns:
+            table[n] = values[n]
+    missed = int((~hit).sum())
+    if missed:
+        example = table.loc[~hit, "path"].iloc[0]
+        warnings.append(f"{missed:,} of {len(table):,} files do not match --path-pattern (e.g. {example!r}): "
+                        f"no label from it, reason no-label.")
+    return table
+
+
+def _pick(columns: list[str], wanted: tuple[str, ...], what: str, csv_path: Path, given: str | None = None) -> str:
+    if given is not None:
+        if given in columns:
+            return given
+        raise UsageError(f"{csv_path}: no column {given!r} (it has: {', '.join(columns)})")
     lower = {c.lower().strip(): c for c in columns}
     for name in wanted:
         if name in lower:
             return lower[name]
-    raise InputError(f"{csv_path}: no {what} column (expected one of: {', '.join(wanted)})")
+    raise InputError(f"{csv_path}: no {what} column (expected one of: {', '.join(wanted)}; "
+                     f"or name it with --{'path' if 'path' in what else 'label'}-column)")
 
 
-def apply_labels_csv(table: pd.DataFrame, csv_path: str | Path) -> pd.DataFrame:
-    """Labels from a CSV: matched on the relative path, else on the file name when unique."""
+def read_labels_csv(csv_path: str | Path, path_column: str | None = None) -> tuple[pd.DataFrame, str, pd.Series]:
+    """(the CSV as strings, its path column, each row's key: a relative path or a file name)."""
     csv_path = Path(csv_path)
     try:
-        labels = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        csv = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{csv_path}: cannot read the labels CSV ({exc})") from None
-    path_col = _pick(list(labels.columns), PATH_COLUMNS, "path or file-name", csv_path)
-    label_col = _pick(list(labels.columns), LABEL_COLUMNS, "label", csv_path)
+    path_col = _pick(list(csv.columns), PATH_COLUMNS, "path or file-name", csv_path, path_column)
+    keys = csv[path_col].str.replace("\\", "/", regex=False).str.strip().str.lstrip("./")
+    return csv, path_col, keys
 
-    keys = labels[path_col].str.replace("\\", "/", regex=False).str.strip().str.lstrip("./")
-    by_path = dict(zip(keys, labels[label_col].str.strip()))
-    names = keys.str.rsplit("/", n=1).str[-1]
-    unique_names = names[~names.duplicated(keep=False)]
-    by_name = dict(zip(unique_names, labels[label_col].str.strip()[unique_names.index]))
 
+def match_rows(paths: pd.Series, keys: pd.Series) -> pd.Series:
+    """For each file, the CSV row (index into keys) that names it: by relative path, else by
+    file name where that name is on one row only; -1 where none does."""
+    keys = keys.reset_index(drop=True)
+    first = keys.drop_duplicates()  # the first row of each key
+    by_path = dict(zip(first, first.index))
+    names = first.str.rsplit("/", n=1).str[-1]
+    unique = names[~names.duplicated(keep=False)]  # a name two different keys share matches neither
+    by_name = dict(zip(unique, unique.index))
+    out = [by_path.get(p, by_name.get(p.rsplit("/", 1)[-1], -1)) for p in paths]
+    return pd.Series(out, index=paths.index, dtype=int)
+
+
+def apply_labels_csv(table: pd.DataFrame, csv_path: str | Path, *, path_column: str | None = None,
+                     label_column: str | None = None, warnings: list[str] | None = None) -> pd.DataFrame:
+    """Labels from a CSV: matched on the relative path, else on the file name when unique.
+
+    A key listed twice with different labels labels nothing (its files get no label); rows that
+    match no file, such conflicts and files no row labels are counted into `warnings`."""
+    warnings = [] if warnings is None else warnings
+    csv, _, keys = read_labels_csv(csv_path, path_column)
+    label_col = _pick(list(csv.columns), LABEL_COLUMNS, "label", Path(csv_path), label_column)
+    labels = csv[label_col].str.strip()
+
+    per_key = labels.groupby(keys.to_numpy()).nunique()
+    conflicting = set(per_key[per_key > 1].index)
     table = table.copy()
-    csv_label = [by_path.get(p, by_name.get(p.rsplit("/", 1)[-1], "")) for p in table["path"]]
+    row = match_rows(table["path"], keys)
+    key_of = keys.to_numpy()
+    label_of = labels.to_numpy()
+    csv_label = ["" if r < 0 or key_of[r] in conflicting else label_of[r] for r in row]
     table["csv_label"] = csv_label
     has_csv = table["csv_label"] != ""
     has_folder = table["label"] != ""
     table["label_mismatch"] = has_csv & has_folder & (table["csv_label"] != table["label"])
     table.loc[has_csv, "label"] = table.loc[has_csv, "csv_label"]
     table.loc[has_csv, "label_source"] = "csv"
+    in_conflict = pd.Series([r >= 0 and key_of[r] in conflicting for r in row], index=table.index)
+    table.loc[in_conflict, "label"] = ""
+    table.loc[in_conflict, "label_source"] = "csv-conflict"
+
+    name = Path(csv_path).name
+    matched_keys = {key_of[r] for r in row if r >= 0}
+    unmatched = sorted(set(key_of) - matched_keys - {""})
+    if unmatched:
+        warnings.append(f"{len(unmatched):,} row(s) of {name} match no file under ROOT (e.g. {unmatched[0]!r}).")
+    if conflicting:
+        warnings.append(f"{len(conflicting):,} file(s) are listed in {name} with different labels "
+                        f"(e.g. {sorted(conflicting)[0]!r}): left unlabelled (reason no-label).")
+    files = table["role"] != "annotation" if "role" in table else pd.Series(True, index=table.index)
+    no_row = table[(row < 0) & files]
+    if len(no_row):
+        by_folder = int((no_row["label"] != "").sum())
+        warnings.append(f"{len(no_row):,} file(s) under ROOT have no row in {name} (e.g. {no_row['path'].iloc[0]!r}): "
+                        f"{by_folder:,} keep their folder's label, {len(no_row) - by_folder:,} have none (reason no-label).")
     return table

@@ -229,7 +229,9 @@ def _safe_source(root: Path, rel: str) -> Path:
 
 def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | None = None,
            apply_rotation: bool = False) -> dict:
-    """Copy the kept images to DEST/<split>/<label>/<label>_<sha256[:12]>.<ext>.
+    """Copy the kept images to DEST/<split>/<label>/<label>_<sha256[:12]>.<ext>; a detection set
+    (YOLO) to DEST/<split>/images/ with each image's label file in DEST/<split>/labels/ (its boxes
+    turned with it under apply_rotation) and a data.yaml.
 
     Names are reproducible and say what the file is. Two kept files with the same bytes (kept
     copies) get -2, -3, ... in path order. apply_rotation writes rotated (and EXIF-rotated)
@@ -239,6 +241,7 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
     import cv2
 
     from curate.imageio import decode, rotate
+    from curate.yolo import class_names, data_yaml, turn_labels
 
     table = read_manifest(manifest_path)
     root = manifest_root(manifest_path, root)
@@ -257,6 +260,13 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
     if len(bad_split):
         raise InputError(f"{manifest_path}: kept row {bad_split['path'].iloc[0]!r} has no split")
 
+    # a detection export (YOLO): DEST/<split>/images/ + labels/, each image's boxes beside it
+    detection = "annotation" in table.columns and "role" in table.columns and (table["role"] == "image").any()
+    if detection:
+        for p in kept["annotation"]:
+            if p:
+                sources[p] = _safe_source(root, p)
+
     taken: set[str] = set()
     rows = []
     for r in kept.itertuples(index=False):
@@ -268,10 +278,11 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
             ext = ".png"
         label = slug(r.label)
         stem = f"{label}_{(r.sha256 or hashlib.sha256(r.path.encode()).hexdigest())[:12]}"
-        rel = f"{r.split}/{label}/{stem}{ext}"
+        folder = f"{r.split}/images" if detection else f"{r.split}/{label}"
+        rel = f"{folder}/{stem}{ext}"
         n = 2
         while rel in taken:
-            rel = f"{r.split}/{label}/{stem}-{n}{ext}"
+            rel = f"{folder}/{stem}-{n}{ext}"
             n += 1
         taken.add(rel)
         target = dest / rel
@@ -280,15 +291,28 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
         if ext == ".png" and (upright or Path(r.path).suffix.lower() not in KERAS_EXTENSIONS):
             pixels = decode(src).pixels
             if upright:
+                height, width = pixels.shape[:2]
                 pixels = rotate(pixels, float(r.rotation))
             ok, buf = cv2.imencode(".png", pixels)
             tmp.write_bytes(buf.tobytes())
         else:
             shutil.copyfile(src, tmp)
         os.replace(tmp, target)
-        rows.append({"file": rel, "path": r.path, "split": r.split, "label": r.label, "sha256": r.sha256,
-                     "rotation": float(r.rotation), "rotated": bool(upright)})
-    log = pd.DataFrame(rows, columns=["file", "path", "split", "label", "sha256", "rotation", "rotated"])
+        row = {"file": rel, "path": r.path, "split": r.split, "label": r.label, "sha256": r.sha256,
+               "rotation": float(r.rotation), "rotated": bool(upright)}
+        if detection:  # no label file is YOLO's "no boxes": written as an empty one
+            text = sources[r.annotation].read_text(encoding="utf-8", errors="replace") if r.annotation else ""
+            if upright:
+                text = turn_labels(text, float(r.rotation), width, height)
+            boxes = Path(rel.replace(f"{r.split}/images/", f"{r.split}/labels/", 1)).with_suffix(".txt").as_posix()
+            write_atomic(dest / boxes, text)
+            row["annotation"] = boxes
+        rows.append(row)
+    columns = ["file", "path", "split", "label", "sha256", "rotation", "rotated"] + (["annotation"] if detection else [])
+    log = pd.DataFrame(rows, columns=columns)
+    if detection:
+        names = class_names(root, list(table.loc[table["role"] == "annotation", "path"]), [])
+        write_atomic(dest / "data.yaml", data_yaml(names, [s for s in SPLITS if (log["split"] == s).any()]))
     write_atomic(dest / "export.csv", to_csv_text_plain(log))
     by_split = {s: int((log["split"] == s).sum()) for s in SPLITS}
     return {"dest": str(real_dest), "files": len(log), "by_split": by_split,
@@ -308,32 +332,34 @@ def to_csv_text_plain(table: pd.DataFrame) -> str:
 # ---- the whole way from ROOT to the manifests ---------------------------------------------------
 
 
-def group_by_column(table: pd.DataFrame, labels_csv: str | Path | None, column: str) -> pd.DataFrame:
+def group_by_column(table: pd.DataFrame, labels_csv: str | Path | None, column: str, *,
+                    path_column: str | None = None) -> pd.DataFrame:
     """Bring a labels-CSV column (e.g. a patient id) into the table, matched like the labels."""
-    from curate.layout import PATH_COLUMNS, _pick
+    from curate.layout import match_rows, read_labels_csv
 
     if column in table.columns:
         return table
     if labels_csv is None:
-        raise UsageError(f"--group-by {column}: needs --labels-csv with a {column!r} column")
-    csv = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
+        raise UsageError(f"--group-by {column}: no such column; name a labels-CSV column (with --labels-csv), "
+                         f"a --path-pattern group, or DICOM's patient_id / study_id")
+    csv, _, keys = read_labels_csv(labels_csv, path_column)
     if column not in csv.columns:
         raise UsageError(f"--group-by {column}: no such column in {labels_csv}")
-    path_col = _pick(list(csv.columns), PATH_COLUMNS, "path or file-name", Path(labels_csv))
-    keys = csv[path_col].str.replace("\\", "/", regex=False).str.strip().str.lstrip("./")
-    by_path = dict(zip(keys, csv[column]))
-    by_name = dict(zip(keys.str.rsplit("/", n=1).str[-1], csv[column]))
+    row = match_rows(table["path"], keys)
+    values = csv[column].to_numpy()
     out = table.copy()
-    out[column] = [by_path.get(p, by_name.get(p.rsplit("/", 1)[-1], "")) for p in out["path"]]
+    out[column] = ["" if r < 0 else values[r] for r in row]
     return out
 
 
 def assign_splits_checked(table, policy, ratios, seed, keep_copies, group_by, drop_conflicts):
     from curate.split import assign_splits
 
+    from curate.layout import SUBJECT
+
     out = assign_splits(table, policy, ratios=ratios, seed=seed, keep_copies=keep_copies,
                         group_by=group_by, drop_conflicts=drop_conflicts)
-    leaks = residual_leaks(out)
+    leaks = residual_leaks(out, group_by or (SUBJECT if SUBJECT in out.columns else None))
     if leaks:  # an invariant, not a user error: fail loudly rather than write a leaky manifest
-        raise AssertionError(f"{leaks} kept duplicate group(s) span two splits")
+        raise AssertionError(f"{leaks} kept duplicate group(s) or --group-by value(s) span two splits")
     return out

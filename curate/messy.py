@@ -78,7 +78,11 @@ _BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE, 
 TRUTH_COLUMNS = [
     "file", "source", "kind", "transform", "angle", "mirrored", "border", "params",
     "split", "label", "source_label", "expected_status",
+    # added with the kaggle profile: the file it was made or copied from, its generation from the base,
+    # the content's scale on a canvas of the same size, and the tone steps (see curate.messy_kaggle)
+    "parent", "generation", "zoom", "tone",
 ]
+PROFILES = ("default", "kaggle")
 
 
 @dataclass(frozen=True)
@@ -346,6 +350,32 @@ def build_messy(
     sources: str | Path | list[tuple[str | Path, str]] | None,
     dest: str | Path,
     *,
+    profile: str = "default",
+    **options,
+) -> pd.DataFrame:
+    """Write a messy dataset at `dest` with the builder of `profile` and return its ground truth.
+
+    "default": `build_default` (random hex names, every kind of copy and junk file, three splits);
+    "kaggle": `curate.messy_kaggle.build_kaggle` (chains of augmentation, byte copies, train + test).
+    options go to that builder (seed, truth_path and its own settings)."""
+    import inspect
+
+    if profile == "default":
+        builder = build_default
+    elif profile == "kaggle":
+        from curate.messy_kaggle import build_kaggle as builder
+    else:
+        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    unknown = set(options) - set(inspect.signature(builder).parameters)
+    if unknown:
+        raise UsageError(f"profile {profile!r} has no setting {', '.join(sorted(unknown))}")
+    return builder(sources, dest, **options)
+
+
+def build_default(
+    sources: str | Path | list[tuple[str | Path, str]] | None,
+    dest: str | Path,
+    *,
     seed: int = 0,
     copy_fraction: float = 0.3,
     fractured_boost: float = 2.0,
@@ -392,6 +422,7 @@ def build_messy(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
     rows: list[dict] = []
     names: set[str] = set()
+    originals: dict[str, str] = {}  # base id -> its original's file
 
     def pick(seq):
         return seq[int(rng.integers(len(seq)))]
@@ -399,7 +430,7 @@ def build_messy(
     def pick_split() -> str:
         return SPLITS[int(rng.choice(3, p=split_p))]
 
-    def put(made: _Made, split: str, label: str, source: Base | None, kind: str, name: str | None = None):
+    def put(made: _Made, split: str, label: str, source: Base | None, kind: str, name: str | None = None) -> str:
         if name is None:
             name = rng.bytes(16).hex() + made.ext
         rel = f"{split}/{label}/{name}"
@@ -414,7 +445,13 @@ def build_messy(
             "angle": made.angle, "mirrored": made.mirrored, "border": made.border, "params": made.params,
             "split": split, "label": label, "source_label": source.label if source else "",
             "expected_status": EXPECTED_STATUS.get(made.transform, "ok"),
+            # every copy and odd file is made from the base, whose byte copy is its original
+            "parent": originals.get(source.id, "") if source and kind != "original" else "",
+            "generation": int(bool(source) and kind != "original"),
+            "zoom": float(made.params.split("zoom=")[1].split(";")[0]) if "zoom=" in made.params else 1.0,
+            "tone": ";".join(p.split("=")[1] for p in made.params.split(";")) if made.transform == "tone" else "",
         })
+        return rel
 
     try:
         for split in SPLITS:
@@ -435,7 +472,7 @@ def build_messy(
         n_copies = []
         for base in bases:  # originals, each in a random split
             src = read(base)
-            put(_Made(src.data, src.ext, "original"), pick_split(), base.label, base, "original")
+            originals[base.id] = put(_Made(src.data, src.ext, "original"), pick_split(), base.label, base, "original")
             heavy = fractured_boost if base.label == POSITIVE else 1.0
             copied = rng.random() < min(1.0, copy_fraction * heavy)
             n_copies.append(1 + int(rng.poisson(0.5 * heavy)) if copied else 0)
@@ -494,8 +531,13 @@ def write_truth(truth: pd.DataFrame, path: str | Path) -> None:
 def read_truth(path: str | Path) -> pd.DataFrame:
     """Read a truth CSV back with its types (empty strings stay empty, angle is a float)."""
     truth = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column, missing in (("parent", ""), ("generation", "0"), ("zoom", "1.0"), ("tone", "")):
+        if column not in truth:  # written before the kaggle profile
+            truth[column] = missing
     truth["angle"] = truth["angle"].astype(float)
     truth["mirrored"] = truth["mirrored"] == "true"
+    truth["generation"] = truth["generation"].astype(int)
+    truth["zoom"] = truth["zoom"].astype(float)
     return truth
 
 
@@ -506,20 +548,28 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m curate.messy", description=__doc__.splitlines()[0])
     ap.add_argument("src", nargs="?", type=Path, help="base images (default: the bundled sample)")
     ap.add_argument("dest", type=Path, help="new folder for the messy dataset")
+    ap.add_argument("--profile", choices=PROFILES, default="default",
+                    help="default: hex names, every kind of copy and junk; kaggle: augmentation chains (curate.messy_kaggle)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--copy-fraction", type=float, default=0.3)
-    ap.add_argument("--fractured-boost", type=float, default=2.0)
-    ap.add_argument("--n-broken", type=int, default=5)
-    ap.add_argument("--n-odd", type=int, default=9)
-    ap.add_argument("--n-conflicts", type=int, default=2)
     ap.add_argument("--truth", type=Path, help="truth CSV (default: DEST_truth.csv beside DEST)")
+    default = ap.add_argument_group("default profile")
+    default.add_argument("--copy-fraction", type=float)
+    default.add_argument("--fractured-boost", type=float)
+    default.add_argument("--n-broken", type=int)
+    default.add_argument("--n-odd", type=int)
+    default.add_argument("--n-conflicts", type=int)
+    kaggle = ap.add_argument_group("kaggle profile")
+    kaggle.add_argument("--n-bases", type=int, help="a random subset of this many bases")
+    kaggle.add_argument("--median-files", type=float, help="median files per train radiograph of the less augmented class (10.5)")
+    kaggle.add_argument("--boost", type=float, help="the augmented class's median is this many times the other's (2)")
+    kaggle.add_argument("--test-share", type=float, help="byte copies of train files in test, share of train (0.05)")
+    kaggle.add_argument("--val-share", type=float, help="the same for a val split; 0 = no val (0)")
     args = ap.parse_args(argv)
+    settings = ("copy_fraction", "fractured_boost", "n_broken", "n_odd", "n_conflicts", "n_bases", "median_files",
+                "boost", "test_share", "val_share")
+    options = {k: getattr(args, k) for k in settings if getattr(args, k) is not None}
     try:
-        truth = build_messy(
-            args.src, args.dest, seed=args.seed, copy_fraction=args.copy_fraction,
-            fractured_boost=args.fractured_boost, n_broken=args.n_broken, n_odd=args.n_odd,
-            n_conflicts=args.n_conflicts, truth_path=args.truth,
-        )
+        truth = build_messy(args.src, args.dest, profile=args.profile, seed=args.seed, truth_path=args.truth, **options)
     except (InputError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None

@@ -1,14 +1,26 @@
-"""One map-over-files helper: processes, chunks, a progress callback, results in input order."""
+"""One map-over-files helper: processes, chunks, a progress callback, results in input order.
+
+Where the work runs is the `workers` argument every stage passes through: a number of local
+processes, or a `concurrent.futures.Executor` to submit the chunks to (`cluster_executor` gives
+one backed by a dask.distributed cluster). The same chunking, ordering and progress either way.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager, nullcontext
+from typing import Any, Union
+
+from curate.errors import CurateError
 
 # progress(n_done_in_this_step) is called as chunks finish; the CLI passes a rich bar's advance.
 Progress = Callable[[int], None]
+# What every stage's `workers=` takes: local processes (None: all cores), or an executor.
+Workers = Union[int, Executor, None]
+CLUSTER_ENV = "CURATE_CLUSTER"
+CONNECT_TIMEOUT = 10  # seconds to reach a scheduler before giving up with one line
 
 
 def default_workers() -> int:
@@ -51,15 +63,22 @@ def _set_shared(value: Any) -> None:
     _SHARED = value
 
 
-def _run_chunk(func: Callable[[Any], Any], chunk: Sequence[Any]) -> list[Any]:
-    return [func(item) for item in chunk]
+def _run_chunk(func: Callable[[Any], Any], chunk: Sequence[Any], shared_value: Any = None) -> list[Any]:
+    if shared_value is None:  # nothing shared, or a local worker that got it when it started
+        return [func(item) for item in chunk]
+    before = _SHARED
+    _set_shared(shared_value)  # a cluster worker gets it with the task (sent there once, see below)
+    try:
+        return [func(item) for item in chunk]
+    finally:
+        _set_shared(before)
 
 
 def map_files(
     func: Callable[[Any], Any],
     items: Iterable[Any],
     *,
-    workers: int | None = None,
+    workers: Workers = None,
     progress: Progress | None = None,
     chunk_size: int | None = None,
     shared: Any = None,
@@ -70,8 +89,13 @@ def map_files(
     its own per-file errors: one bad file must become a result, not end the map.
     shared: a large read-only object func reads with `shared()`. It reaches each worker once
     when the worker starts (for free where processes fork), not with every chunk.
+    workers: a process count (None: all cores) or an Executor (e.g. `cluster_executor`'s):
+    chunks are then submitted to it, and `shared` is sent to each of its workers once.
     """
     items = list(items)
+    if isinstance(workers, Executor):
+        return _map_chunks(workers, func, items, progress, chunk_size or _chunk_size(len(items), _slots(workers)),
+                           _scatter(workers, shared))
     workers = default_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(items) < 2 * workers:
         before = _SHARED
@@ -86,15 +110,70 @@ def map_files(
         finally:
             _set_shared(before)
 
+    with ProcessPoolExecutor(max_workers=workers, initializer=_set_shared, initargs=(shared,)) as pool:
+        return _map_chunks(pool, func, items, progress, chunk_size or _chunk_size(len(items), workers), None)
+
+
+def _chunk_size(n_items: int, slots: int) -> int:
     # Small chunks keep the bar moving and balance uneven files; big enough to amortise IPC.
-    chunk_size = chunk_size or max(1, min(64, len(items) // (workers * 8) or 1))
+    return max(1, min(64, n_items // (slots * 8) or 1))
+
+
+def _map_chunks(pool: Executor, func, items: list, progress, chunk_size: int, shared_value) -> list[Any]:
     chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
     results: list[Any] = [None] * len(chunks)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_set_shared, initargs=(shared,)) as pool:
-        futures = {pool.submit(_run_chunk, func, chunk): i for i, chunk in enumerate(chunks)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            if progress:
-                progress(len(chunks[i]))
+    futures = {pool.submit(_run_chunk, func, chunk, shared_value): i for i, chunk in enumerate(chunks)}
+    for fut in as_completed(futures):
+        i = futures[fut]
+        results[i] = fut.result()
+        if progress:
+            progress(len(chunks[i]))
     return [r for chunk in results for r in chunk]
+
+
+# ---- a dask.distributed cluster as the executor (imported only when asked for) -------------
+
+
+def _slots(executor: Executor) -> int:
+    client = getattr(executor, "_client", None)
+    if client is None:
+        return default_workers()
+    return max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+
+
+def _scatter(executor: Executor, value: Any) -> Any:
+    """`shared` sent once to every worker of a cluster (tasks then carry only a reference)."""
+    client = getattr(executor, "_client", None)
+    if value is None or client is None:
+        return value
+    return client.scatter(value, broadcast=True, hash=False)
+
+
+@contextmanager
+def cluster_executor(address: str | None) -> Iterator[Executor | None]:
+    """An Executor on the dask.distributed scheduler at `address` (None: yields None, and
+    nothing of Dask is imported). Files must be readable by every worker at the same path."""
+    if not address:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CurateError("--cluster needs dask.distributed: pip install 'curate[dask]'") from None
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CurateError(f"cannot reach the dask scheduler at {address}: {str(exc).splitlines()[0]}") from None
+    try:
+        with client.get_executor(pure=False) as executor:
+            yield executor
+    finally:
+        client.close()
+
+
+def local_or_cluster(workers: int | None, address: str | None):
+    """Context giving what stages take as `workers=`: the cluster's executor when `address`
+    is set, else the process count."""
+    if address:
+        return cluster_executor(address)
+    return nullcontext(workers)

@@ -13,12 +13,15 @@ from pathlib import Path
 from curate.workspace import Workspace, write_csv, write_json
 
 
-def through_dups(root: str | Path, *, labels_csv=None, workers: int | None = None, cache_dir=None,
+def through_dups(root: str | Path, *, labels_csv=None, path_pattern: str | None = None,
+                 path_column: str | None = None, label_column: str | None = None,
+                 workers: int | None = None, cache_dir=None,
                  progress: Callable | None = None, seconds: dict | None = None):
     """scan -> audit -> hash (cached) -> dups: the table orient and split need.
 
-    progress(step, total) returns an advance(n) callback (or None); `seconds` collects step times."""
-    from curate.audit import audit
+    progress(step, total) returns an advance(n) callback (or None); `seconds` collects step times.
+    What the layout could not tell (layout.scan's warnings) stays in table.attrs["warnings"]."""
+    from curate.audit import audit, dicom_warnings
     from curate.dedup import find_duplicates
     from curate.hashing import hash_images
     from curate.layout import scan
@@ -32,21 +35,27 @@ def through_dups(root: str | Path, *, labels_csv=None, workers: int | None = Non
         seconds[step] = round(time.perf_counter() - start, 2)
         return out
 
-    table = timed("scan", scan, root, labels_csv=labels_csv)
+    table = timed("scan", scan, root, labels_csv=labels_csv, path_pattern=path_pattern,
+                  path_column=path_column, label_column=label_column)
+    warnings = table.attrs.get("warnings", [])
     n = len(table)
     table = timed("audit", audit, table, root, workers=workers, progress=bar("audit", n))
+    warnings = warnings + dicom_warnings(table)
     table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=cache_dir)
-    return timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n), cache_dir=cache_dir)
+    table = timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n), cache_dir=cache_dir)
+    table.attrs["warnings"] = warnings
+    return table
 
 
-def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: int | None = None,
-                 split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0, keep_copies: bool = False,
-                 keep_conflicts: bool = False, report: bool = True,
+def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_pattern: str | None = None,
+                 path_column: str | None = None, label_column: str | None = None, group_by: str | None = None,
+                 workers: int | None = None, split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0,
+                 keep_copies: bool = False, keep_conflicts: bool = False, report: bool = True,
                  progress: Callable | None = None) -> tuple:
     """Run every step on ROOT; return (table, summary, split_report, written paths)."""
     from curate.audit import audit_summary
     from curate.dedup import dups_summary, write_duplicates
-    from curate.manifest import assign_splits_checked, naive_table, write_manifests
+    from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
     from curate.orient import cached_skews, orient, orient_summary
     from curate.split import split_report
 
@@ -54,8 +63,12 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
     seconds: dict[str, float] = {}
     bar = progress or (lambda step, total: None)
     start = time.perf_counter()
-    table = through_dups(root, labels_csv=labels_csv, workers=workers, cache_dir=ws.cache,
+    table = through_dups(root, labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column,
+                         label_column=label_column, workers=workers, cache_dir=ws.cache,
                          progress=progress, seconds=seconds)
+    layout_warnings = table.attrs.get("warnings", [])
+    if group_by:
+        table = group_by_column(table, labels_csv, group_by, path_column=path_column)
     n_ok = int((table["status"] == "ok").sum())
     start_orient = time.perf_counter()
     skews = cached_skews(table, root, ws.cache, workers=workers, progress=bar("orient", n_ok))
@@ -63,11 +76,13 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
     seconds["orient"] = round(time.perf_counter() - start_orient, 2)
 
     t = time.perf_counter()
-    table = assign_splits_checked(table, split, ratios, seed, keep_copies, None, not keep_conflicts)
+    table = assign_splits_checked(table, split, ratios, seed, keep_copies, group_by, not keep_conflicts)
     split_rep = split_report(table, split)
     naive, how = naive_table(table, ratios, seed)
-    options = {"split": split, "ratios": list(ratios), "seed": seed, "keep_copies": keep_copies,
-               "keep_conflicts": keep_conflicts, "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None}
+    options = {"split": split, "ratios": list(ratios), "seed": seed, "group_by": group_by, "keep_copies": keep_copies,
+               "keep_conflicts": keep_conflicts, "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None,
+               "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
+    split_rep["warnings"] = layout_warnings + split_rep["warnings"]
     written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=split_rep, naive_split=how)
     write_csv(ws.manifests / "audit.csv", table)
     write_duplicates(table, ws.manifests / "duplicates.csv")
@@ -79,6 +94,7 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, workers: i
         "images_ok": aud["images_ok"],
         "corrupt": aud["corrupt"] + aud["unreadable"] + aud["too_large"],
         "not_images": aud["not_images"],
+        "annotations": aud["annotations"],
         "exact_duplicate_groups": dup["exact_duplicate_groups"],
         "near_duplicate_groups": dup["near_duplicate_groups"],
         "duplicates_removed": int(table["reason"].isin(["duplicate", "leak"]).sum()),

@@ -6,8 +6,11 @@ Two policies over duplicate groups (the `group` column of the dups stage):
   train if any member was found in train, else val, else test. A member found in another split
   is dropped as `leak`; a second copy inside the same split is dropped as `duplicate`.
 - regroup: a fresh split of whole groups, stratified by label (scikit-learn's
-  StratifiedGroupKFold), optionally also keeping together the groups that share a value of
-  `group_by` (e.g. a patient id from the labels CSV).
+  StratifiedGroupKFold).
+
+Under both, groups that share a value of `group_by` (a patient id from the labels CSV, a
+--path-pattern's group, DICOM's patient_id) are linked and travel as one: under keep, a patient
+found in two splits stays in the first and its files elsewhere are dropped as `leak`.
 
 When the layout has no split at all, `keep` has nothing to keep and behaves like regroup
 (`split_report` says so). Every row stays in the table; dropped rows get keep=False and a reason.
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import UsageError
+from curate.layout import SUBJECT
 
 SPLITS = ("train", "val", "test")
 # A class with fewer kept images than this in val or test cannot be measured on: warn.
@@ -65,8 +69,11 @@ def assign_splits(
     for col in ("status", "label", "orig_split", "group"):
         if col not in table.columns:
             raise ValueError(f"assign_splits needs the {col!r} column (run the earlier stages)")
+    if group_by is None and SUBJECT in table.columns and (table[SUBJECT].fillna("") != "").any():
+        group_by = SUBJECT  # a --path-pattern's group (a patient): what it was given for
     if group_by is not None and group_by not in table.columns:
-        raise UsageError(f"--group-by {group_by!r}: no such column (columns of the labels CSV become table columns)")
+        raise UsageError(f"--group-by {group_by!r}: no such column (columns of the labels CSV, a --path-pattern's "
+                         f"named groups and DICOM's patient_id / study_id can be named)")
 
     out = table.copy()
     status = out["status"].astype(str)
@@ -101,8 +108,8 @@ def assign_splits(
         elsewhere = rows.index.difference(here)
         if dest == "train" and keep_copies:
             kept = list(here)
-        else:
-            kept = [min(here, key=lambda i: order[i])]
+        else:  # none at all where the unit's patient went: every copy is a leak
+            kept = [min(here, key=lambda i: order[i])] if len(here) else []
         split[kept] = dest
         reason[here.difference(kept)] = "duplicate"
         reason[elsewhere] = "leak"
@@ -129,18 +136,17 @@ def _unit_splits(table, eligible, unit, label, policy, ratios, seed, group_by) -
     units = unit[eligible]
     found = rows["orig_split"].fillna("").astype(str)
     result: dict = {}
-    if policy == "keep":
+    # units that share a group_by value (a patient) travel together under every policy
+    linked = units if group_by is None else _link(units, rows[group_by].fillna("").astype(str))
+    if policy == "keep":  # a linked set goes to the first split any member was found in
         rank = found.map({"train": 0, "val": 1, "test": 2})
-        best = rank.groupby(units).min()
-        for u, r in best.items():
+        best = rank.groupby(linked).min()
+        for u, r in zip(units, linked.map(best)):
             if not np.isnan(r):
                 result[u] = SPLITS[int(r)]
     todo = ~units.isin(list(result))
     if todo.any():
-        linked = units[todo]
-        if group_by is not None:
-            linked = _link(units[todo], rows.loc[todo, group_by].fillna("").astype(str))
-        result.update(_stratified(units[todo], linked, label[eligible][todo], ratios, seed))
+        result.update(_stratified(units[todo], linked[todo], label[eligible][todo], ratios, seed))
     return result
 
 
@@ -227,10 +233,14 @@ def _split_order(name: str):
     return (SPLITS.index(name) if name in SPLITS else len(SPLITS), name)
 
 
-def residual_leaks(table: pd.DataFrame) -> int:
-    """Kept duplicate groups whose rows sit in more than one split. Must be 0."""
+def residual_leaks(table: pd.DataFrame, group_by: str | None = None) -> int:
+    """Kept duplicate groups (and group_by values) whose rows sit in more than one split. Must be 0."""
     kept = table[table["keep"].astype(bool)]
-    return int((kept.groupby("group")["split"].nunique() > 1).sum())
+    leaks = int((kept.groupby("group")["split"].nunique() > 1).sum())
+    if group_by is not None and group_by in kept.columns:
+        keyed = kept[kept[group_by].fillna("").astype(str) != ""]
+        leaks += int((keyed.groupby(group_by)["split"].nunique() > 1).sum())
+    return leaks
 
 
 def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:

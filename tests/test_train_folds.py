@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from curate.errors import UsageError
-from train import evaluate
-from train.folds import assign_folds, inner_val, units
+from curate.trainer import evaluate
+from curate.trainer.folds import assign_folds, inner_val, units
 
 
 def table(n_groups=60, copies=3, seed=0):
@@ -66,7 +66,7 @@ def test_too_few_radiographs_for_k_folds_is_a_clear_error():
 def test_every_kept_radiograph_is_scored_once_by_a_model_that_never_saw_a_copy(monkeypatch):
     """cross_validate with the model replaced by a recorder: each image's pixels stand for its
     radiograph, so a copy of a test image in a fold's training or val set would show up."""
-    import train.fit as fit
+    import curate.trainer.fit as fit
 
     t = table(n_groups=40)
     y = (t["label"] == "fractured").to_numpy(int)

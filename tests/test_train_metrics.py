@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from train.evaluate import RATES, confusion, difference, metrics, per_class
+from curate.trainer.evaluate import RATES, confusion, difference, metrics, per_class
 
 
 @pytest.fixture

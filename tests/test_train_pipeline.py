@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from curate.errors import CurateError, InputError
-from train.compare import compare, plan
-from train.data import find_positive, load_pixels, make_dataset, read_manifest
-from train.fit import train_manifest
-from train.models import WeightsNotFound, build
+from curate.trainer.compare import compare, plan
+from curate.trainer.data import find_positive, load_pixels, make_dataset, read_manifest
+from curate.trainer.fit import train_manifest
+from curate.trainer.models import WeightsNotFound, build
 
 COLUMNS = ["path", "label", "orig_split", "split", "keep", "reason", "group", "sha256", "rotation"]
 SIZE = 32  # the image size the models see in these tests
@@ -109,7 +109,7 @@ def test_each_image_is_decoded_once_then_read_from_the_cache(corpus, tmp_path, m
     def must_not_decode(*args, **kwargs):
         raise AssertionError("decoded again although the cache holds these pixels")
 
-    monkeypatch.setattr("train.data.load_grey", must_not_decode)
+    monkeypatch.setattr("curate.trainer.data.load_grey", must_not_decode)
     again = load_pixels(rows, root, SIZE, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(again.images, first.images)
 
@@ -154,7 +154,7 @@ def test_augmentation_differs_between_images_batches_and_epochs():
 def test_augmentation_is_one_warp_that_is_the_identity_when_every_range_is_zero(monkeypatch):
     import tensorflow as tf
 
-    import train.data as data
+    import curate.trainer.data as data
 
     monkeypatch.setitem(data.AUGMENT, "rotation_degrees", 0)
     monkeypatch.setitem(data.AUGMENT, "shift", 0.0)
@@ -199,7 +199,7 @@ def bars(n, seed):
 def test_compact_learns_an_easy_task_within_a_few_dozen_steps():
     from sklearn.metrics import balanced_accuracy_score
 
-    from train.fit import fit_model, predict
+    from curate.trainer.fit import fit_model, predict
 
     (x, y), (x_val, y_val), (x_test, y_test) = bars(64, 0), bars(32, 1), bars(64, 2)
     net, _ = fit_model(x, y, x_val, y_val, model="compact", epochs=8, batch_size=16, seed=0, bf16=False)
@@ -210,8 +210,8 @@ def test_compact_learns_an_easy_task_within_a_few_dozen_steps():
 
 
 def test_early_stopping_judges_compact_only_after_its_warm_up():
-    from train.fit import best_epoch
-    from train.models import WARMUP_EPOCHS
+    from curate.trainer.fit import best_epoch
+    from curate.trainer.models import WARMUP_EPOCHS
 
     history = pd.DataFrame({"epoch": range(1, 8), "val_loss": [0.60, 0.90, 0.80, 0.70, 0.65, 0.66, 0.67]})
     assert best_epoch(history, "seed-cnn") == 1  # as before: the lowest val loss
@@ -231,7 +231,7 @@ def test_bfloat16_computes_in_bfloat16_keeps_float32_weights_and_a_float32_head(
 
 
 def test_bf16_none_means_auto_and_true_or_false_force_it(monkeypatch):
-    import train.fit as fit
+    import curate.trainer.fit as fit
 
     assert fit.precision_for(True) == "bfloat16" and fit.precision_for(False) == "float32"
     monkeypatch.setattr(fit, "cpu_has_bf16", lambda: False)
@@ -243,7 +243,7 @@ def test_bf16_none_means_auto_and_true_or_false_force_it(monkeypatch):
 def test_fused_adam_takes_the_same_steps_as_keras_adam():
     import keras
 
-    from train.optimizers import FusedAdam
+    from curate.trainer.optimizers import FusedAdam
 
     x, y = bars(32, 0)
     x = x[..., None].astype("float32") / 255
@@ -261,7 +261,7 @@ def test_fused_adam_takes_the_same_steps_as_keras_adam():
 def test_a_saved_model_loads_back_with_its_optimizer(tmp_path):
     import keras
 
-    from train.optimizers import FusedAdam
+    from curate.trainer.optimizers import FusedAdam
 
     net = build("compact", SIZE)
     net.compile(optimizer=FusedAdam(1e-3), loss="binary_crossentropy")
@@ -308,7 +308,7 @@ def test_naive_test_is_split_into_leaked_and_clean_images(corpus):
 
 
 def test_an_accuracy_gap_from_class_mix_or_a_one_answer_model_comes_with_a_note():
-    from train.compare import reading_notes
+    from curate.trainer.compare import reading_notes
 
     names = ("not fractured", "fractured")
     y = {"naive_test": np.array([1] * 46 + [0] * 54), "curated_test": np.array([1] * 27 + [0] * 73)}
@@ -404,8 +404,8 @@ def test_train_with_folds_predicts_each_kept_row_once_and_saves_each_fold(corpus
 
 
 def test_deterministic_training_repeats_bit_for_bit(corpus):
-    from train.data import kept, targets
-    from train.fit import fit_model, predict
+    from curate.trainer.data import kept, targets
+    from curate.trainer.fit import fit_model, predict
 
     root, naive, _ = corpus
     rows = kept(read_manifest(naive).table, "train")

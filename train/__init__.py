@@ -1,23 +1,23 @@
 """The bundled trainer: manifests in, models and leakage-free numbers out.
 
-    from train import train_manifest
-    from train.compare import compare
+    from curate.trainer import train_manifest
+    from curate.trainer.compare import compare
     train_manifest("manifests/NAME/manifest.csv", model="compact", epochs=10)
     compare("manifests/NAME/naive.csv", "manifests/NAME/manifest.csv", repeats=3)
 
 This half reads manifests only, never folder layouts. The names below are imported on first
-use, so `import train` stays cheap until TensorFlow is actually needed. (`compare` is not
-among them: `train.compare` is the module's name.)
+use, so `import curate.trainer` stays cheap until TensorFlow is actually needed. (`compare` is not
+among them: `curate.trainer.compare` is the module's name.)
 """
 
 __all__ = ["train_manifest", "metrics", "read_manifest", "load_pixels", "build"]
 
 _WHERE = {
-    "train_manifest": "train.fit",
-    "metrics": "train.evaluate",
-    "read_manifest": "train.data",
-    "load_pixels": "train.data",
-    "build": "train.models",
+    "train_manifest": ".fit",
+    "metrics": ".evaluate",
+    "read_manifest": ".data",
+    "load_pixels": ".data",
+    "build": ".models",
 }
 
 
@@ -25,5 +25,5 @@ def __getattr__(name):
     if name in _WHERE:
         from importlib import import_module
 
-        return getattr(import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'train' has no attribute {name!r}")
+        return getattr(import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

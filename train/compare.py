@@ -25,10 +25,10 @@ import pandas as pd
 
 from curate.errors import UsageError
 from curate.workspace import Workspace, write_json
-from train import evaluate
-from train.data import find_positive, kept, load_pixels, read_manifest, targets
-from train.fit import best_epoch, cross_validate, fit_model, free_memory, precision_for, predict, progress_callback
-from train.folds import recorded_group_by, units
+from . import evaluate
+from .data import find_positive, kept, load_pixels, read_manifest, targets
+from .fit import best_epoch, cross_validate, fit_model, free_memory, precision_for, predict, progress_callback
+from .folds import recorded_group_by, units
 
 COPY_REASONS = ("duplicate", "leak")  # dropped rows that are copies of a kept image
 COPIES = ("all", "none")

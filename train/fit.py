@@ -20,9 +20,9 @@ import pandas as pd
 
 from curate.errors import InputError, UsageError
 from curate.workspace import Workspace, write_csv, write_json
-from train import evaluate
-from train.data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
-from train.models import WARMUP_EPOCHS, build
+from . import evaluate
+from .data import find_positive, kept, load_pixels, make_dataset, read_manifest, targets
+from .models import WARMUP_EPOCHS, build
 
 SPLITS = ("train", "val", "test")
 
@@ -156,7 +156,7 @@ def fit_model(
         raise UsageError("--epochs and --batch-size must be at least 1")
     seed_everything(seed, deterministic)
     net = build(model, x_train.shape[1], channels, weights, precision=precision_for(bf16))
-    from train.optimizers import FusedAdam
+    from .optimizers import FusedAdam
 
     net.compile(optimizer=FusedAdam(lr), loss="binary_crossentropy", metrics=["accuracy"])
     train_ds = make_dataset(x_train, y_train, batch_size=batch_size, channels=channels, augment=True, shuffle=True, seed=seed)
@@ -206,14 +206,14 @@ def cross_validate(
     keep_models: bool = False,
     **fit_args,
 ) -> CrossValidation:
-    """K-fold cross-validation over whole units (train.folds): K fresh models, each tested on
+    """K-fold cross-validation over whole units (folds.py): K fresh models, each tested on
     one fold after training on the others (minus an inner val share for early stopping).
 
     images[index[i]] is scored row i, with label y[i] and unit unit[i]. `copies` = (index, y,
     unit) of images that train with their unit when it is in training folds and are never
     scored nor used as val (a group's other copies, for like-for-like training).
     """
-    from train.folds import assign_folds, inner_val
+    from .folds import assign_folds, inner_val
 
     fold = assign_folds(unit, y, k, seed)
     p = np.full(len(index), np.nan)
@@ -388,8 +388,8 @@ def train_manifest(
 
 
 def _units(man, rows: pd.DataFrame) -> np.ndarray:
-    """Each row's unit (train.folds.units) over the whole manifest: copies link patients too."""
-    from train.folds import recorded_group_by, units
+    """Each row's unit (folds.units) over the whole manifest: copies link patients too."""
+    from .folds import recorded_group_by, units
 
     unit = dict(zip(man.table["path"], units(man.table, recorded_group_by(man.csv))))
     return np.array([unit[p] for p in rows["path"]], dtype=object)
