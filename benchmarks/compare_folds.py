@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--curated-copies", default="all")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                    help="a builder setting of the profile, e.g. median_files=2 (kaggle)")
     ap.add_argument("--fracatlas", type=Path, default=FRACATLAS, help="the FracAtlas folder")
     ap.add_argument("--extra", default="", help="more `curate compare` options, space-separated")
     args = ap.parse_args()
@@ -106,6 +108,9 @@ def main() -> None:
     if not dest.exists():
         t = time.perf_counter()
         options = {} if args.profile == "default" else {"profile": args.profile}
+        for setting in args.settings:
+            key, value = setting.split("=", 1)
+            options[key] = float(value)
         truth = build_messy(bases(args.bases, args.seed, args.fracatlas), dest, seed=args.seed, truth_path=args.work / "truth.csv",
                             **options)
         print(f"built {dest}: {len(truth)} files from {args.bases} radiographs in {time.perf_counter() - t:.0f} s",

@@ -29,7 +29,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class TrainResult:
-    model: object  # the trained keras.Model (best val epoch when early stopping fired)
+    model: object  # the trained keras.Model (best val epoch when early stopping fired); with folds, a list
     history: pd.DataFrame  # one row per epoch
     metrics: dict  # what metrics.json holds
     predictions: pd.DataFrame  # path, label, split, p_fractured (val and test rows)
@@ -305,14 +305,12 @@ def train_manifest(
 
     NAME defaults to the manifest's folder name (manifests/NAME/manifest.csv -> NAME).
     `progress` is an optional rich Progress the bars are drawn on.
-    folds=K: K-fold cross-validation over the kept rows of every split instead (see
-    `train_folds`): K trainings.
+    folds=K: K-fold cross-validation over the kept rows of every split pooled instead (K
+    trainings): every kept row is scored once, by the one model that never saw any copy of it
+    (nor its patient). metrics.json then holds `out_of_fold` (METRICS over all kept rows) and
+    per-fold counts; predictions.csv and history.csv gain a `fold` column; each fold's model
+    goes to fold-K/model.keras.
     """
-    if folds:
-        return train_folds(manifest, root=root, model=model, epochs=epochs, batch_size=batch_size, img_size=img_size,
-                           lr=lr, seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic,
-                           channels=channels, weights=weights, bf16=bf16, positive_label=positive_label, name=name,
-                           workdir=workdir, folds=folds, progress=progress)
     started = time.time()
     man = read_manifest(manifest, root)
     ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name, workdir=workdir)
@@ -326,65 +324,84 @@ def train_manifest(
         rows, man.root, img_size, cache_dir=ws.workdir / ".cache" / "train",
         progress=(lambda n: progress.advance(task, n)) if task is not None else None,
     )
-    use = {s: np.flatnonzero((rows["split"] == s).to_numpy() & pixels.ok) for s in SPLITS}
     units_of = _units(man, rows)  # intervals resample radiographs (and patients), not files
-
-    callbacks = [progress_callback(progress, model)] if progress is not None else []
-    net, history = fit_model(
-        pixels.images[use["train"]], y[use["train"]],
-        pixels.images[use["val"]], y[use["val"]],
-        model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, class_weight=class_weight,
-        patience=patience, deterministic=deterministic, channels=channels, weights=weights, bf16=bf16,
-        callbacks=callbacks,
-    )
-
+    fit_args = dict(model=model, epochs=epochs, lr=lr, class_weight=class_weight, patience=patience,
+                    deterministic=deterministic, weights=weights, bf16=bf16)
     settings = {
         "manifest": str(man.csv), "manifest_sha256": man.digest, "root": str(man.root), "model": model,
         "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr, "seed": seed,
         "class_weight": class_weight, "patience": patience, "deterministic": deterministic,
         "channels": channels, "weights": str(weights) if weights else None, "precision": precision_for(bf16),
     }
-    result_metrics = {
-        "settings": settings,
-        "positive_label": pos,
-        "labels": list(names),
-        "counts": {s: {"n": int(len(use[s])), "n_pos": int(y[use[s]].sum())} for s in SPLITS},
-        "params": int(net.count_params()),
-        "epochs_run": int(len(history)),
-        # The weights kept are those of the best val epoch (early stopping restores them).
-        "best_epoch": best_epoch(history, model),
-        "skipped": pixels.errors,  # kept rows whose file no longer decodes: path -> reason
-    }
-    preds, reports = [], []
-    for s in ("val", "test"):
-        idx = use[s]
-        p = predict(net, pixels.images[idx], batch_size=batch_size, channels=channels)
-        result_metrics[s] = evaluate.metrics(y[idx], p, groups=units_of[idx], seed=seed)
-        preds.append(pd.DataFrame({
-            "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
-            "p_fractured": np.round(p, 6),
-        }))
-        reports.append(f"== {s} ==\n{_report_text(y[idx], p, names)}")
-        if s == "test":
-            cm = evaluate.confusion(y[idx], p)
+    result_metrics = {"settings": settings, "positive_label": pos, "labels": list(names)}
+    if folds:
+        settings["folds"] = folds
+        ok = np.flatnonzero(pixels.ok)
+        cv = cross_validate(pixels.images, ok, y[ok], units_of[ok], k=folds, seed=seed, batch_size=batch_size,
+                            channels=channels, progress=progress, description=f"{model} fold", keep_models=True,
+                            **fit_args)
+        result_metrics.update({
+            "protocol": f"{folds}-fold cross-validation over duplicate groups and patients, stratified by label",
+            "counts": {"kept": {"n": int(len(ok)), "n_pos": int(y[ok].sum()), "groups": len(set(units_of[ok]))}},
+            "params": int(cv.models[0].count_params()),
+            "folds": cv.folds,
+            "out_of_fold": evaluate.metrics(y[ok], cv.p, groups=units_of[ok], seed=seed),
+        })
+        predictions = rows.loc[ok, ["path", "label", "split"]].assign(fold=cv.fold + 1, p_fractured=np.round(cv.p, 6))
+        history = pd.concat([h.assign(fold=f + 1) for f, h in enumerate(cv.histories)], ignore_index=True)
+        nets = {f"fold-{f + 1}/model.keras": net for f, net in enumerate(cv.models)}
+        reports = [f"== out of fold ({folds} folds) ==\n{_report_text(y[ok], cv.p, names)}"]
+        cm, cm_title = evaluate.confusion(y[ok], cv.p), f"{model}, out of fold ({folds} folds)"
+    else:
+        use = {s: np.flatnonzero((rows["split"] == s).to_numpy() & pixels.ok) for s in SPLITS}
+        callbacks = [progress_callback(progress, model)] if progress is not None else []
+        net, history = fit_model(
+            pixels.images[use["train"]], y[use["train"]], pixels.images[use["val"]], y[use["val"]],
+            seed=seed, batch_size=batch_size, channels=channels, callbacks=callbacks, **fit_args,
+        )
+        result_metrics.update({
+            "counts": {s: {"n": int(len(use[s])), "n_pos": int(y[use[s]].sum())} for s in SPLITS},
+            "params": int(net.count_params()),
+            "epochs_run": int(len(history)),
+            # The weights kept are those of the best val epoch (early stopping restores them).
+            "best_epoch": best_epoch(history, model),
+        })
+        preds, reports = [], []
+        for s in ("val", "test"):
+            idx = use[s]
+            p = predict(net, pixels.images[idx], batch_size=batch_size, channels=channels)
+            result_metrics[s] = evaluate.metrics(y[idx], p, groups=units_of[idx], seed=seed)
+            preds.append(pd.DataFrame({
+                "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
+                "p_fractured": np.round(p, 6),
+            }))
+            reports.append(f"== {s} ==\n{_report_text(y[idx], p, names)}")
+            if s == "test":
+                cm, cm_title = evaluate.confusion(y[idx], p), f"{model} on test"
+        predictions = pd.concat(preds, ignore_index=True)
+        nets = {"model.keras": net}
+    result_metrics["skipped"] = pixels.errors  # kept rows whose file no longer decodes: path -> reason
     result_metrics["seconds"] = round(time.time() - started, 1)
-    predictions = pd.concat(preds, ignore_index=True)
 
     final = _run_dir(ws.reports, model)
     tmp = Path(tempfile.mkdtemp(dir=ws.reports, prefix=f".{final.name}."))
     try:
-        net.save(tmp / "model.keras")
+        for rel, net in nets.items():
+            (tmp / rel).parent.mkdir(exist_ok=True)
+            net.save(tmp / rel)
         write_csv(tmp / "history.csv", history)
         write_csv(tmp / "predictions.csv", predictions)
         write_json(tmp / "metrics.json", result_metrics)
         (tmp / "classification_report.txt").write_text("\n".join(reports), encoding="utf-8")
-        evaluate.plot_confusion(cm, names, tmp / "confusion_matrix.png", title=f"{model} on test")
+        evaluate.plot_confusion(cm, names, tmp / "confusion_matrix.png", title=cm_title)
         evaluate.plot_curves(history, tmp / "curves.png")
         os.replace(tmp, final)  # the run folder appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return TrainResult(model=net, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
+    model_out = list(nets.values()) if folds else nets["model.keras"]
+    return TrainResult(model=model_out, history=history, metrics=result_metrics, predictions=predictions,
+                       out_dir=final)
 
 
 def _units(man, rows: pd.DataFrame) -> np.ndarray:
@@ -393,98 +410,6 @@ def _units(man, rows: pd.DataFrame) -> np.ndarray:
 
     unit = dict(zip(man.table["path"], units(man.table, recorded_group_by(man.csv))))
     return np.array([unit[p] for p in rows["path"]], dtype=object)
-
-
-def train_folds(
-    manifest: str | Path,
-    *,
-    root: str | Path | None = None,
-    model: str = "seed-cnn",
-    epochs: int = 10,
-    batch_size: int = 32,
-    img_size: int = 224,
-    lr: float = 1e-3,
-    seed: int = 0,
-    class_weight: str | None = None,
-    patience: int = 3,
-    deterministic: bool = False,
-    channels: int = 1,
-    weights: str | Path | None = None,
-    bf16: bool | None = None,
-    positive_label: str | None = None,
-    name: str | None = None,
-    workdir: str | Path = ".",
-    folds: int = 5,
-    progress=None,
-) -> TrainResult:
-    """K-fold cross-validation over a manifest's kept rows (all splits pooled): every kept
-    radiograph is tested once, by the one model that never saw any copy (nor its patient).
-
-    Writes reports/NAME/train-<model>-<time>/: metrics.json (out-of-fold METRICS over all
-    kept rows, per-fold counts), predictions.csv (with each row's fold), history.csv (with
-    a fold column), confusion_matrix.png and curves.png (out of fold), fold-K/model.keras.
-    """
-    started = time.time()
-    man = read_manifest(manifest, root)
-    ws = Workspace.for_root(man.root, name=name or man.csv.resolve().parent.name, workdir=workdir)
-    rows = pd.concat([kept(man.table, s).assign(split=s) for s in SPLITS], ignore_index=True)
-    pos = _positive(rows["label"], positive_label)
-    names = _names(rows["label"], pos)
-    task = progress.add_task("decoding", total=len(rows)) if progress is not None else None
-    pixels = load_pixels(
-        rows, man.root, img_size, cache_dir=ws.workdir / ".cache" / "train",
-        progress=(lambda n: progress.advance(task, n)) if task is not None else None,
-    )
-    rows = rows[pixels.ok].reset_index(drop=True)
-    index = np.flatnonzero(pixels.ok)
-    y = targets(rows["label"], pos)
-    unit = _units(man, rows)
-    cv = cross_validate(pixels.images, index, y, unit, k=folds, seed=seed, batch_size=batch_size, channels=channels,
-                        progress=progress, description=f"{model} fold", keep_models=True, model=model, epochs=epochs,
-                        lr=lr, class_weight=class_weight, patience=patience, deterministic=deterministic,
-                        weights=weights, bf16=bf16)
-    settings = {
-        "manifest": str(man.csv), "manifest_sha256": man.digest, "root": str(man.root), "model": model,
-        "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr, "seed": seed,
-        "class_weight": class_weight, "patience": patience, "deterministic": deterministic,
-        "channels": channels, "weights": str(weights) if weights else None, "precision": precision_for(bf16),
-        "folds": folds,
-    }
-    result_metrics = {
-        "settings": settings,
-        "positive_label": pos,
-        "labels": list(names),
-        "protocol": f"{folds}-fold cross-validation over duplicate groups and patients, stratified by label",
-        "counts": {"kept": {"n": int(len(rows)), "n_pos": int(y.sum()), "units": int(len(set(unit)))}},
-        "params": int(cv.models[0].count_params()),
-        "folds": cv.folds,
-        "out_of_fold": evaluate.metrics(y, cv.p, groups=unit, seed=seed),
-        "skipped": pixels.errors,
-        "seconds": round(time.time() - started, 1),
-    }
-    predictions = pd.DataFrame({"path": rows["path"], "label": rows["label"], "split": rows["split"],
-                                "fold": cv.fold + 1, "p_fractured": np.round(cv.p, 6)})
-    history = pd.concat([h.assign(fold=f + 1) for f, h in enumerate(cv.histories)], ignore_index=True)
-    report = f"== out of fold ({folds} folds) ==\n{_report_text(y, cv.p, names)}"
-
-    final = _run_dir(ws.reports, model)
-    tmp = Path(tempfile.mkdtemp(dir=ws.reports, prefix=f".{final.name}."))
-    try:
-        for f, net in enumerate(cv.models):
-            (tmp / f"fold-{f + 1}").mkdir()
-            net.save(tmp / f"fold-{f + 1}" / "model.keras")
-        write_csv(tmp / "history.csv", history)
-        write_csv(tmp / "predictions.csv", predictions)
-        write_json(tmp / "metrics.json", result_metrics)
-        (tmp / "classification_report.txt").write_text(report, encoding="utf-8")
-        evaluate.plot_confusion(evaluate.confusion(y, cv.p), names, tmp / "confusion_matrix.png",
-                                title=f"{model}, out of fold ({folds} folds)")
-        evaluate.plot_curves(history, tmp / "curves.png")
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return TrainResult(model=cv.models, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
 
 
 def _positive(labels: pd.Series, wanted: str | None) -> str:
