@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
 import time
@@ -36,11 +37,17 @@ from curate.index import HammingIndex  # noqa: E402
 from curate.layout import scan  # noqa: E402
 from curate.messy import build_messy, read_truth  # noqa: E402
 
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+# beside the repository; CURATE_FRACATLAS points elsewhere (a git worktree, say)
+FRACATLAS = Path(os.environ.get("CURATE_FRACATLAS", Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"))
 # A mix unlike the tests' (which use one copy of each kind): every kind, arbitrary angles heavier.
 MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate": 2, "mirror": 2,
        "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
        "mirror+arbitrary": 2}
+# --profile: the builder's arguments. benchmark: the mix above, many copies; default: what
+# `python -m curate.messy` builds (the builder's own mix and copy rate).
+PROFILES = {"benchmark": {"copy_fraction": 0.45, "kinds": MIX}, "default": {}}
+# Files that are their source's original pixels (or a plain re-encode): what a group should keep.
+PLAIN_KINDS = {"original", "exact", "reencode", "odd-png-as-jpg", "odd-png16", "odd-unicode-name"}
 
 
 def pairs_of_groups(groups: dict) -> set[tuple[str, str]]:
@@ -72,6 +79,47 @@ def components(paths: list[str], edges: set) -> dict:
     return groups
 
 
+def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, examples: int, work: Path) -> None:
+    """Print in how many duplicate groups that hold a source's original the representative, and
+    the file the default split policy keeps, is that original or a plain copy of it (PLAIN_KINDS)."""
+    from curate.split import assign_splits
+
+    split = assign_splits(table, "keep")
+    keep = split["keep"].to_numpy()
+    rep = table["representative"].to_numpy()
+    paths = table["path"].to_numpy()
+    count = {"representative": [], "kept": []}
+    wrong, wrong_groups = defaultdict(list), []
+    for _, rows in table.groupby("group").indices.items():
+        if len(rows) < 2:
+            continue
+        originals = {source[i] for i in rows if kind[i] == "original"}
+        if not originals:
+            continue
+        for name, mask in (("representative", rep), ("kept", keep)):
+            chosen = [i for i in rows if mask[i]]
+            if not chosen:
+                continue  # the whole group dropped (a label conflict, no label)
+            good = any(kind[i] in PLAIN_KINDS and source[i] in originals for i in chosen)
+            count[name].append(good)
+            if not good and name == "kept":
+                wrong[kind[chosen[0]]].append(paths[chosen[0]])
+                wrong_groups.append(rows)
+    print("\nthe original kept (groups of 2+ that hold a source's original: the chosen file is it, or an "
+          "exact or re-encoded copy)")
+    for name, v in count.items():
+        print(f"  {name:15s} {sum(v):5d} of {len(v):5d} groups  {np.mean(v) if v else 1.0:.3f}")
+    if wrong:
+        print("  kept instead: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(wrong.items(), key=lambda kv: -len(kv[1]))))
+        for k, v in sorted(wrong.items()):
+            print(f"    e.g. {k}: {', '.join(v[:max(1, examples // 4)])}")
+        rows = np.concatenate(wrong_groups)
+        cols = [c for c in ("group", "path", "representative", "relation", "derived", "orig_split") if c in table]
+        out = table.iloc[rows][cols].assign(kept=keep[rows], kind=kind[rows], source=source[rows])
+        out.to_csv(work / "kept_instead.csv", index=False)
+        print(f"  their groups: {work / 'kept_instead.csv'}")
+
+
 def override(setting: str) -> None:
     """NAME=VALUE: set curate.dedup.NAME (an existing upper-case setting) to VALUE, a number or tuple."""
     import ast
@@ -93,6 +141,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", type=int, default=1500, help="FracAtlas images to build from")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="benchmark", help="how the set is built")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the set here")
     ap.add_argument("--examples", type=int, default=8)
@@ -121,7 +170,7 @@ def main() -> None:
     truth_path = work / "truth.csv"
     if not dest.exists():
         t = time.perf_counter()
-        build_messy(sources, dest, seed=args.seed, copy_fraction=0.45, kinds=MIX, truth_path=truth_path)
+        build_messy(sources, dest, seed=args.seed, truth_path=truth_path, **PROFILES[args.profile])
         print(f"built {dest} in {time.perf_counter() - t:.1f} s")
     truth = read_truth(truth_path)
 
@@ -234,6 +283,8 @@ def main() -> None:
         errs = np.array(errs)
         print(f"\nangle error vs truth (n={len(errs)}): median {np.median(errs):.2f}°, "
               f"<= 2°: {np.mean(errs <= 2):.3f}; mirror flag right: {np.mean(mirror_ok):.3f}")
+
+    kept_original(table, source, kind, args.examples, work)
 
     false = sorted(ours - true_pairs)
     missed = sorted(true_pairs - ours)

@@ -333,12 +333,11 @@ def _through_dups(root: Path, ws, layout: dict, workers: int | None, busy: bool)
     return table
 
 
-def _orient(table, root: Path, ws, workers: int | None, busy: bool):
-    from curate.orient import cached_skews, orient as run_orient
+def _orient(table, root: Path, ws, workers: int | None, busy: bool, needed):
+    from curate.orient import orient as run_orient
 
-    with progress_bar("orient", int((table["status"] == "ok").sum()), quiet=busy) as advance:
-        skews = cached_skews(table, root, ws.cache, workers=workers, progress=advance)
-    return run_orient(table, root, skews=skews)
+    with progress_bar("orient", int(needed.sum()), quiet=busy) as advance:
+        return run_orient(table, root, needed=needed, workers=workers, progress=advance, cache_dir=ws.cache)
 
 
 @app.command()
@@ -358,16 +357,19 @@ def orient(
 ) -> None:
     """Rotation each image needs to stand upright (EXIF, rotated copies, skewed scans).
 
-    Rotated copies are turned onto their group's upright member; a lone image turned by an
-    arbitrary angle is straightened from the fill wedges at its corners. Unsure estimates stay
-    at 0 and are flagged low-confidence. Writes DIR/manifests/NAME/orient.csv.
+    Each duplicate group's representative and every lone image are looked at; a copy gets its
+    turn from its group. A copy is turned onto its group's upright member (the one not padded
+    by a turn's fill wedges); a lone image turned by an arbitrary angle is straightened from
+    the fill wedges at its corners. Unsure estimates stay at 0 and are flagged low-confidence.
+    Writes DIR/manifests/NAME/orient.csv.
     """
     from curate.orient import orient_summary
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _orient(_through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy), root, ws, workers, busy)
+    table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    table = _orient(table, root, ws, workers, busy, (table["status"] == "ok") & table["representative"])
     out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
     summary = orient_summary(table)
     summary["orient_csv"] = str(out)
@@ -431,8 +433,8 @@ def manifest(
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
-    table = _orient(table, root, ws, workers, busy)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
+    table = _orient(table, root, ws, workers, busy, table["keep"])  # only kept images are looked at
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
     options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,

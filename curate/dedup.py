@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -111,7 +112,7 @@ SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window", "twindow")
 
-DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score")
+DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score", "derived")
 
 
 # ---- verification of one pair ------------------------------------------------------------------
@@ -430,6 +431,8 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     worker holding all features from the start rather than receiving them with each batch.
     `progress` counts the files: a fifth of each as features are made, the rest as the pairs
     are verified (most of the time), so the bar keeps moving."""
+    if isinstance(workers, Executor):
+        return _verify_on_cluster(pairs, paths, workers, progress)
     need = sorted({i for a, b, *_ in pairs for i in (a, b)})
     made = len(need) // 5
     computed = map_files(features, [paths[i] for i in need], workers=workers,
@@ -438,6 +441,24 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     done = map_files(_verify_batch, batches, workers=workers, shared=dict(zip(need, computed)), chunk_size=1,
                      progress=scaled(progress, len(batches), len(need) - made))
     return [m for batch in done for m in batch]
+
+
+def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
+    """On a cluster the workers read the files: each batch makes the features of its own files
+    (pairs of one file sit together, so most are made once) and only pairs and matches travel,
+    not every file's features (~100 KB each) to every worker."""
+    batches = [pairs[lo:lo + VERIFY_BATCH] for lo in range(0, len(pairs), VERIFY_BATCH)]
+    tasks = [(batch, {i: paths[i] for a, b, *_ in batch for i in (a, b)}) for batch in batches]
+    done = map_files(_verify_batch_from_files, tasks, workers=executor, chunk_size=1,
+                     progress=scaled(progress, len(tasks), len({i for _, files in tasks for i in files})))
+    return [m for batch in done for m in batch]
+
+
+def _verify_batch_from_files(task: tuple[list[Pair], dict[int, str]]) -> list[Match]:
+    batch, files = task
+    feats = {i: features(path) for i, path in files.items()}
+    return [verify(feats[p.a], feats[p.b], p.mirror, tries=1, frame=p.frame, refine=p.refine)
+            if feats[p.a] is not None and feats[p.b] is not None else Match(False) for p in batch]
 
 
 # ---- candidates ------------------------------------------------------------------------------
@@ -667,6 +688,166 @@ def _quality_key(table: pd.DataFrame):
     return [(int(exif[i] not in (0, 1)), -pixels[i], -round(float(bpp[i]), 2), split[i], paths[i]) for i in range(n)]
 
 
+# ---- the representative: the member the others were derived from ------------------------------
+
+# Making a copy leaves traces the original lacks: a turn, rescale, squash or zoom resamples it
+# (its finest detail fades against the next coarser level), a turn's or shift's fill and a
+# crushed tone add black, a tone change moves its grey range off the dataset's usual one. Each
+# member's cost counts these against the least marked member of its group, in units:
+RESAMPLED_UNIT = math.log(1 / 0.9)  # 10% less fine detail (plain copies differ by < 5%)
+FILL_UNIT, FILL_SLACK = 0.02, 0.01  # share of the frame more at black (JPEG noise moves ~0.3%)
+TONE_UNIT, TONE_SLACK = 8.0, 6.0  # grey levels further from the dataset's usual black and white
+# Members within this cost of the least marked one are equally plausible originals: the pose
+# that the marked copies (derived, so made from the original's pose) mostly share decides.
+CANDIDATE_SLACK = 0.5
+DERIVED_COST = 1.0  # a member at least this much above the least marked one is a derived copy
+TRACE_SIDE = 2048  # px: traces are measured at the file's own resolution, up to this side
+
+
+def traces(path: str) -> tuple[float, float, float, float] | None:
+    """(fine detail, black share, grey levels at 0.5% and 99.5%) of one file at its own
+    resolution; None when it does not decode. Fine detail: mean |Laplacian| over the same of
+    the half-size image (resampling blurs the finest level first). Black: the share at the
+    darkest level (a fill, a crushed tone); the grey levels are those of the other pixels, so
+    a fill does not move them."""
+    try:
+        pixels = decode(path, max_side=TRACE_SIDE).pixels
+    except Exception:
+        return None
+    if min(pixels.shape) < 16:
+        return None
+    f = pixels.astype(np.float32)
+    fine = float(np.abs(cv2.Laplacian(f, cv2.CV_32F, ksize=1)).mean())
+    coarse = float(np.abs(cv2.Laplacian(cv2.pyrDown(f), cv2.CV_32F, ksize=1)).mean())
+    darkest = pixels == pixels.min()
+    rest = pixels[~darkest]
+    lo, hi = np.percentile(rest, [0.5, 99.5]) if rest.size else (0.0, 0.0)
+    return fine / max(coarse, 1e-6), float(darkest.mean()), float(lo), float(hi)
+
+
+def encoding(path: str) -> str:
+    """How a file was saved (format, mode, JPEG subsampling and quantisation tables), from its
+    header: a copy re-saved by an augmentation script is usually saved unlike the dataset's
+    own files."""
+    from PIL import Image, JpegImagePlugin
+
+    try:
+        with Image.open(path) as im:
+            tables = getattr(im, "quantization", None) or {}
+            sampling = JpegImagePlugin.get_sampling(im) if im.format == "JPEG" else -1
+            return f"{im.format}|{im.mode}|{sampling}|{sorted((k, list(v)) for k, v in tables.items())}"
+    except Exception:
+        return ""
+
+
+def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups) -> tuple[list[str], dict]:
+    """Each file's encoding() and how common each encoding is among the files without copies
+    (untouched originals, mostly), as a share; among all files when few have no copies."""
+    ok = (table["hash_status"] == "ok").to_numpy() if "hash_status" in table else np.ones(len(paths), bool)
+    codes = [encoding(p) if good else "" for p, good in zip(paths, ok)]
+    alone = [codes[ms[0]] for ms in groups.members.values() if len(ms) == 1 and codes[ms[0]]]
+    pool = alone if len(alone) >= 20 else [c for c in codes if c]
+    counts = pd.Series(pool, dtype=object).value_counts(normalize=True).to_dict() if pool else {}
+    return codes, counts
+
+
+def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, workers=None, cache_dir=None) -> list:
+    """traces() of the given rows, from the cache where a file is unchanged."""
+    cache, keys, out = None, {}, {}
+    if cache_dir is not None and "size" in table and "mtime_ns" in table:
+        from curate.cache import FileCache
+
+        cache = FileCache(Path(cache_dir) / f"traces-v{TRACES_VERSION}.npz")
+        for i in rows:
+            keys[i] = (paths[i], int(table["size"].iloc[i]), int(table["mtime_ns"].iloc[i]))
+            hit = cache.get(*keys[i])
+            if hit is not None:
+                out[i] = None if not hit["ok"] else (hit["fine"], hit["black"], hit["lo"], hit["hi"])
+    todo = [i for i in rows if i not in out]
+    for i, tr in zip(todo, map_files(traces, [paths[i] for i in todo], workers=workers)):
+        out[i] = tr
+        if cache is not None:
+            fine, black, lo, hi = tr or (0.0, 0.0, 0.0, 0.0)
+            cache.put(*keys[i], {"ok": tr is not None, "fine": fine, "black": black, "lo": lo, "hi": hi})
+    if cache is not None and todo:
+        cache.save()
+    return [out[i] for i in rows]
+
+
+TRACES_VERSION = "2"  # bump when traces() changes meaning
+
+
+def _tone_norm(traces: dict) -> tuple[float, float]:
+    """The dataset's usual black and white levels: the median over the files measured (most
+    copies keep their original's tone, so a re-toned one stands out)."""
+    found = [tr for tr in traces.values() if tr is not None]
+    if not found:
+        return 0.0, 255.0
+    return float(np.median([tr[2] for tr in found])), float(np.median([tr[3] for tr in found]))
+
+
+def _derivation(members: list[int], traces: dict, norm: tuple[float, float]) -> tuple[dict, dict]:
+    """Each member's cost (see RESAMPLED_UNIT) against the least marked member, and its marks
+    as text ('resampled', 'fill', 'tone', joined by '+'; '' for none). Black is compared only
+    between members with the same black point (a brightened copy lifts the original's black
+    background off the darkest level); fine detail with the sharpest member neither filled nor
+    far off the group's usual tone (a crushed black makes hard edges, a flattened tone leaves
+    the JPEG noise on top);
+    tone only between members not resampled or filled (a fill of repeated edge pixels moves a
+    turned copy's grey range)."""
+    known = {x: traces.get(x) for x in members if traces.get(x) is not None}
+    cost = {x: DERIVED_COST for x in members}  # not measured: no claim to be the original
+    marks = {x: "" for x in members}
+    if not known:
+        return {x: 0.0 for x in members}, marks
+    fill = {x: max(0.0, tr[1] - min(o[1] for o in known.values() if abs(o[2] - tr[2]) <= TONE_SLACK) - FILL_SLACK)
+            / FILL_UNIT for x, tr in known.items()}
+    off = {x: abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) for x, tr in known.items()}
+
+    def tone(x: int, among: list[int]) -> float:
+        return max(0.0, off[x] - min(off[y] for y in among) - TONE_SLACK) / TONE_UNIT if among else 0.0
+
+    unfilled = [x for x in known if fill[x] < DERIVED_COST] or list(known)
+    typical = float(np.median([off[x] for x in unfilled]))
+    reference = [x for x in unfilled if off[x] <= typical + TONE_SLACK + TONE_UNIT]
+    sharpest = max(known[x][0] for x in reference)
+    resampled = {x: max(0.0, math.log(sharpest / max(tr[0], 1e-6))) / RESAMPLED_UNIT for x, tr in known.items()}
+    plain = [x for x in known if max(resampled[x], fill[x]) < DERIVED_COST]
+    for x in known:
+        parts = {"resampled": resampled[x], "fill": fill[x], "tone": tone(x, plain) if x in plain else 0.0}
+        cost[x] = sum(parts.values())
+        marks[x] = "+".join(k for k, v in parts.items() if v >= DERIVED_COST)
+    return cost, marks
+
+
+def _plain_quality(quality: list) -> list:
+    """_quality_key without bytes per pixel: a copy saved at a higher JPEG quality than its
+    original has more bytes, not more of the radiograph."""
+    return [q[:2] + q[3:] for q in quality]
+
+
+def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list) -> int:
+    """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
+    among those, the one in the pose (mirror, right-angle turn) the derived members were made
+    in; then the one saved the way the dataset's files without copies are (`usual`: that
+    encoding's share, per row); then the better file (quality)."""
+    best = min(cost[x] for x in members)
+    candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
+    derived = [x for x in members if cost[x] >= best + DERIVED_COST]
+
+    def made_from(c: int) -> int:  # derived members in c's pose, give or take a small turn
+        inv = _inverse(t[c])
+        return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
+
+    return min(candidates, key=lambda c: (-made_from(c), -round(usual[c], 1), cost[c] > best + CANDIDATE_SLACK / 2,
+                                          quality[c]))
+
+
+def _near_pose(t: tuple[int, float]) -> bool:
+    """Not mirrored, and turned less than 45 degrees."""
+    return t[0] == 0 and abs(_wrap(t[1])) < 45.0
+
+
 def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
                     progress: Progress | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """Add DUP_COLUMNS to a hashed table (see hashing.hash_images). Every row gets a group.
@@ -742,7 +923,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     groups = group_pairs(n, verified, check, transform, lambda x, y: core_key(x) < core_key(y))
     if cache is not None:
         cache.save(verified)
-    return _label_groups(table, groups, verified, quality, cover)
+    grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
+    found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
+    codes, share = _usual_encodings(table, paths, groups)
+    usual = [share.get(c, 0.0) for c in codes]
+    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual)
 
 
 def group_pairs(n: int, verified: dict[tuple[int, int], Match], check, transform, better) -> _Groups:
@@ -770,7 +955,7 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], check, transform
     return groups
 
 
-def _label_groups(table, groups: _Groups, verified, quality, cover) -> pd.DataFrame:
+def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list) -> pd.DataFrame:
     n = len(table)
     group_id = np.zeros(n, dtype=np.int64)
     is_rep = np.zeros(n, dtype=bool)
@@ -781,19 +966,16 @@ def _label_groups(table, groups: _Groups, verified, quality, cover) -> pd.DataFr
     sha = table["sha256"].fillna("").tolist() if "sha256" in table else [""] * n
     pix = table["pixel_hash"].fillna("").tolist() if "pixel_hash" in table else [""] * n
 
+    derived = [""] * n
+    norm = _tone_norm(traces)
+    plain = _plain_quality(quality)
     ordered = sorted(groups.members.values(), key=lambda ms: min(table["path"].iloc[i] for i in ms))
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
-
-        def aligned(c: int) -> int:  # members in the same orientation as c
-            inv = _inverse(t[c])
-            return sum(1 for x in members if _same_pose(_compose(t[x], inv)))
-
-        def key(c: int):
-            cov = round(float(np.mean(cover[c])), 1) if cover[c] else 1.0
-            return (-aligned(c), -cov, quality[c])
-
-        rep = min(members, key=key)
+        cost, marks = _derivation(members, traces, norm)
+        rep = _root(members, t, cost, plain, usual)
+        for x in members:
+            derived[x] = marks[x] if x != rep or len(members) > 1 else ""
         inv_rep = _inverse(t[rep])
         for x in members:
             group_id[x] = gid
@@ -821,6 +1003,7 @@ def _label_groups(table, groups: _Groups, verified, quality, cover) -> pd.DataFr
     out["dup_angle"] = angle
     out["mirrored"] = mirrored
     out["dup_score"] = score
+    out["derived"] = derived
     return out
 
 

@@ -3,8 +3,10 @@
 Two policies over duplicate groups (the `group` column of the dups stage):
 
 - keep (default): the dataset's own splits stay, but each group goes wholly to one split:
-  train if any member was found in train, else val, else test. A member found in another split
-  is dropped as `leak`; a second copy inside the same split is dropped as `duplicate`.
+  train if any member was found in train, else val, else test. The group keeps its
+  representative (the original, see curate.dedup) wherever it was found, moved to that split;
+  another member found in another split is dropped as `leak`, one found in the group's split
+  as `duplicate`.
 - regroup: a fresh split of whole groups, stratified by label (scikit-learn's
   StratifiedGroupKFold).
 
@@ -106,13 +108,18 @@ def assign_splits(
         found = out.loc[rows.index, "orig_split"].fillna("").astype(str)
         here = rows.index[(found == dest) | (policy == "regroup") | (found == "")]
         elsewhere = rows.index.difference(here)
-        if dest == "train" and keep_copies:
-            kept = list(here)
-        else:  # none at all where the unit's patient went: every copy is a leak
-            kept = [min(here, key=lambda i: order[i])] if len(here) else []
+        # the group's best member (its representative) is kept wherever it was found: it moves
+        # to the group's split (orig_split keeps where it was)
+        best = min(rows.index, key=lambda i: (order[i][0], i not in here, *order[i][1:]))
+        if not len(here):  # none at all where the unit's patient went: every copy is a leak
+            kept = []
+        elif dest == "train" and keep_copies:
+            kept = sorted(set(here) | {best})
+        else:
+            kept = [best]
         split[kept] = dest
         reason[here.difference(kept)] = "duplicate"
-        reason[elsewhere] = "leak"
+        reason[elsewhere.difference(kept)] = "leak"
 
     out["split"] = split
     out["keep"] = reason == ""
@@ -124,7 +131,8 @@ def assign_splits(
 
 
 def _preference(table: pd.DataFrame) -> dict:
-    """Which member a group keeps: its representative, then an unflagged one, then by path."""
+    """Which member a group keeps: its representative (then one found in the group's split),
+    then an unflagged one, then by path."""
     rep = table["representative"].astype(bool) if "representative" in table.columns else pd.Series(False, index=table.index)
     flagged = table["orient_flag"].fillna("").astype(str) != "" if "orient_flag" in table.columns else pd.Series(False, index=table.index)
     return {i: (not rep[i], bool(flagged[i]), str(table.at[i, "path"])) for i in table.index}

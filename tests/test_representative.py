@@ -1,0 +1,82 @@
+"""Which file of a group is its representative (and so the one the curated set keeps): the
+original the others were derived from, or with no original the least changed copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate.dedup import _root, find_duplicates
+from curate.imageio import decode
+from curate.messy import sample_dir
+from curate.split import assign_splits
+from tests.test_dedup import hashed_folder, jpeg, rotate_expand
+
+
+def darkened(p: np.ndarray) -> np.ndarray:
+    """A darker, harder copy: the background clips to black."""
+    return np.clip((p / 255.0) ** 1.2 * 255 - 20, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def chain() -> dict[str, bytes]:
+    """A real radiograph and what an augmentation script makes of it: a turned copy, a copy of
+    that turned copy, a darkened copy. All saved alike, so only the pixels tell them apart."""
+    original = decode(sorted((sample_dir() / "fractured").glob("*.jpg"))[3]).pixels
+    turned = rotate_expand(original, 12, "constant")
+    return {"original": jpeg(original), "turned": jpeg(turned), "turned_again": jpeg(rotate_expand(turned, -9, "constant")),
+            "darkened": jpeg(darkened(original))}
+
+
+def representative(tmp_path: Path, files: dict[str, bytes]) -> tuple[str, pd.DataFrame]:
+    root, table = hashed_folder(tmp_path, files)
+    out = find_duplicates(table, root, workers=1)
+    assert out["group"].nunique() == 1, out[["path", "group"]]  # one radiograph: one group
+    return Path(out.loc[out["representative"], "path"].iloc[0]).stem, out
+
+
+def test_the_original_is_kept_not_a_turned_or_darkened_copy(tmp_path, chain):
+    # the names put the copies first in path order, so the path cannot be what decides
+    files = {"z_original": chain["original"], "a_turned": chain["turned"], "b_turned_again": chain["turned_again"],
+             "c_darkened": chain["darkened"]}
+    rep, out = representative(tmp_path, files)
+    assert rep == "z_original"
+    marks = dict(zip(out["path"].map(lambda p: Path(p).stem), out["derived"]))
+    assert marks["z_original"] == ""
+    assert "resampled" in marks["a_turned"] and "resampled" in marks["b_turned_again"]
+    assert marks["c_darkened"] != ""
+
+
+def test_without_the_original_the_least_changed_copy_is_kept(tmp_path, chain):
+    # the turned copy, not the copy made from it (turned twice, resampled twice, more fill)
+    rep, out = representative(tmp_path, {"a_turned_again": chain["turned_again"], "b_turned": chain["turned"]})
+    assert rep == "b_turned"
+    assert out.set_index("path").loc["a/a_turned_again.jpg", "derived"] != ""
+
+
+def test_among_equally_plain_members_the_pose_the_derived_copies_were_made_in_wins():
+    # rows 0 and 1: an original and its mirror image, no trace on either; rows 2 and 3: turned
+    # copies made from the unmirrored pose (a small turn from row 0, a mirror + turn from row 1)
+    t = {0: (0, 0.0), 1: (1, 0.0), 2: (0, 14.0), 3: (0, -20.0)}
+    cost = {0: 0.0, 1: 0.0, 2: 2.0, 3: 3.0}
+    quality = [(0, 0, 0, "b"), (0, 0, 0, "a"), (0, 0, 0, "c"), (0, 0, 0, "d")]
+    assert _root([0, 1, 2, 3], t, cost, quality, [0.0] * 4) == 0
+    # no derived copy to say: the one saved as the dataset's own files are wins, then the path
+    assert _root([0, 1], t, cost, quality, [0.1, 0.9]) == 1
+    assert _root([0, 1], t, cost, quality, [0.9, 0.1]) == 0
+    assert _root([0, 1], t, cost, quality, [0.0, 0.0]) == 1
+
+
+def test_the_kept_file_is_the_representative_wherever_it_was_found():
+    # the original was filed under test, a turned copy under train: the group goes to train
+    # (the keep policy) and takes its original along; orig_split still says where it was
+    t = pd.DataFrame({"path": ["test/a/orig.jpg", "train/a/turned.jpg", "val/a/turned_again.jpg"],
+                      "label": ["a"] * 3, "orig_split": ["test", "train", "val"], "group": [1, 1, 1],
+                      "status": ["ok"] * 3, "representative": [True, False, False]})
+    out = assign_splits(t, "keep").set_index("path")
+    assert out.loc["test/a/orig.jpg", ["keep", "split", "orig_split"]].tolist() == [True, "train", "test"]
+    assert out.loc["train/a/turned.jpg", ["keep", "reason"]].tolist() == [False, "duplicate"]
+    assert out.loc["val/a/turned_again.jpg", ["keep", "reason"]].tolist() == [False, "leak"]
