@@ -18,14 +18,51 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from curate import __version__
 from curate.errors import CurateError
+from curate.safe_text import terminal
 
-app = typer.Typer(
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
+
+
+class OneLineErrors(typer.Typer):
+    """A usage error (an unknown option, --workers 0) is one line on stderr and exit 2, like the
+    library's errors, rather than rich's boxed panel."""
+
+    def __call__(self, *args, **kwargs):
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `curate` alone: the help
+                typer.echo(exc.ctx.get_help())
+                code = 0
+            else:
+                hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+                fail(exc.format_message() + hint, exc.exit_code)
+                code = exc.exit_code
+        except typer.Abort:
+            code = 130
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class SafeConsole(Console):
+    """Shows text from the data as it is: no markup ('[/x]' is a label, not a tag) and control
+    characters (an ESC in a file name) escaped rather than sent to the terminal."""
+
+    def render_str(self, text: str, **kwargs):
+        return super().render_str(terminal(text), **kwargs)
+
+
+app = OneLineErrors(
     name="curate",
     help="Turn a raw, messy X-ray dataset into a clean, leakage-free one, and prove the difference.",
     rich_markup_mode="rich",
@@ -34,8 +71,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = SafeConsole(markup=False)
+err_console = SafeConsole(stderr=True, markup=False)
 
 # ---- shared options (one definition, used by every command) -------------------------------
 
@@ -69,12 +106,18 @@ def main(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line on stderr; return the Exit to raise."""
-    err_console.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text("Error:", style="red"), " ".join(message.split("\n")), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def warn(message: str, head: str = "warning:", style: str = "bold yellow", *, to=None) -> None:
+    """One yellow line (on stderr unless `to` says otherwise); the message is shown as it is."""
+    (to or err_console).print(Text(head, style=style), message, highlight=False, soft_wrap=True)
+
+
 def handle_errors(func: Callable) -> Callable:
-    """Library errors become one line and exit 2; Ctrl-C exits 130 without a traceback."""
+    """Library errors become one line and exit 2, as does a file that cannot be read or written
+    (a read-only workdir, a full disk); Ctrl-C exits 130 without a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -82,6 +125,9 @@ def handle_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except CurateError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}", 2) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
@@ -131,7 +177,7 @@ def parse_fail_on(values: list[str] | None, allowed: set[str]) -> set[str]:
 def print_warnings(lines: list[str]) -> None:
     """Loud even with --quiet / --json: on stderr."""
     for line in lines:
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        warn(line)
 
 
 def print_json(obj) -> None:
@@ -313,7 +359,7 @@ def dups(
             leak.add_row(r, *(f"{summary['leakage'][r][c]['files']:,}" for c in cols))
         console.print(leak)
         for row in conflicts.head(10).itertuples(index=False):
-            console.print(f"[yellow]label conflict[/yellow] group {row.group} ({row.labels}): {row.files}", highlight=False)
+            warn(f"group {row.group} ({row.labels}): {row.files}", "label conflict", "yellow", to=console)
         console.print(f"wrote {out}")
     if ("leakage" in fail_on_set and summary["leaked_files"]) or ("conflict" in fail_on_set and len(conflicts)):
         raise typer.Exit(1)
@@ -398,8 +444,8 @@ def _class_table(title: str, counts: dict) -> Table:
 @on_cluster
 def manifest(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     group_by: GroupByOpt = None,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train (default: one image per group).", rich_help_panel="Split")] = False,
@@ -421,33 +467,36 @@ def manifest(
     one row; no duplicate group is kept in two splits.
     """
     from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
-    from curate.split import parse_ratios, split_report
+    from curate.split import POLICIES, parse_ratios, split_report
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"leakage"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ratio_values = parse_ratios(ratios)
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    layout_warnings = table.attrs.get("warnings", [])  # printed already; manifest.json keeps them too
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
     table = _orient(table, root, ws, workers, busy, table["keep"])  # only kept images are looked at
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
-    options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
+    options = {"split": split, "split_used": report_["policy_used"], "ratios": list(ratio_values), "seed": seed,
+               "group_by": group_by,
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
                "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
-    written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=report_, naive_split=how)
+    written = write_manifests(table, naive, ws.manifests, root=root, options=options, naive_split=how,
+                              report={**report_, "warnings": layout_warnings + report_["warnings"]})
     counts = written["counts"]
     leaked_before = int(table.loc[table["reason"] == "leak"].shape[0])
     if json_out:
         print_json({"manifest_csv": str(written["manifest_csv"]), "naive_csv": str(written["naive_csv"]),
                     "manifest_json": str(written["manifest_json"]), "manifest_sha256": written["manifest_sha256"],
-                    **counts, "notes": report_["notes"], "warnings": report_["warnings"]})
+                    **counts, "notes": report_["notes"], "warnings": layout_warnings + report_["warnings"]})
     elif not quiet:
         console.print(counts_table(f"manifest of {root}", {"files": counts["files"], "kept": counts["kept"],
                                                            **{f"  dropped: {k}": v for k, v in counts["by_reason"].items()},
@@ -458,7 +507,8 @@ def manifest(
             console.print(f"note: {note}", highlight=False)
         console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
     for warning in report_["warnings"]:  # loud even with --quiet / --json: on stderr
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
+    _fail_if_unlabelled(table)
     if "leakage" in fail_on_set and leaked_before:
         raise typer.Exit(1)
 
@@ -499,7 +549,11 @@ def export(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the curated set as DEST/<split>/<label>/<label>_<sha256[:12]>.<ext> (loads with Keras)."""
+    """Write the curated set as DEST/<split>/<label>/<label>_<sha256[:12]>.<ext> (loads with Keras).
+
+    Only the bytes the manifest names are exported: a kept file that is gone or changed since is
+    refused (listed on stderr, exit 1) and the rest are exported.
+    """
     from curate.manifest import export as run_export
 
     result = run_export(manifest_path, dest, root=root, apply_rotation=apply_rotation)
@@ -507,6 +561,12 @@ def export(
         print_json(result)
     elif not quiet:
         console.print(counts_table(f"exported to {result['dest']}", {**result["by_split"], "stood upright": result["rotated"]}))
+    for item in result["refused"][:20]:
+        warn(f"{item['path']}: {item['reason']}", "refused:")
+    if len(result["refused"]) > 20:
+        warn(f"... and {len(result['refused']) - 20:,} more", "refused:")
+    if result["refused"]:
+        raise typer.Exit(1)
 
 
 # ---- report -------------------------------------------------------------------------------
@@ -687,8 +747,16 @@ def train(
         console.print(metrics_table(f"{model.value} trained on {manifest} (epochs run: {m['epochs_run']}, best: {m['best_epoch']})",
                                     {"val": m["val"], "test": m["test"]}))
         if m["skipped"]:
-            console.print(f"[yellow]{len(m['skipped'])} kept file(s) no longer decode and were left out[/yellow]")
+            warn(f"{len(m['skipped'])} kept file(s) no longer decode and were left out", "note:", "yellow", to=console)
         console.print(f"wrote {result.out_dir}")
+
+
+def gaps(d: dict) -> str:
+    """'+0.071 [+0.012, +0.130]' per metric; an interval excluding 0 is a real gap."""
+    return ", ".join(
+        f"{k} {d[k]:+.3f} [{d[k + '_ci'][0]:+.3f}, {d[k + '_ci'][1]:+.3f}]"
+        for k in ("accuracy", "balanced_accuracy", "auc") if d.get(k) is not None and d.get(k + "_ci")
+    ) or "not computable"
 
 
 @app.command()
@@ -763,12 +831,6 @@ def compare(
         "curated model on clean test": c["on_clean_test"],
     }))
 
-    def gaps(d: dict) -> str:  # '+0.071 [+0.012, +0.130]' per metric; an interval excluding 0 is a real gap
-        return ", ".join(
-            f"{k} {d[k]:+.3f} [{d[k + '_ci'][0]:+.3f}, {d[k + '_ci'][1]:+.3f}]"
-            for k in ("accuracy", "balanced_accuracy", "auc") if d.get(k) is not None and d.get(k + "_ci")
-        ) or "not computable"
-
     against = "curated out of fold" if folds else "curated on its test"
     console.print(f"inflation (naive on its test - {against}): {gaps(result['inflation'])}", highlight=False)
     if result.get("naive_own_minus_clean"):
@@ -776,7 +838,7 @@ def compare(
                       highlight=False)
     for note in [result["clean_test"]["note"], *result.get("notes", [])]:
         if note:
-            console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
+            warn(note, "note:", "yellow", to=console)
     out = Path(workdir or ".") / "reports" / (name or curated.resolve().parent.name) / "compare.json"
     console.print(f"wrote {out} and compare.png")
 
@@ -820,8 +882,19 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
         if "report_html" in written:
             console.print(f"report: {written['report_html']}")
     for warning in split_rep["warnings"]:
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
+    _fail_if_unlabelled(table)
     return summary, written
+
+
+def _fail_if_unlabelled(table) -> None:
+    """ROOT without label folders (and no CSV or pattern giving labels): a manifest that keeps
+    nothing is unusable input, said in one line (exit 2) rather than a silent exit 0."""
+    from curate.manifest import unlabelled_message
+
+    message = unlabelled_message(table)
+    if message:
+        raise fail(message)
 
 
 @app.command()
@@ -829,8 +902,8 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 @on_cluster
 def run(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train.", rich_help_panel="Split")] = False,
     keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels.", rich_help_panel="Split")] = False,
@@ -851,12 +924,12 @@ def run(
     Writes everything `manifest` writes, plus audit.csv, duplicates.csv, reports/NAME/summary.json
     and report.html. A re-run reuses the hash cache.
     """
-    from curate.split import parse_ratios
+    from curate.split import POLICIES, parse_ratios
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"corrupt", "leakage", "conflict"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ws = Workspace.for_root(root, name, workdir)
     summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, path_pattern=path_pattern,
                       path_column=path_column, label_column=label_column, group_by=group_by, workers=workers,
@@ -871,22 +944,25 @@ def run(
 @handle_errors
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo dataset and its results.")] = Path("demo"),
+    profile: Annotated[str, typer.Option("--profile", help="How the messy set is built: kaggle (augmentation chains, test mostly byte copies of train) or default (every kind of copy and junk file, scattered over three splits).")] = "kaggle",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the messy-dataset builder.")] = 7,
     no_train: Annotated[bool, typer.Option("--no-train", help="Skip the short naive-vs-curated training.")] = False,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 8,
+    model: Annotated[ModelName, typer.Option("--model", help="Model of the short comparison.")] = ModelName.seed_cnn,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 10,
     img_size: Annotated[int, typer.Option("--img-size", min=16, help="Image size of the short comparison.")] = 96,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Build a messy, leaky dataset from the bundled real sample and run everything on it.
 
-    The dataset goes to DIR/xray-messy (its ground truth beside it); then `curate run`, a short
-    `curate compare` (compact CNN, small images) and the report, all under DIR.
+    The dataset goes to DIR/xray-kaggle (--profile default: DIR/xray-messy), its ground truth
+    beside it; then `curate run`, a short `curate compare` (the published CNN on small images) and
+    the report, all under DIR.
     """
     from curate.demo import prepare_demo
     from curate.workspace import Workspace
 
-    root, truth, built = prepare_demo(directory, seed=seed)
+    root, truth, built = prepare_demo(directory, seed=seed, profile=profile)
     if not quiet:
         console.print(f"{'built' if built else 'reusing'} the messy dataset {root} (ground truth: {truth})")
     ws = Workspace.for_root(root, None, directory)
@@ -897,7 +973,7 @@ def demo(
         from curate.trainer.compare import compare as run_compare
 
         with train_progress(quiet) as bar:
-            result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model="compact",
+            result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model=model.value,
                                  epochs=epochs, batch_size=32, img_size=img_size, lr=1e-3, seed=0, repeats=1,
                                  class_weight="balanced", patience=3, deterministic=False, channels=1,
                                  weights=None, curated_copies="all", positive_label=None, name=ws.name,
@@ -905,12 +981,15 @@ def demo(
         report_from_disk(ws.name, ws.workdir, root=root.resolve())
         if not quiet:
             n, c = result["naive"], result["curated"]
-            console.print(metrics_table(f"naive vs curated: compact CNN, {img_size} px, {epochs} epochs (a demo, not a result)", {
+            title = f"naive vs curated: {model.value}, {img_size} px, up to {epochs} epochs (a demo, not a result)"
+            console.print(metrics_table(title, {
                 "naive model on naive test": n["on_naive_test"],
-                "naive model on clean test": n["on_clean_test"],
+                "  on its leaked images": n["naive_test_breakdown"]["leaked"],
+                "  on its clean images": n["naive_test_breakdown"]["clean"],
                 "curated model on curated test": c["on_curated_test"],
-                "curated model on clean test": c["on_clean_test"],
-            }))
+            }, keys=("accuracy", "auc")))
+            console.print(f"inflation (naive on its test - curated on its test): {gaps(result['inflation'])}",
+                          highlight=False)
     if not quiet:
         console.print(f"open the report: {ws.reports / 'report.html'}")
 

@@ -47,14 +47,38 @@ def check_root(root: str | Path) -> Path:
 
 
 def _walk(root: Path) -> list[str]:
-    """Every file under root (relative, forward slashes), following no links out of it."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=False):
-        dirnames.sort()
+    """Every entry under root (relative, forward slashes) that gets a row. Links are followed
+    (datasets are often built from them), each real folder walked once: a link loop, or a second
+    link to a folder already walked, is one entry, and so is a folder that cannot be listed."""
+    found: list[str] = []
+    seen = {_identity(root)}
+
+    def unlisted(exc: OSError) -> None:
+        if exc.filename and Path(exc.filename) != root:
+            found.append(Path(exc.filename).relative_to(root).as_posix())
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted, followlinks=True):
         rel_dir = Path(dirpath).relative_to(root)
-        for name in sorted(filenames):
+        entries = list(filenames)
+        for name in list(dirnames):
+            key = _identity(Path(dirpath) / name)
+            if key is None or key in seen:
+                dirnames.remove(name)
+                entries.append(name)
+            else:
+                seen.add(key)
+        dirnames.sort()
+        for name in sorted(entries):
             found.append((rel_dir / name).as_posix())
     return found
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _split_and_label(parts: tuple[str, ...], has_splits: bool) -> tuple[str, str, str]:
@@ -93,6 +117,10 @@ def scan(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern
     """
     root = check_root(root)
     pattern = compile_pattern(path_pattern)
+    try:
+        os.listdir(root)
+    except OSError as exc:
+        raise InputError(f"{root}: cannot list the folder ({exc.strerror})") from None
     paths = _walk(root)
     if not paths:
         raise InputError(f"{root}: the folder is empty (no files under it)")
@@ -232,6 +260,10 @@ def apply_labels_csv(table: pd.DataFrame, csv_path: str | Path, *, path_column: 
     unmatched = sorted(set(key_of) - matched_keys - {""})
     if unmatched:
         warnings.append(f"{len(unmatched):,} row(s) of {name} match no file under ROOT (e.g. {unmatched[0]!r}).")
+    by_name_only = [(key_of[r], p) for p, r in zip(table["path"], row) if r >= 0 and "/" in key_of[r] and key_of[r] != p]
+    if by_name_only:  # the row's path is not under ROOT; its file name is
+        warnings.append(f"{len(by_name_only):,} file(s) matched a row of {name} by file name only, the row's path "
+                        f"not being under ROOT (e.g. {by_name_only[0][0]!r} -> {by_name_only[0][1]!r}).")
     if conflicting:
         warnings.append(f"{len(conflicting):,} file(s) are listed in {name} with different labels "
                         f"(e.g. {sorted(conflicting)[0]!r}): left unlabelled (reason no-label).")

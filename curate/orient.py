@@ -29,6 +29,7 @@ skews under MIN_SKEW degrees are not searched.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -301,7 +302,7 @@ class _SkewCache:
 
         usable = cache_dir is not None and {"size", "mtime_ns"} <= set(table.columns)
         self.cache = FileCache(Path(cache_dir) / f"skews-v{ORIENT_CACHE_VERSION}.npz") if usable else None
-        self.keys = ([(str((root / p).resolve()), int(sz), int(mt))
+        self.keys = ([(os.path.realpath(root / p), int(sz), int(mt))  # realpath: a link loop does not raise
                       for p, sz, mt in zip(table["path"], table["size"], table["mtime_ns"])] if usable else None)
         self.changed = False
 

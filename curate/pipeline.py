@@ -49,7 +49,7 @@ def through_dups(root: str | Path, *, labels_csv=None, path_pattern: str | None 
 
 def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_pattern: str | None = None,
                  path_column: str | None = None, label_column: str | None = None, group_by: str | None = None,
-                 workers: int | None = None, split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0,
+                 workers: int | None = None, split: str = "auto", ratios=(0.8, 0.1, 0.1), seed: int = 0,
                  keep_copies: bool = False, keep_conflicts: bool = False, report: bool = True,
                  progress: Callable | None = None) -> tuple:
     """Run every step on ROOT; return (table, summary, split_report, written paths)."""
@@ -80,7 +80,8 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_patte
 
     t = time.perf_counter() - manifest_seconds
     naive, how = naive_table(table, ratios, seed)
-    options = {"split": split, "ratios": list(ratios), "seed": seed, "group_by": group_by, "keep_copies": keep_copies,
+    options = {"split": split, "split_used": split_rep["policy_used"], "ratios": list(ratios), "seed": seed,
+               "group_by": group_by, "keep_copies": keep_copies,
                "keep_conflicts": keep_conflicts, "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
     split_rep["warnings"] = layout_warnings + split_rep["warnings"]
@@ -107,6 +108,8 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_patte
         "steps": seconds,
         "kept": written["counts"]["kept"],
         "by_reason": written["counts"]["by_reason"],
+        "split_used": split_rep["policy_used"],
+        "notes": split_rep["notes"],
         "warnings": split_rep["warnings"],
     }
     summary["seconds"] = round(time.perf_counter() - start, 2)  # the report shows the run up to here

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import UsageError
+from curate.safe_text import printable, spreadsheet
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,14 @@ class Workspace:
         if workdir == root or root in workdir.parents:
             raise UsageError(f"--workdir {workdir} is inside the dataset {root}: results are never written into ROOT")
         name = name or root.name or "dataset"
-        if "/" in name or name in (".", ".."):
+        if "/" in name or "\x00" in name or name in (".", ".."):
             raise UsageError(f"--name {name!r}: must be a plain folder name")
-        return cls(name=name, workdir=workdir)
+        ws = cls(name=name, workdir=workdir)
+        for results in (ws.manifests, ws.reports, ws.cache):  # a ROOT named manifests, reports or .cache
+            if results == root or root in results.parents:
+                raise UsageError(f"results would go to {results}, inside the dataset {root}: "
+                                 "pass --workdir DIR outside it")
+        return ws
 
     @property
     def manifests(self) -> Path:
@@ -42,8 +48,11 @@ class Workspace:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+    Text is UTF-8; a file name's undecodable bytes in it are written as \\xNN (safe_text)."""
     path = Path(path)
+    if isinstance(data, str):
+        data = printable(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -66,9 +75,14 @@ def write_json(path: str | Path, obj) -> Path:
 
 def write_csv(path: str | Path, table) -> Path:
     """A DataFrame as CSV, atomically, with stable formatting: no index, '\\n' line ends,
-    booleans as true/false (what INTERFACE.md promises for `keep`)."""
+    booleans as true/false (what INTERFACE.md promises for `keep`), text cells a spreadsheet
+    will not run as formulas (safe_text.spreadsheet)."""
+    import pandas as pd
+
     out = table.copy()
     for col in out.columns:
         if out[col].dtype == bool:
             out[col] = out[col].map({True: "true", False: "false"})
+        elif out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = [spreadsheet(v) if isinstance(v, str) else v for v in out[col]]
     return write_atomic(path, out.to_csv(index=False, lineterminator="\n"))
