@@ -738,7 +738,7 @@ def _compare_section(compare: dict) -> Section:
                 f"{folds} times in a cross-validation over duplicate groups (and patients), so that every kept "
                 "radiograph is scored once by a model that never saw any copy of it. The gap is how much leakage "
                 "inflated the naive score.")
-    zero = [title.lower() for k, title in COMPARE_METRICS if (infl.get("excludes_zero") or {}).get(k)]
+    zero = [title for k, title in COMPARE_METRICS if (infl.get("excludes_zero") or {}).get(k)]
     if infl.get("excludes_zero") is not None:
         lead += (f" Intervals resample radiographs, not files; the inflation's interval excludes 0 for "
                  f"{', '.join(zero)}." if zero else
