@@ -72,7 +72,8 @@ WEDGE_AGREE = 2.0  # degrees: a file's own skew and its group's turn agree this 
 SUPPORT = 0.75
 PAIR_FIT, PAIR_MARGIN = 0.3, 0.2  # a pair's turned side fits wedges this well, and this much better than the other
 TEST_STEP = 0.5  # degrees between the angles tested around a pair's turn (its angle is good to ~1)
-SKEW_CONFIDENCE = 0.5  # a lone image's own skew is applied from this confidence (calibrated: orient_quality)
+SKEW_BAR = 0.5  # estimate_skew reports a skew from this confidence (its fill's acceptance bar)
+SKEW_CONFIDENCE = 0.85  # a lone image's own skew is applied from this confidence (orient_quality: the first with no wrong turn on seeds 1, 2 and kaggle 1)
 NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
 AGREE = 3.0  # degrees: votes within this of each other agree
@@ -238,7 +239,7 @@ def estimate_skew(pixels: np.ndarray) -> dict:
                      stretches=(0.0, -1.0, 1.0) if abs(d0) > 30 else (0.0,))
         fit_score, mode, deg, _ = fine[0]
     evidence = round(max(0.0, float(fit_score)), 3)  # rounded as cached, so a cache hit decides alike
-    if skew_confidence(evidence) >= SKEW_CONFIDENCE:
+    if skew_confidence(evidence) >= SKEW_BAR:
         rotation, confidence = -round(float(deg), 2), skew_confidence(evidence)
     else:  # confidence that the image is straight: high when no wedge fits at all
         rotation, confidence = 0.0, 1.0 - skew_confidence(evidence)
@@ -305,7 +306,7 @@ class _SkewCache:
             return None
         # the decision is re-derived, so a changed SKEW_CONFIDENCE or FLAG needs no new cache
         conf = skew_confidence(hit["score"])
-        applied = conf >= SKEW_CONFIDENCE and hit["angle"] != 0
+        applied = conf >= SKEW_BAR and hit["angle"] != 0
         return {**hit, "rotation": -hit["angle"] if applied else 0.0, "confidence": conf if applied else 1.0 - conf,
                 "flag": bool(not applied and FLAG <= hit["score"])}
 

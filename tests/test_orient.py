@@ -138,7 +138,8 @@ def test_a_rotated_representative_yields_to_a_clear_majority(tmp_path):
     assert (out.loc[[f"up{i}.png" for i in range(3)], "rotation"] == 0).all()
 
 
-def test_a_lone_skewed_scan_is_straightened_from_its_wedges(tmp_path):
+def test_a_lone_skewed_scan_is_straightened_from_its_wedges(tmp_path, monkeypatch):
+    monkeypatch.setattr("curate.orient.SKEW_CONFIDENCE", 0.5)  # at the estimator's own bar
     save(tmp_path / "skew.png", rotate_expand(scan_like(5), -14.0, "replicate"))
     save(tmp_path / "straight.png", scan_like(6))
     t = pd.DataFrame({"path": ["skew.png", "straight.png"], "status": ["ok", "ok"]})
@@ -175,9 +176,11 @@ def test_an_unsure_skew_is_flagged_not_applied(tmp_path):
 
 
 def test_a_lone_skew_under_the_calibrated_confidence_is_flagged_not_turned(tmp_path, monkeypatch):
-    """The same skewed scan is straightened at the calibrated bar and left alone, flagged,
+    """The same skewed scan is straightened at the estimator's bar and left alone, flagged,
     when its confidence falls under a stricter one."""
     import curate.orient as orient_module
+
+    monkeypatch.setattr(orient_module, "SKEW_CONFIDENCE", 0.5)
 
     save(tmp_path / "skew.png", rotate_expand(scan_like(5), -14.0, "replicate"))
     t = pd.DataFrame({"path": ["skew.png"], "status": ["ok"]})
@@ -190,6 +193,7 @@ def test_a_lone_skew_under_the_calibrated_confidence_is_flagged_not_turned(tmp_p
 
 def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path, monkeypatch):
     """A second orient over unchanged files reads the cache and gives the same rotations."""
+    monkeypatch.setattr("curate.orient.SKEW_CONFIDENCE", 0.5)  # at the estimator's own bar
     import curate.orient as orient_module
     from curate.audit import audit
     from curate.layout import scan
