@@ -164,7 +164,7 @@ def train(manifest: str | Path, *, model: str = "seed-cnn", epochs: int = 10, ba
           img_size: int = 224, lr: float = 1e-3, seed: int = 0, class_weight: str = "none", patience: int = 3,
           deterministic: bool = False, channels: int = 1, weights: str | Path | None = None,
           bf16: bool | None = None, root: str | Path | None = None, positive_label: str | None = None,
-          name: str | None = None, workdir: str | Path | None = None) -> TrainResult:
+          name: str | None = None, workdir: str | Path | None = None, folds: int | None = None) -> TrainResult:
     """`curate train MANIFEST`: train the bundled CNN on a manifest's kept rows; score val and test.
 
     Returns the model (what model.keras holds: RGB 0-255 images of any size in, p(positive) out),
@@ -179,7 +179,7 @@ def train(manifest: str | Path, *, model: str = "seed-cnn", epochs: int = 10, ba
     return train_manifest(
         manifest, root=root, model=model, epochs=epochs, batch_size=batch_size, img_size=img_size, lr=lr,
         seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic, channels=channels,
-        weights=weights, bf16=bf16, positive_label=positive_label, name=name, workdir=workdir)
+        weights=weights, bf16=bf16, positive_label=positive_label, name=name, workdir=workdir, folds=folds)
 
 
 def compare(naive: str | Path, curated: str | Path, *, model: str = "seed-cnn", epochs: int = 10,
@@ -187,7 +187,7 @@ def compare(naive: str | Path, curated: str | Path, *, model: str = "seed-cnn", 
             class_weight: str = "none", patience: int = 3, deterministic: bool = False, channels: int = 1,
             weights: str | Path | None = None, bf16: bool | None = None, curated_copies: str = "all",
             root: str | Path | None = None, positive_label: str | None = None, name: str | None = None,
-            workdir: str | Path | None = None) -> CompareResult:
+            workdir: str | Path | None = None, folds: int | None = None) -> CompareResult:
     """`curate compare --naive N --curated C`: train naive vs curated alike; leakage-free scores.
 
     `metrics` is tidy, one row per model, test set and metric (accuracy, balanced_accuracy, auc,
@@ -203,7 +203,7 @@ def compare(naive: str | Path, curated: str | Path, *, model: str = "seed-cnn", 
         naive, curated, root=root, model=model, epochs=epochs, batch_size=batch_size, img_size=img_size, lr=lr,
         seed=seed, repeats=repeats, class_weight=class_weight, patience=patience, deterministic=deterministic,
         channels=channels, weights=weights, bf16=bf16, curated_copies=curated_copies,
-        positive_label=positive_label, name=name, workdir=workdir)
+        positive_label=positive_label, name=name, workdir=workdir, folds=folds)
     reports = Path(workdir or default_workdir(curated)) / "reports" / (name or Path(curated).resolve().parent.name)
     return CompareResult(metrics=tidy_metrics(result), result=result,
                          paths={"compare_json": reports / "compare.json", "compare_png": reports / "compare.png"})
