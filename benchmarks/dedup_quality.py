@@ -44,8 +44,9 @@ MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate":
        "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
        "mirror+arbitrary": 2}
 # --profile: the builder's arguments. benchmark: the mix above, many copies; default: what
-# `python -m curate.messy` builds (the builder's own mix and copy rate).
-PROFILES = {"benchmark": {"copy_fraction": 0.45, "kinds": MIX}, "default": {}}
+# `python -m curate.messy` builds (the builder's own mix and copy rate); kaggle: chains of
+# augmentation (curate.messy_kaggle).
+PROFILES = {"benchmark": {"copy_fraction": 0.45, "kinds": MIX}, "default": {}, "kaggle": {"profile": "kaggle"}}
 # Files that are their source's original pixels (or a plain re-encode): what a group should keep.
 PLAIN_KINDS = {"original", "exact", "reencode", "odd-png-as-jpg", "odd-png16", "odd-unicode-name"}
 
@@ -79,12 +80,14 @@ def components(paths: list[str], edges: set) -> dict:
     return groups
 
 
-def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, examples: int, work: Path) -> None:
+def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, generation: np.ndarray,
+                  examples: int, work: Path) -> None:
     """Print in how many duplicate groups that hold a source's original the representative, and
-    the file the default split policy keeps, is that original or a plain copy of it (PLAIN_KINDS)."""
+    the file the split policy keeps, is that original or a plain copy of it (PLAIN_KINDS, or a
+    byte copy of generation 0)."""
     from curate.split import assign_splits
 
-    split = assign_splits(table, "keep")
+    split = assign_splits(table)
     keep = split["keep"].to_numpy()
     rep = table["representative"].to_numpy()
     paths = table["path"].to_numpy()
@@ -100,7 +103,8 @@ def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, exa
             chosen = [i for i in rows if mask[i]]
             if not chosen:
                 continue  # the whole group dropped (a label conflict, no label)
-            good = any(kind[i] in PLAIN_KINDS and source[i] in originals for i in chosen)
+            good = any((kind[i] in PLAIN_KINDS or (kind[i] == "byte-copy" and generation[i] == 0))
+                       and source[i] in originals for i in chosen)
             count[name].append(good)
             if not good and name == "kept":
                 wrong[kind[chosen[0]]].append(paths[chosen[0]])
@@ -284,7 +288,8 @@ def main() -> None:
         print(f"\nangle error vs truth (n={len(errs)}): median {np.median(errs):.2f}°, "
               f"<= 2°: {np.mean(errs <= 2):.3f}; mirror flag right: {np.mean(mirror_ok):.3f}")
 
-    kept_original(table, source, kind, args.examples, work)
+    generation = truth["generation"].reindex(table["path"]).fillna(-1).to_numpy()
+    kept_original(table, source, kind, generation, args.examples, work)
 
     false = sorted(ours - true_pairs)
     missed = sorted(true_pairs - ours)

@@ -799,6 +799,17 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float]) -> 
     return cost, marks
 
 
+def _own_marks(tr, usual_black: float, norm: tuple[float, float], typical_off: float) -> str:
+    """The marks a representative shows on its own, against the dataset's usual file: more
+    black (a turn's or shift's fill, a crushed tone) or a grey range far off the usual one.
+    A representative with marks is a copy kept because its group holds no original."""
+    if tr is None:
+        return ""
+    parts = {"fill": (tr[1] - usual_black - FILL_SLACK) / FILL_UNIT,
+             "tone": (abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) - typical_off - TONE_SLACK) / (2 * TONE_UNIT)}
+    return "+".join(k for k, v in parts.items() if v >= DERIVED_COST)
+
+
 def _plain_quality(quality: list) -> list:
     """_quality_key without bytes per pixel: a copy saved at a higher JPEG quality than its
     original has more bytes, not more of the radiograph."""
@@ -947,6 +958,9 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
 
     derived = [""] * n
     norm = _tone_norm(traces)
+    usual_black = float(table["dark_share"].median()) if "dark_share" in table and n else 0.0
+    found = [tr for tr in traces.values() if tr is not None]
+    typical_off = float(np.median([abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) for tr in found])) if found else 0.0
     plain = _plain_quality(quality)
     ordered = sorted(groups.members.values(), key=lambda ms: min(table["path"].iloc[i] for i in ms))
     for gid, members in enumerate(ordered, start=1):
@@ -954,7 +968,9 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
         cost, marks = _derivation(members, traces, norm)
         rep = _root(members, t, cost, plain, usual)
         for x in members:
-            derived[x] = marks[x] if x != rep or len(members) > 1 else ""
+            derived[x] = marks[x]
+        if len(members) > 1:  # the kept file itself, against the dataset's usual file
+            derived[rep] = _own_marks(traces.get(rep), usual_black, norm, typical_off)
         inv_rep = _inverse(t[rep])
         for x in members:
             group_id[x] = gid

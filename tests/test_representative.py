@@ -80,3 +80,27 @@ def test_the_kept_file_is_the_representative_wherever_it_was_found():
     assert out.loc["test/a/orig.jpg", ["keep", "split", "orig_split"]].tolist() == [True, "train", "test"]
     assert out.loc["train/a/turned.jpg", ["keep", "reason"]].tolist() == [False, "duplicate"]
     assert out.loc["val/a/turned_again.jpg", ["keep", "reason"]].tolist() == [False, "leak"]
+
+
+def test_the_report_marks_the_kept_original_and_says_why_a_copy_stands_in(tmp_path):
+    from curate.report import render_report
+    from tests.test_report import radiograph, row
+
+    root = tmp_path / "xrays"
+    (root / "train/a").mkdir(parents=True)
+    for name in ("orig", "turned", "turned_again", "turned_more"):
+        radiograph(1 if name == "orig" else 2).save(root / f"train/a/{name}.png")
+    table = pd.DataFrame([
+        row("train/a/orig.png", "a", "train", 1, derived=""),
+        row("train/a/turned.png", "a", "train", 1, representative=False, keep=False, reason="duplicate",
+            relation="rotated 12°", derived="resampled+fill"),
+        # a group of copies only: the kept one carries a turn's fill itself
+        row("train/a/turned_again.png", "a", "train", 2, derived="fill"),
+        row("train/a/turned_more.png", "a", "train", 2, representative=False, keep=False, reason="duplicate",
+            relation="rotated -9°", derived="resampled+fill"),
+    ])
+    md = render_report(table, root, {"files": 4}, out_dir=tmp_path / "report")["markdown"].read_text()
+    line = {g: next(x for x in md.splitlines() if x.startswith(f"| {g} |")) for g in (1, 2)}
+    assert "**train/a/orig.png (train, a, original, kept)**" in line[1]
+    assert "least-changed copy (no original in the group: more black than the dataset's files" in line[2]
+    assert "turned\\_more.png (train, a, rotated -9°, dropped: duplicate)" in line[2]

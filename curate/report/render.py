@@ -78,7 +78,7 @@ def _prepare(table: pd.DataFrame) -> pd.DataFrame:
     """A copy with every column the report reads, typed, whatever stages ran (or CSV strings)."""
     t = table.copy().reset_index(drop=True)
     for name in ("path", "label", "orig_split", "split", "reason", "status", "detail", "flags", "relation",
-                 "sha256", "orient_source", "orient_flag", "format"):
+                 "derived", "sha256", "orient_source", "orient_flag", "format"):
         if name not in t:
             t[name] = "ok" if name == "status" else ""
         col = t[name]
@@ -511,11 +511,27 @@ def _broken_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
     return Section("broken", "Broken and odd files", body, md)
 
 
+# what a kept file's marks (the dups stage's `derived`) say it is a copy of
+_MARKS = {"fill": "more black than the dataset's files (a turn's or shift's fill, a crushed tone)",
+          "tone": "grey levels off the dataset's usual range (a tone change)",
+          "resampled": "less fine detail than another copy (turned or rescaled)"}
+
+
 def _relation(r) -> str:
     if r["representative"]:
-        return "representative"
+        return _kept_as(r)
     rel = r["relation"] or "duplicate"
     return rel
+
+
+def _kept_as(r) -> str:
+    """'original', or why a copy stands in for it: the marks that show it is itself a copy."""
+    why = [_MARKS[m] for m in r["derived"].split("+") if m in _MARKS]
+    if r["orient_source"] == "skew":
+        why.append("turn wedges in its corners")
+    if not why:
+        return "original"
+    return "least-changed copy (no original in the group: " + "; ".join(why) + ")"
 
 
 def _group_order(t: pd.DataFrame, ids, conflicts: set[int]) -> list[int]:
@@ -571,8 +587,10 @@ def _groups_section(t: pd.DataFrame, thumbs: Thumbs, conflicts: set[int], max_gr
         md_rows.append([str(g), str(len(rows)), _md(", ".join(splits)), _md(", ".join(labels)), members])
     lead = (f"{_n(len(ids), 'group')} of files that show the same radiograph "
             f"({int(sizes[sizes > 1].sum()) if ids else 0:,} files). Groups that cross splits come first.")
-    key = ("The representative (★, blue frame) is the best copy of each; the green tag marks the copy the "
-           "curated set keeps, red tags why the others were dropped.")
+    key = ("The representative (★, blue frame) is the original of each: the file the others were derived "
+           "from (turned, rescaled, re-toned or padded copies show marks it lacks); where a group holds no "
+           "original, the least-changed copy, and its caption says what marks it as a copy. The green tag "
+           "marks the file the curated set keeps, red tags why the others were dropped.")
     more_html, more_md = _more(len(shown), len(ids), "groups")
     if not ids:
         return Section("duplicates", "Duplicate groups", '<p class="none">No duplicates found.</p>',
