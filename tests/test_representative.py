@@ -57,17 +57,17 @@ def test_without_the_original_the_least_changed_copy_is_kept(tmp_path, chain):
     assert out.set_index("path").loc["a/a_turned_again.jpg", "derived"] != ""
 
 
-def test_among_equally_plain_members_the_pose_the_derived_copies_were_made_in_wins():
+def test_among_equally_plain_members_the_usual_encoding_then_the_derived_copies_pose_wins():
     # rows 0 and 1: an original and its mirror image, no trace on either; rows 2 and 3: turned
     # copies made from the unmirrored pose (a small turn from row 0, a mirror + turn from row 1)
     t = {0: (0, 0.0), 1: (1, 0.0), 2: (0, 14.0), 3: (0, -20.0)}
     cost = {0: 0.0, 1: 0.0, 2: 2.0, 3: 3.0}
     quality = [(0, 0, 0, "b"), (0, 0, 0, "a"), (0, 0, 0, "c"), (0, 0, 0, "d")]
     assert _root([0, 1, 2, 3], t, cost, quality, [0.0] * 4) == 0
-    # no derived copy to say: the one saved as the dataset's own files are wins, then the path
-    assert _root([0, 1], t, cost, quality, [0.1, 0.9]) == 1
+    # but first: the one saved as the dataset's files without copies are (their encoding's share)
+    assert _root([0, 1, 2, 3], t, cost, quality, [0.1, 0.9, 0.0, 0.0]) == 1
     assert _root([0, 1], t, cost, quality, [0.9, 0.1]) == 0
-    assert _root([0, 1], t, cost, quality, [0.0, 0.0]) == 1
+    assert _root([0, 1], t, cost, quality, [0.0, 0.0]) == 1  # nothing tells them apart: the path
 
 
 def test_the_kept_file_is_the_representative_wherever_it_was_found():
