@@ -1,16 +1,18 @@
-"""How well `curate orient` stands images upright, against a messy set's ground truth.
+"""How well `curate orient` stands the kept images upright, against messy sets' ground truth.
 
-Builds a messy dataset (curate.messy) from N real FracAtlas radiographs, runs the stages up to
-dups (kept in --keep DIR when given, so a second run reuses them), then orient (cold: no skew
-cache) and the keep split, and reports:
-- kept rotated copies (right-angle and arbitrary) that end up upright within 3 degrees;
-- arbitrary-angle copies whose skew the image alone gives within 2 degrees (estimate_skew on
-  every such copy, kept or not), and how many were left at 0 (flagged or not);
-- false rotations: straight originals that got a rotation (from the stage, and estimate_skew
-  alone) -- the worst outcome, a user's good image turned;
-- seconds per image of the orient step.
+For each set (a seed of curate.messy's builder over N real FracAtlas radiographs), runs the
+stages up to dups (kept in --keep DIR/seed-S when given, so a second run reuses them), the keep
+split, then orient on the kept rows (cold: no skew cache), and prints per set:
+- kept turned copies (the truth says turned by a right or any angle) that stand upright
+  within 5 degrees after their `rotation` (the first figure);
+- kept upright images (truth angle 0) turned by more than 3 degrees (the second figure: the
+  worst outcome, a user's good image turned), and how many kept rows were flagged;
+- seconds of the orient step.
+Then the calibration of a skew from one image alone (estimate_skew on every turned copy and
+every original of the sets): for each confidence threshold, the turns it would apply that are
+right (within 2 degrees) and wrong (a straight image turned, or a turned one turned wrongly).
 
-    .venv/bin/python benchmarks/orient_quality.py --n 300 --seed 1 --workers 2 --keep /tmp/om300
+    /work/venv/bin/python benchmarks/orient_quality.py --n 300 --seeds 1,2 --fresh 7 --keep /tmp/om
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curate.errors import ImageError  # noqa: E402
 from curate.imageio import decode  # noqa: E402
 from curate.messy import build_messy, read_truth  # noqa: E402
-from curate.orient import orient, skew_file  # noqa: E402
+from curate.orient import SKEW_CONFIDENCE, orient, skew_file  # noqa: E402
 from curate.parallel import map_files  # noqa: E402
 from curate.pipeline import through_dups  # noqa: E402
 from curate.split import assign_splits  # noqa: E402
 
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+# beside the repository (/work/main -> /work/shared), or beside a worktree's parent (/work/wt/NAME)
+FRACATLAS = next((p / "shared" / "data" / "fracatlas" for p in Path(__file__).resolve().parents[2:4]
+                  if (p / "shared" / "data" / "fracatlas").is_dir()), Path("shared/data/fracatlas"))
+UPRIGHT_WITHIN = 5.0  # degrees: a kept turned copy counts as upright
+TURNED_OVER = 3.0  # degrees: a kept upright image turned by more counts as wrongly turned
 
 
 def angle_error(a, b) -> np.ndarray:
@@ -58,90 +64,118 @@ def sources(n: int, seed: int) -> list[tuple[Path, str]]:
     return sorted(picked)
 
 
-def build(work: Path, n: int, seed: int, copy_fraction: float, workers: int) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+def build(work: Path, n: int, seed: int, copy_fraction: float, workers: int,
+          profile: str | None) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """The messy set and its table through dups; reused from `work` when already there."""
     root, truth_csv, table_pkl = work / "messy", work / "truth.csv", work / "dups.pkl"
     if table_pkl.is_file():
         return root, read_truth(truth_csv), pd.read_pickle(table_pkl)
-    truth = build_messy(sources(n, seed), root, seed=seed, copy_fraction=copy_fraction, truth_path=truth_csv)
+    extra = {"profile": profile} if profile else {}
+    truth = build_messy(sources(n, seed), root, seed=seed, copy_fraction=copy_fraction, truth_path=truth_csv, **extra)
     table = through_dups(root, workers=workers, cache_dir=work / "cache")
     table.to_pickle(table_pkl)
     return root, truth, table
 
 
+def share(mask) -> str:
+    mask = np.asarray(mask, bool)
+    return f"{mask.sum()}/{mask.size} = {100 * mask.mean():.1f}%" if mask.size else "n/a"
+
+
+def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """The set's two figures, and its rows (with truth) and estimate_skew on turned copies and originals."""
+    work.mkdir(parents=True, exist_ok=True)
+    root, truth, table = build(work, args.n, seed, args.copy_fraction, args.workers, profile)
+    table = assign_splits(table, "keep")
+    t = time.perf_counter()
+    table = orient(table, root, workers=args.workers)  # cold: every skew estimated afresh
+    seconds = time.perf_counter() - t
+    rows = table.merge(truth.rename(columns={"file": "path", "split": "truth_split", "label": "truth_label"}),
+                       on="path", how="left")
+    rows["err"] = angle_error(rows["rotation"], -rows["angle"].fillna(0))
+    kept = rows[rows["keep"] & (rows["status"] == "ok")]
+    turned, upright = kept[kept["angle"].fillna(0) != 0], kept[kept["angle"].fillna(0) == 0]
+    arbitrary = turned["angle"] % 90 != 0
+    figures = {
+        "files": len(rows), "kept": len(kept), "seconds": seconds,
+        "turned_upright": share(turned["err"] <= UPRIGHT_WITHIN),
+        "right_angle": share(turned.loc[~arbitrary, "err"] <= UPRIGHT_WITHIN),
+        "any_angle": share(turned.loc[arbitrary, "err"] <= UPRIGHT_WITHIN),
+        "upright_turned": share(angle_error(upright["rotation"], 0) > TURNED_OVER),
+        "flagged": share(kept["orient_flag"].str.contains("low-confidence")),
+    }
+    if args.show:
+        cols = ["path", "kind", "border", "angle", "rotation", "orient_source", "orient_confidence", "orient_flag",
+                "relation"]
+        bad = pd.concat([turned[turned["err"] > UPRIGHT_WITHIN],
+                         upright[angle_error(upright["rotation"], 0) > TURNED_OVER]])
+        if len(bad):
+            print(f"\nseed {seed}{' ' + profile if profile else ''}: kept rows not upright (first {args.show}):")
+            print(bad[cols].head(args.show).to_string(index=False))
+    ok = rows["status"] == "ok"
+    lone = rows[ok & (rows["kind"].isin(["original"]) | rows["transform"].fillna("").str.contains("arbitrary"))]
+    est = pd.DataFrame(map_files(skew_file, [root / p for p in lone["path"]], workers=args.workers), index=lone.index)
+    est["truth"] = -lone["angle"].fillna(0)
+    return figures, rows, est.drop(columns="thumb")
+
+
+def curve(est: pd.DataFrame) -> list[tuple[float, int, int, int]]:
+    """(threshold, right turns, wrong turns, skewed images) of a skew from one image alone."""
+    skewed = est["truth"] % 90 != 0
+    err = angle_error(est["rotation"], est["truth"])
+    out = []
+    for t in np.round(np.arange(0.5, 1.001, 0.05), 2):
+        applied = (est["rotation"] != 0) & (est["confidence"] >= t)
+        out.append((float(t), int((applied & skewed & (err <= 2)).sum()),
+                    int((applied & ~((err <= 2) & skewed)).sum()), int(skewed.sum())))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=300, help="FracAtlas images to build from")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=300, help="FracAtlas images to build each set from")
+    ap.add_argument("--seeds", default="1,2", help="seeds of the sets the settings were tuned on")
+    ap.add_argument("--fresh", default="", help="seeds never tuned on (reported apart)")
+    ap.add_argument("--profile", default="", help="also build each seed with this builder profile (e.g. kaggle)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--copy-fraction", type=float, default=0.5)
-    ap.add_argument("--keep", type=Path, help="keep the messy set and its dups table here (reused next time)")
+    ap.add_argument("--show", type=int, default=0, help="list up to this many kept rows left turned, per set")
+    ap.add_argument("--keep", type=Path, help="keep the sets and their dups tables here (reused next time)")
     args = ap.parse_args(argv)
 
     t0 = time.time()
+    runs = [(int(s), "tuned") for s in args.seeds.split(",") if s] + [(int(s), "fresh") for s in args.fresh.split(",") if s]
+    profiles = [None] + ([args.profile] if args.profile else [])
+    results, skews = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.keep or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        root, truth, table = build(work, args.n, args.seed, args.copy_fraction, args.workers)
-        t_dups = time.time()
-        n_ok = int((table["status"] == "ok").sum())
-        table = orient(table, root, workers=args.workers)  # cold: every skew estimated
-        t_orient = time.time()
-        table = assign_splits(table, "keep")
-        rows = table.merge(truth.rename(columns={"file": "path", "split": "truth_split", "label": "truth_label"}),
-                           on="path", how="left")
-        # the skew estimator alone, on every arbitrary-angle copy (kept or not) and every original
-        arbitrary = rows[rows["transform"].fillna("").str.contains("arbitrary") & (rows["status"] == "ok")]
-        originals = rows[(rows["kind"] == "original") & (rows["status"] == "ok")]
-        est = pd.DataFrame(map_files(skew_file, [root / p for p in arbitrary["path"]], workers=args.workers),
-                           index=arbitrary.index)
-        straight_est = pd.DataFrame(map_files(skew_file, [root / p for p in originals["path"]], workers=args.workers),
-                                    index=originals.index)
+        base = args.keep or Path(tmp)
+        for seed, kind in runs:
+            for profile in profiles:
+                name = f"seed-{seed}" + (f"-{profile}" if profile else "")
+                figures, _, est = one_set(base / f"n{args.n}-{name}", args, seed, profile)
+                results.append((f"{name} ({kind})", figures))
+                skews.append(est.assign(set=name, kind=kind))
 
-    kept = rows[rows["keep"] & (rows["status"] == "ok")]
-    rotated = kept[kept["angle"] != 0]
-    right = rotated[rotated["angle"] % 90 == 0]
-    arb = rotated[rotated["angle"] % 90 != 0]
-    est_err = angle_error(est["rotation"], -arbitrary["angle"])
-    unflagged_zero = (est["rotation"] == 0) & ~est["flag"].astype(bool)
-
-    def share(mask) -> str:
-        mask = np.asarray(mask, bool)
-        return f"{mask.sum()}/{mask.size} = {100 * mask.mean():.1f}%" if mask.size else "n/a"
-
-    print(f"messy set from {args.n} FracAtlas images (seed {args.seed}): {len(rows)} files, {n_ok} ok, "
-          f"{int(rows['keep'].sum())} kept; orient {t_orient - t_dups:.1f}s cold = "
-          f"{1000 * (t_orient - t_dups) / max(n_ok, 1):.1f} ms per image on {args.workers} workers "
+    print(f"messy sets from {args.n} FracAtlas images each; orient on the kept rows, cold, {args.workers} workers "
           f"(2 shared cores; others may be running too)")
-    table_rows = [
-        ("kept rotated copies upright within 3 deg", share(angle_error(rotated["rotation"], -rotated["angle"]) <= 3)),
-        ("  of them right-angle (90/180/270)", share(angle_error(right["rotation"], -right["angle"]) <= 3)),
-        ("  of them arbitrary angle", share(angle_error(arb["rotation"], -arb["angle"]) <= 3)),
-        ("kept images, any, upright within 3 deg", share(angle_error(kept["rotation"], -kept["angle"]) <= 3)),
-        ("arbitrary copies: image-alone skew within 2 deg", share(est_err <= 2)),
-        ("  left at 0, flagged low-confidence", share((est["rotation"] == 0) & est["flag"].astype(bool))),
-        ("  left at 0, not flagged (missed)", share(unflagged_zero)),
-        ("  wrong angle applied (> 2 deg off, not 0)", share((est_err > 2) & (est["rotation"] != 0))),
-        ("straight originals given a rotation (stage)", share(originals["rotation"] != 0)),
-        ("  from the image alone (skew)", share((originals["rotation"] != 0) & (originals["orient_source"] == "skew"))),
-        ("  from the group", share((originals["rotation"] != 0) & (originals["orient_source"] == "group"))),
-        ("straight originals flagged low-confidence (stage)", share(originals["orient_flag"].str.contains("low-confidence"))),
-        ("straight originals: image-alone false skew", share(straight_est["rotation"] != 0)),
-        ("straight originals: image-alone flagged", share(straight_est["flag"].astype(bool))),
-    ]
-    width = max(len(r[0]) for r in table_rows)
-    print(f"{'measure':{width}s}  result")
-    for name, value in table_rows:
-        print(f"{name:{width}s}  {value}")
-    cols = ["path", "kind", "border", "angle", "rotation", "orient_source", "orient_confidence", "orient_flag", "relation"]
-    bad = kept[angle_error(kept["rotation"], -kept["angle"]) > 3]
-    if len(bad):
-        print("\nkept rows not upright (first 15):")
-        print(bad[cols].head(15).to_string(index=False))
-    wrong = originals[originals["rotation"] != 0]
-    if len(wrong):
-        print("\nstraight originals given a rotation (first 15):")
-        print(wrong[cols].head(15).to_string(index=False))
+    head = ("set", "files", "kept", f"kept turned copies upright (<= {UPRIGHT_WITHIN:g} deg)", "  right angle",
+            "  any angle", f"kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
+    table = [head] + [(name, str(f["files"]), str(f["kept"]), f["turned_upright"], f["right_angle"], f["any_angle"],
+                       f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}") for name, f in results]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+    for kind in ("tuned", "fresh"):
+        est = pd.concat([e for e in skews if e["kind"].iloc[0] == kind]) if any(
+            len(e) and e["kind"].iloc[0] == kind for e in skews) else None
+        if est is None:
+            continue
+        print(f"\nskew from one image alone, {kind} sets: {int((est['truth'] % 90 != 0).sum())} turned by any angle, "
+              f"{int((est['truth'] == 0).sum())} straight; applied from the threshold (now {SKEW_CONFIDENCE})")
+        print("threshold  right turns  wrong turns")
+        for t, right, wrong, total in curve(est):
+            print(f"{t:9.2f}  {right:5d}/{total:<5d}  {wrong:11d}")
     print(f"\n{time.time() - t0:.0f}s in all")
 
 

@@ -2,12 +2,16 @@
 
 Pillow's `verify()` passes truncated JPEGs, so every file is decoded to the last pixel.
 Statuses are errors (corrupt, not-image, unreadable, too-large); flags are not errors
-(ext-mismatch, exif-rotated, 16-bit, colour, blank, tiny, multi-frame, label-mismatch, hidden).
+(ext-mismatch, exif-rotated, 16-bit, colour, blank, tiny, multi-frame, label-mismatch, hidden,
+outside-root: reached through a link leading out of ROOT; name-not-utf8: its bad bytes written as \\xNN).
+FIFOs, devices, sockets and folders that could not be listed are `unreadable`, never opened.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
@@ -15,8 +19,9 @@ import pandas as pd
 
 from curate.dicom import MISSING
 from curate.errors import ImageError
-from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode
+from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode, open_regular
 from curate.parallel import Progress, map_files
+from curate.safe_text import printable
 
 STATUSES = ("ok", "corrupt", "not-image", "unreadable", "too-large", "annotation")
 BLANK_STD = 2.0  # grey levels: an image this flat shows nothing
@@ -29,8 +34,9 @@ AUDIT_COLUMNS = ("status", "detail", "format", "mode", "width", "height", "bit_d
 
 
 def sha256_of(path: Path) -> str:
+    """sha256 of a regular file's bytes (ImageError for a FIFO, device, socket or folder)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -48,8 +54,11 @@ def audit_file(path: str | Path) -> dict:
     row = _blank_row("ok")
     try:
         row["sha256"] = sha256_of(path)
+    except ImageError as exc:  # a special file: never opened
+        row.update(status=exc.reason, detail=exc.detail)
+        return row
     except OSError as exc:
-        row.update(status="unreadable", detail=exc.strerror or type(exc).__name__)
+        row.update(status="unreadable", detail=_os_detail(path, exc))
         return row
     if path.name.lower() in OS_JUNK:
         row.update(status="not-image", detail="operating-system junk file")
@@ -89,14 +98,22 @@ def audit_file(path: str | Path) -> dict:
     return row
 
 
+def _os_detail(path: Path, exc: OSError) -> str:
+    if os.path.islink(path) and not os.path.exists(path):
+        return "link loop" if exc.errno == errno.ELOOP else "broken link: its target is missing"
+    return exc.strerror or type(exc).__name__
+
+
 def annotation_file(path: str | Path) -> dict:
     """A label file or class list of a detection export: status annotation, never decoded."""
     row = _blank_row("annotation")
     row["detail"] = "labels of a detection export"
     try:
         row["sha256"] = sha256_of(Path(path))
+    except ImageError as exc:  # a special file: never opened
+        row.update(status=exc.reason, detail=exc.detail)
     except OSError as exc:
-        row.update(status="unreadable", detail=exc.strerror or type(exc).__name__)
+        row.update(status="unreadable", detail=_os_detail(Path(path), exc))
     return row
 
 
@@ -114,16 +131,33 @@ def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
     items = [(root / p, r == "annotation") for p, r in zip(table["path"], roles)]
     results = map_files(_audit_item, items, workers=workers, progress=progress)
     out = table.copy()
+    outside = outside_root(root, out["path"])
     for col in AUDIT_COLUMNS:
         values = [r[col] for r in results]
         if col == "flags":
-            values = [_flags(r["flags"], path, mismatch)
-                      for r, path, mismatch in zip(results, out["path"], out["label_mismatch"])]
+            values = [_flags(r["flags"], path, mismatch, out_)
+                      for r, path, mismatch, out_ in zip(results, out["path"], out["label_mismatch"], outside)]
         out[col] = values
     for col in DICOM_COLUMNS:  # patients and studies: what --group-by keeps in one split
         values = [r.get("meta", {}).get(col, "") for r in results]
         if any(values):
             out[col] = values
+    return out
+
+
+def outside_root(root: str | Path, paths) -> list[bool]:
+    """Which paths lead out of ROOT (a link, or a link on the way, pointing elsewhere)."""
+    real_root = os.path.realpath(root)
+    real_dirs: dict[str, str] = {}  # a folder's real path, looked up once per folder
+    out = []
+    for rel in paths:
+        folder, _, name = rel.rpartition("/")
+        if folder not in real_dirs:
+            real_dirs[folder] = os.path.realpath(os.path.join(root, folder))
+        real = os.path.join(real_dirs[folder], name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        out.append(not (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)))
     return out
 
 
@@ -133,12 +167,16 @@ def dicom_warnings(table: pd.DataFrame) -> list[str]:
     return [f"{n:,} DICOM file(s) not read: {MISSING}."] if n else []
 
 
-def _flags(flags: list[str], rel_path: str, label_mismatch: bool) -> str:
+def _flags(flags: list[str], rel_path: str, label_mismatch: bool, outside: bool = False) -> str:
     flags = list(flags)
     if label_mismatch:
         flags.append("label-mismatch")
     if any(part.startswith(".") for part in rel_path.split("/")):
         flags.append("hidden")
+    if outside:
+        flags.append("outside-root")
+    if printable(rel_path) != rel_path:
+        flags.append("name-not-utf8")
     return ";".join(flags)
 
 

@@ -18,14 +18,51 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from curate import __version__
 from curate.errors import CurateError
+from curate.safe_text import terminal
 
-app = typer.Typer(
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
+
+
+class OneLineErrors(typer.Typer):
+    """A usage error (an unknown option, --workers 0) is one line on stderr and exit 2, like the
+    library's errors, rather than rich's boxed panel."""
+
+    def __call__(self, *args, **kwargs):
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `curate` alone: the help
+                typer.echo(exc.ctx.get_help())
+                code = 0
+            else:
+                hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+                fail(exc.format_message() + hint, exc.exit_code)
+                code = exc.exit_code
+        except typer.Abort:
+            code = 130
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class SafeConsole(Console):
+    """Shows text from the data as it is: no markup ('[/x]' is a label, not a tag) and control
+    characters (an ESC in a file name) escaped rather than sent to the terminal."""
+
+    def render_str(self, text: str, **kwargs):
+        return super().render_str(terminal(text), **kwargs)
+
+
+app = OneLineErrors(
     name="curate",
     help="Turn a raw, messy X-ray dataset into a clean, leakage-free one, and prove the difference.",
     rich_markup_mode="rich",
@@ -34,8 +71,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = SafeConsole(markup=False)
+err_console = SafeConsole(stderr=True, markup=False)
 
 # ---- shared options (one definition, used by every command) -------------------------------
 
@@ -69,12 +106,18 @@ def main(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line on stderr; return the Exit to raise."""
-    err_console.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text("Error:", style="red"), " ".join(message.split("\n")), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def warn(message: str, head: str = "warning:", style: str = "bold yellow", *, to=None) -> None:
+    """One yellow line (on stderr unless `to` says otherwise); the message is shown as it is."""
+    (to or err_console).print(Text(head, style=style), message, highlight=False, soft_wrap=True)
+
+
 def handle_errors(func: Callable) -> Callable:
-    """Library errors become one line and exit 2; Ctrl-C exits 130 without a traceback."""
+    """Library errors become one line and exit 2, as does a file that cannot be read or written
+    (a read-only workdir, a full disk); Ctrl-C exits 130 without a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -82,6 +125,9 @@ def handle_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except CurateError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}", 2) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
@@ -131,7 +177,7 @@ def parse_fail_on(values: list[str] | None, allowed: set[str]) -> set[str]:
 def print_warnings(lines: list[str]) -> None:
     """Loud even with --quiet / --json: on stderr."""
     for line in lines:
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(line)}", highlight=False, soft_wrap=True)
+        warn(line)
 
 
 def print_json(obj) -> None:
@@ -313,7 +359,7 @@ def dups(
             leak.add_row(r, *(f"{summary['leakage'][r][c]['files']:,}" for c in cols))
         console.print(leak)
         for row in conflicts.head(10).itertuples(index=False):
-            console.print(f"[yellow]label conflict[/yellow] group {row.group} ({row.labels}): {row.files}", highlight=False)
+            warn(f"group {row.group} ({row.labels}): {row.files}", "label conflict", "yellow", to=console)
         console.print(f"wrote {out}")
     if ("leakage" in fail_on_set and summary["leaked_files"]) or ("conflict" in fail_on_set and len(conflicts)):
         raise typer.Exit(1)
@@ -333,12 +379,11 @@ def _through_dups(root: Path, ws, layout: dict, workers: int | None, busy: bool)
     return table
 
 
-def _orient(table, root: Path, ws, workers: int | None, busy: bool):
-    from curate.orient import cached_skews, orient as run_orient
+def _orient(table, root: Path, ws, workers: int | None, busy: bool, needed):
+    from curate.orient import orient as run_orient
 
-    with progress_bar("orient", int((table["status"] == "ok").sum()), quiet=busy) as advance:
-        skews = cached_skews(table, root, ws.cache, workers=workers, progress=advance)
-    return run_orient(table, root, skews=skews)
+    with progress_bar("orient", int(needed.sum()), quiet=busy) as advance:
+        return run_orient(table, root, needed=needed, workers=workers, progress=advance, cache_dir=ws.cache)
 
 
 @app.command()
@@ -358,16 +403,19 @@ def orient(
 ) -> None:
     """Rotation each image needs to stand upright (EXIF, rotated copies, skewed scans).
 
-    Rotated copies are turned onto their group's upright member; a lone image turned by an
-    arbitrary angle is straightened from the fill wedges at its corners. Unsure estimates stay
-    at 0 and are flagged low-confidence. Writes DIR/manifests/NAME/orient.csv.
+    Each duplicate group's representative and every lone image are looked at; a copy gets its
+    turn from its group. A copy is turned onto its group's upright member (the one not padded
+    by a turn's fill wedges); a lone image turned by an arbitrary angle is straightened from
+    the fill wedges at its corners. Unsure estimates stay at 0 and are flagged low-confidence.
+    Writes DIR/manifests/NAME/orient.csv.
     """
     from curate.orient import orient_summary
     from curate.workspace import Workspace, write_csv
 
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
-    table = _orient(_through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy), root, ws, workers, busy)
+    table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    table = _orient(table, root, ws, workers, busy, (table["status"] == "ok") & table["representative"])
     out = write_csv(ws.manifests / "orient.csv", _hex_hashes(table))
     summary = orient_summary(table)
     summary["orient_csv"] = str(out)
@@ -396,8 +444,8 @@ def _class_table(title: str, counts: dict) -> Table:
 @on_cluster
 def manifest(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     group_by: GroupByOpt = None,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train (default: one image per group).", rich_help_panel="Split")] = False,
@@ -419,23 +467,24 @@ def manifest(
     one row; no duplicate group is kept in two splits.
     """
     from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
-    from curate.split import parse_ratios, split_report
+    from curate.split import POLICIES, parse_ratios, split_report
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"leakage"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ratio_values = parse_ratios(ratios)
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
-    table = _orient(table, root, ws, workers, busy)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
+    table = _orient(table, root, ws, workers, busy, table["keep"])  # only kept images are looked at
     report_ = split_report(table, split)
     naive, how = naive_table(table, ratio_values, seed)
-    options = {"split": split, "ratios": list(ratio_values), "seed": seed, "group_by": group_by,
+    options = {"split": split, "split_used": report_["policy_used"], "ratios": list(ratio_values), "seed": seed,
+               "group_by": group_by,
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
                "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
@@ -456,7 +505,7 @@ def manifest(
             console.print(f"note: {note}", highlight=False)
         console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
     for warning in report_["warnings"]:  # loud even with --quiet / --json: on stderr
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
     if "leakage" in fail_on_set and leaked_before:
         raise typer.Exit(1)
 
@@ -497,7 +546,11 @@ def export(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the curated set as DEST/<split>/<label>/<label>_<sha256[:12]>.<ext> (loads with Keras)."""
+    """Write the curated set as DEST/<split>/<label>/<label>_<sha256[:12]>.<ext> (loads with Keras).
+
+    Only the bytes the manifest names are exported: a kept file that is gone or changed since is
+    refused (listed on stderr, exit 1) and the rest are exported.
+    """
     from curate.manifest import export as run_export
 
     result = run_export(manifest_path, dest, root=root, apply_rotation=apply_rotation)
@@ -505,6 +558,12 @@ def export(
         print_json(result)
     elif not quiet:
         console.print(counts_table(f"exported to {result['dest']}", {**result["by_split"], "stood upright": result["rotated"]}))
+    for item in result["refused"][:20]:
+        warn(f"{item['path']}: {item['reason']}", "refused:")
+    if len(result["refused"]) > 20:
+        warn(f"... and {len(result['refused']) - 20:,} more", "refused:")
+    if result["refused"]:
+        raise typer.Exit(1)
 
 
 # ---- report -------------------------------------------------------------------------------
@@ -669,7 +728,7 @@ def train(
         console.print(metrics_table(f"{model.value} trained on {manifest} (epochs run: {m['epochs_run']}, best: {m['best_epoch']})",
                                     {"val": m["val"], "test": m["test"]}))
         if m["skipped"]:
-            console.print(f"[yellow]{len(m['skipped'])} kept file(s) no longer decode and were left out[/yellow]")
+            warn(f"{len(m['skipped'])} kept file(s) no longer decode and were left out", "note:", "yellow", to=console)
         console.print(f"wrote {result.out_dir}")
 
 
@@ -748,7 +807,7 @@ def compare(
                       highlight=False)
     for note in [result["clean_test"]["note"], *result.get("notes", [])]:
         if note:
-            console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
+            warn(note, "note:", "yellow", to=console)
     out = Path(workdir or ".") / "reports" / (name or curated.resolve().parent.name) / "compare.json"
     console.print(f"wrote {out} and compare.png")
 
@@ -792,7 +851,7 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
         if "report_html" in written:
             console.print(f"report: {written['report_html']}")
     for warning in split_rep["warnings"]:
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
     return summary, written
 
 
@@ -801,8 +860,8 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
 @on_cluster
 def run(
     root: RootArg,
-    split: Annotated[str, typer.Option("--split", help="keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware stratified split.", rich_help_panel="Split")] = "keep",
-    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares for regroup (and for a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option("--split", help="auto: keep the dataset's splits if, leaks removed, each still holds half of its distinct radiographs and every class, else regroup; keep: the dataset's splits, each duplicate group wholly in one; regroup: a fresh group-aware split stratified by label.", rich_help_panel="Split")] = "auto",
+    ratios: Annotated[str, typer.Option("--ratios", help="train,val,test shares of a fresh split (regroup, auto when it regroups, a layout without splits).", rich_help_panel="Split")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the regroup split.", rich_help_panel="Split")] = 0,
     keep_copies: Annotated[bool, typer.Option("--keep-copies", help="Keep a group's augmented copies in train.", rich_help_panel="Split")] = False,
     keep_conflicts: Annotated[bool, typer.Option("--keep-conflicts", help="Keep groups whose copies carry different labels.", rich_help_panel="Split")] = False,
@@ -823,12 +882,12 @@ def run(
     Writes everything `manifest` writes, plus audit.csv, duplicates.csv, reports/NAME/summary.json
     and report.html. A re-run reuses the hash cache.
     """
-    from curate.split import parse_ratios
+    from curate.split import POLICIES, parse_ratios
     from curate.workspace import Workspace
 
     fail_on_set = parse_fail_on(fail_on, {"corrupt", "leakage", "conflict"})
-    if split not in ("keep", "regroup"):
-        raise fail(f"--split {split}: choose keep or regroup")
+    if split not in POLICIES:
+        raise fail(f"--split {split}: choose {', '.join(POLICIES)}")
     ws = Workspace.for_root(root, name, workdir)
     summary, _ = _run(root, ws, quiet=quiet, json_out=json_out, labels_csv=labels_csv, path_pattern=path_pattern,
                       path_column=path_column, label_column=label_column, group_by=group_by, workers=workers,

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -430,6 +431,8 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     worker holding all features from the start rather than receiving them with each batch.
     `progress` counts the files: a fifth of each as features are made, the rest as the pairs
     are verified (most of the time), so the bar keeps moving."""
+    if isinstance(workers, Executor):
+        return _verify_on_cluster(pairs, paths, workers, progress)
     need = sorted({i for a, b, *_ in pairs for i in (a, b)})
     made = len(need) // 5
     computed = map_files(features, [paths[i] for i in need], workers=workers,
@@ -438,6 +441,24 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     done = map_files(_verify_batch, batches, workers=workers, shared=dict(zip(need, computed)), chunk_size=1,
                      progress=scaled(progress, len(batches), len(need) - made))
     return [m for batch in done for m in batch]
+
+
+def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
+    """On a cluster the workers read the files: each batch makes the features of its own files
+    (pairs of one file sit together, so most are made once) and only pairs and matches travel,
+    not every file's features (~100 KB each) to every worker."""
+    batches = [pairs[lo:lo + VERIFY_BATCH] for lo in range(0, len(pairs), VERIFY_BATCH)]
+    tasks = [(batch, {i: paths[i] for a, b, *_ in batch for i in (a, b)}) for batch in batches]
+    done = map_files(_verify_batch_from_files, tasks, workers=executor, chunk_size=1,
+                     progress=scaled(progress, len(tasks), len({i for _, files in tasks for i in files})))
+    return [m for batch in done for m in batch]
+
+
+def _verify_batch_from_files(task: tuple[list[Pair], dict[int, str]]) -> list[Match]:
+    batch, files = task
+    feats = {i: features(path) for i, path in files.items()}
+    return [verify(feats[p.a], feats[p.b], p.mirror, tries=1, frame=p.frame, refine=p.refine)
+            if feats[p.a] is not None and feats[p.b] is not None else Match(False) for p in batch]
 
 
 # ---- candidates ------------------------------------------------------------------------------

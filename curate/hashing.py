@@ -38,7 +38,7 @@ import pandas as pd
 
 from curate.cache import FileCache
 from curate.errors import ImageError
-from curate.imageio import decode
+from curate.imageio import decode, open_regular
 from curate.parallel import Progress, map_files
 
 HASH_VERSION = "10"  # bump when a hash changes meaning: old caches are then ignored
@@ -354,11 +354,11 @@ def _hash_with_sha(path: Path) -> dict:
     row = hash_file(path)
     try:
         h = hashlib.sha256()
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or device is never opened
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         row["sha256"] = h.hexdigest()
-    except OSError:
+    except (OSError, ImageError):
         row["sha256"] = ""
     return row
 

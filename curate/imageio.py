@@ -9,20 +9,25 @@ Pillow exception, so callers can record a per-file status and carry on.
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from curate.dicom import decode_dicom, is_dicom
 from curate.errors import ImageError
 
 # Refuse anything larger than this before decoding it (a 20k x 20k "bomb" would need 400 MB).
-# Radiographs are rarely over 25 MP; Pillow's own warning limit is ~89 MP.
+# Radiographs are rarely over 25 MP. Pillow's own warning at ~89 MP is not used: this is the limit.
 MAX_PIXELS = 120_000_000
+# Colour conversion runs over strips of this many pixels, so a full decode peaks at the decoded
+# image plus the greyscale result plus a few MB (tests/test_hostile.py measures it).
+STRIP_PIXELS = 1 << 20
 
 # File signatures, so that a PNG named .jpg is noticed and garbage in an image's clothes
 # is called corrupt rather than not-an-image.
@@ -66,6 +71,36 @@ class Decoded:
     meta: dict = field(default_factory=dict)  # DICOM: patient_id, study_id
 
 
+def open_regular(path: str | Path):
+    """Open a regular file (a link is followed) for reading in binary. FIFOs, devices, sockets
+    and folders are never opened (a FIFO would block forever, /dev/zero never ends): they raise
+    ImageError('unreadable', what they are). A missing file or a link loop raises OSError."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError("unreadable", f"{special_kind(st.st_mode)}, not a regular file: never opened")
+    # O_NONBLOCK: should the name have become a FIFO since the stat, opening it cannot hang
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ImageError("unreadable", f"{special_kind(mode)}, not a regular file: never opened")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
 def sniff(head: bytes) -> str | None:
     """The image format a file's first bytes announce, or None."""
     for sig, fmt in SIGNATURES.items():
@@ -101,7 +136,26 @@ def _classify_open_failure(path: Path, head: bytes) -> ImageError:
 
 
 def _to_grey(im: Image.Image) -> tuple[np.ndarray, bool]:
-    """Any Pillow mode -> (H x W uint8 greyscale, whether colour channels differ)."""
+    """Any Pillow mode -> (H x W uint8 greyscale, whether colour channels differ).
+
+    Converted strip by strip, so the temporaries (float copies, split channels) stay a few MB
+    however large the image: a full decode costs the decoded image plus its greyscale."""
+    w, h = im.size
+    extrema = im.getextrema() if im.mode in ("I", "F") or im.mode.startswith("I;16") else None
+    if w * h <= STRIP_PIXELS:
+        return _strip_to_grey(im, extrema)
+    out = np.empty((h, w), np.uint8)
+    colour = False
+    rows = max(1, STRIP_PIXELS // w)
+    for top in range(0, h, rows):
+        strip, strip_colour = _strip_to_grey(im.crop((0, top, w, min(h, top + rows))), extrema)
+        out[top:top + strip.shape[0]] = strip
+        colour = colour or strip_colour
+    return out, colour
+
+
+def _strip_to_grey(im: Image.Image, extrema) -> tuple[np.ndarray, bool]:
+    """_to_grey of one strip; `extrema` (lo, top) of the whole image for 16/32-bit modes."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im)
@@ -109,11 +163,10 @@ def _to_grey(im: Image.Image) -> tuple[np.ndarray, bool]:
             arr = arr.astype(np.float64)
         # 16-bit data keeps its tones: scale the full 16-bit range onto 8 bits rather than
         # clipping at 255 (which would turn nearly every pixel white).
-        top = arr.max() if arr.size else 0
+        lo, top = (float(v) for v in extrema)
         if mode.startswith("I;16") or 255 < top <= 65535:
             arr = arr / 257.0
-        elif top > 65535 or arr.min() < 0:
-            lo = arr.min()
+        elif top > 65535 or lo < 0:
             arr = (arr - lo) * (255.0 / max(top - lo, 1e-9))
         return np.clip(np.rint(arr), 0, 255).astype(np.uint8), False
     if mode == "P":
@@ -137,6 +190,25 @@ def _to_grey(im: Image.Image) -> tuple[np.ndarray, bool]:
     return np.asarray(im.convert("L")), False
 
 
+def orient_pixels(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (2..8) to a pixel array, as Pillow's exif_transpose would."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.T
+    if orientation == 6:
+        return np.rot90(pixels, -1)
+    if orientation == 7:
+        return pixels[::-1, ::-1].T
+    if orientation == 8:
+        return np.rot90(pixels, 1)
+    return pixels
+
+
 def _bit_depth(mode: str) -> int:
     if mode == "1":
         return 1
@@ -157,8 +229,8 @@ def decode(path: str | Path, *, max_side: int | None = None, max_pixels: int = M
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)  # DICOM says so after a 128-byte preamble
+        with open_regular(path) as fh:
+            return _decode_open(path, fh, max_side, max_pixels)
     except PermissionError:
         raise ImageError("unreadable", "permission denied") from None
     except IsADirectoryError:
@@ -166,16 +238,29 @@ def decode(path: str | Path, *, max_side: int | None = None, max_pixels: int = M
     except OSError as exc:
         raise ImageError("unreadable", exc.strerror or str(exc)) from None
 
+
+def decode_bytes(data: bytes, name: str = "", *, max_side: int | None = None,
+                 max_pixels: int = MAX_PIXELS) -> Decoded:
+    """decode() of bytes already read (`name` only says what its extension is)."""
+    import io
+
+    return _decode_open(Path(name or "image"), io.BytesIO(data), max_side, max_pixels)
+
+
+def _decode_open(path: Path, fh, max_side: int | None, max_pixels: int) -> Decoded:
+    head = fh.read(132)  # DICOM says so after a 128-byte preamble
+    fh.seek(0)
     if is_dicom(path, head):
-        img = decode_dicom(path, head, max_pixels)
+        img = decode_dicom(fh, head, max_pixels)  # pydicom reads the open handle
         if max_side and max(img.pixels.shape) > max_side:
             img.pixels = fit(img.pixels, max_side)
         return img
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow warns from ~89 MP; our own limit (max_pixels) is checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(fh)
+    except Image.DecompressionBombError:
         raise ImageError("too-large", "decompression bomb: pixel count over the limit") from None
     except UnidentifiedImageError:
         raise _classify_open_failure(path, head) from None
@@ -201,10 +286,10 @@ def decode(path: str | Path, *, max_side: int | None = None, max_pixels: int = M
             if max_side and fmt == "JPEG" and mode in ("L", "RGB", "CMYK", "YCbCr"):
                 im.draft("L", (max_side, max_side))
             im.load()
-            work = ImageOps.exif_transpose(im) if orientation != 1 else im
-            pixels, colour = _to_grey(work)
+            pixels, colour = _to_grey(im)
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
             raise ImageError("corrupt", _describe_decode_error(exc)) from None
+    pixels = orient_pixels(pixels, orientation)
 
     if orientation in (5, 6, 7, 8):
         w, h = h, w

@@ -47,14 +47,38 @@ def check_root(root: str | Path) -> Path:
 
 
 def _walk(root: Path) -> list[str]:
-    """Every file under root (relative, forward slashes), following no links out of it."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=False):
-        dirnames.sort()
+    """Every entry under root (relative, forward slashes) that gets a row. Links are followed
+    (datasets are often built from them), each real folder walked once: a link loop, or a second
+    link to a folder already walked, is one entry, and so is a folder that cannot be listed."""
+    found: list[str] = []
+    seen = {_identity(root)}
+
+    def unlisted(exc: OSError) -> None:
+        if exc.filename and Path(exc.filename) != root:
+            found.append(Path(exc.filename).relative_to(root).as_posix())
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted, followlinks=True):
         rel_dir = Path(dirpath).relative_to(root)
-        for name in sorted(filenames):
+        entries = list(filenames)
+        for name in list(dirnames):
+            key = _identity(Path(dirpath) / name)
+            if key is None or key in seen:
+                dirnames.remove(name)
+                entries.append(name)
+            else:
+                seen.add(key)
+        dirnames.sort()
+        for name in sorted(entries):
             found.append((rel_dir / name).as_posix())
     return found
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _split_and_label(parts: tuple[str, ...], has_splits: bool) -> tuple[str, str, str]:
@@ -93,6 +117,10 @@ def scan(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern
     """
     root = check_root(root)
     pattern = compile_pattern(path_pattern)
+    try:
+        os.listdir(root)
+    except OSError as exc:
+        raise InputError(f"{root}: cannot list the folder ({exc.strerror})") from None
     paths = _walk(root)
     if not paths:
         raise InputError(f"{root}: the folder is empty (no files under it)")

@@ -22,6 +22,7 @@ import pandas as pd
 from curate import __version__
 from curate.errors import InputError, UsageError
 from curate.hashing import CHANNEL_COLUMNS  # dozens of codes per file: the cache keeps them, not the CSV
+from curate.safe_text import from_printable, printable, spreadsheet, unspreadsheet
 from curate.split import SPLITS, class_counts, parse_ratios, residual_leaks
 from curate.workspace import write_atomic, write_json
 
@@ -96,10 +97,10 @@ def to_csv_text(table: pd.DataFrame) -> str:
             out[c] = [_fmt_float(v) for v in s]
         elif pd.api.types.is_integer_dtype(s):
             out[c] = [str(int(v)) if not pd.isna(v) else "" for v in s]
-        else:
-            out[c] = ["" if pd.isna(v) else str(v) for v in s]
+        else:  # text: a spreadsheet must not run it as a formula (read_manifest undoes this)
+            out[c] = ["" if pd.isna(v) else spreadsheet(str(v)) for v in s]
     out = out.sort_values("path", kind="stable")
-    return out.to_csv(index=False, lineterminator="\n")
+    return printable(out.to_csv(index=False, lineterminator="\n"))  # a name's bad bytes as \\xNN
 
 
 def sha256_text(text: str) -> str:
@@ -164,9 +165,22 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     missing = [c for c in FIRST_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"{path}: not a curate manifest (missing columns: {', '.join(missing)})")
+    table = exact_values(table)
     for c in BOOL_COLUMNS & set(table.columns):
         table[c] = table[c].str.lower() == "true"
     table["rotation"] = pd.to_numeric(table["rotation"], errors="coerce").fillna(0.0)
+    return table
+
+
+def exact_values(table: pd.DataFrame) -> pd.DataFrame:
+    """A manifest CSV's strings as curate wrote them from: formula guards taken off text cells,
+    and a name-not-utf8 row's path back to the name on disk."""
+    table = table.copy()
+    for c in table.columns:
+        table[c] = [unspreadsheet(v) if isinstance(v, str) else v for v in table[c]]
+    if "flags" in table.columns:
+        bad_name = table["flags"].str.contains("name-not-utf8", regex=False, na=False)
+        table.loc[bad_name, "path"] = table.loc[bad_name, "path"].map(from_printable)
     return table
 
 
@@ -211,20 +225,40 @@ def verify_manifest(manifest_path: str | Path, root: str | Path | None = None) -
 
 
 def slug(text: str) -> str:
-    """A label as a safe file/folder name: 'Non fractured/2' -> 'non-fractured-2'."""
-    text = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
-    return text or "unlabelled"
+    """A label as a safe file/folder name: 'Non fractured/2' -> 'non-fractured-2'. A long one is
+    cut to 60 characters plus 8 of its hash (a file name holds at most 255 bytes)."""
+    name = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    if len(name) > 70:
+        name = f"{name[:60].rstrip('-')}-{hashlib.sha256(str(text).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+    return name or "unlabelled"
 
 
 def _safe_source(root: Path, rel: str) -> Path:
     """root/rel, refusing a path that leaves ROOT (absolute, '..', or a link pointing out)."""
+    if "\x00" in rel:
+        raise InputError(f"manifest path {rel!r} holds a NUL byte: refused")
     if not rel or rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", rel) or ".." in re.split(r"[\\/]", rel):
         raise InputError(f"manifest path {rel!r} leaves the dataset folder: refused")
-    real_root = root.resolve()
-    real = (root / rel).resolve()
-    if real != real_root and real_root not in real.parents:
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(root / rel)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         raise InputError(f"manifest path {rel!r} is a link to {real}, outside {real_root}: refused")
-    return real
+    return Path(real)
+
+
+def _verified_bytes(src: Path, sha256: str) -> bytes:
+    """The source's bytes, or ImageError when they are not the ones the manifest names."""
+    from curate.errors import ImageError
+    from curate.imageio import open_regular
+
+    try:
+        with open_regular(src) as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ImageError("unreadable", exc.strerror or type(exc).__name__) from None
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise ImageError("changed", "changed since the manifest (sha256 differs)")
+    return data
 
 
 def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | None = None,
@@ -237,10 +271,18 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
     copies) get -2, -3, ... in path order. apply_rotation writes rotated (and EXIF-rotated)
     images upright as PNG; formats keras cannot read (TIFF, WebP, ...) are written as PNG too.
     Writes DEST/export.csv: which source path became which file.
+
+    Only the bytes the manifest names are exported: a kept file that is gone, unreadable or
+    changed since (its sha256 differs) is refused and listed in the result's `refused`. The
+    tree is built beside DEST and renamed into place at the end, so a failed export leaves
+    DEST as it was.
     """
+    import tempfile
+
     import cv2
 
-    from curate.imageio import decode, rotate
+    from curate.errors import ImageError
+    from curate.imageio import decode_bytes, rotate
     from curate.yolo import class_names, data_yaml, turn_labels
 
     table = read_manifest(manifest_path)
@@ -251,6 +293,8 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
     real_root, real_dest = root.resolve(), dest.resolve()
     if real_dest == real_root or real_root in real_dest.parents:
         raise UsageError(f"{dest} is inside the dataset {real_root}: export never writes into ROOT")
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} is a file: export into a new or empty folder")
     if dest.exists() and any(dest.iterdir()):
         raise UsageError(f"{dest} is not empty: export into a new or empty folder")
 
@@ -267,56 +311,67 @@ def export(manifest_path: str | Path, dest: str | Path, *, root: str | Path | No
             if p:
                 sources[p] = _safe_source(root, p)
 
-    taken: set[str] = set()
-    rows = []
-    for r in kept.itertuples(index=False):
-        src = sources[r.path]
-        ext = Path(r.path).suffix.lower()
-        exif = str(getattr(r, "exif_orientation", "1") or "1") not in ("0", "1", "")
-        upright = apply_rotation and (float(r.rotation) % 360 != 0 or exif)
-        if upright or ext not in KERAS_EXTENSIONS:
-            ext = ".png"
-        label = slug(r.label)
-        stem = f"{label}_{(r.sha256 or hashlib.sha256(r.path.encode()).hexdigest())[:12]}"
-        folder = f"{r.split}/images" if detection else f"{r.split}/{label}"
-        rel = f"{folder}/{stem}{ext}"
-        n = 2
-        while rel in taken:
-            rel = f"{folder}/{stem}-{n}{ext}"
-            n += 1
-        taken.add(rel)
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        if ext == ".png" and (upright or Path(r.path).suffix.lower() not in KERAS_EXTENSIONS):
-            pixels = decode(src).pixels
-            if upright:
-                height, width = pixels.shape[:2]
-                pixels = rotate(pixels, float(r.rotation))
-            ok, buf = cv2.imencode(".png", pixels)
-            tmp.write_bytes(buf.tobytes())
-        else:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
-        row = {"file": rel, "path": r.path, "split": r.split, "label": r.label, "sha256": r.sha256,
-               "rotation": float(r.rotation), "rotated": bool(upright)}
-        if detection:  # no label file is YOLO's "no boxes": written as an empty one
-            text = sources[r.annotation].read_text(encoding="utf-8", errors="replace") if r.annotation else ""
-            if upright:
-                text = turn_labels(text, float(r.rotation), width, height)
-            boxes = Path(rel.replace(f"{r.split}/images/", f"{r.split}/labels/", 1)).with_suffix(".txt").as_posix()
-            write_atomic(dest / boxes, text)
-            row["annotation"] = boxes
-        rows.append(row)
-    columns = ["file", "path", "split", "label", "sha256", "rotation", "rotated"] + (["annotation"] if detection else [])
-    log = pd.DataFrame(rows, columns=columns)
-    if detection:
-        names = class_names(root, list(table.loc[table["role"] == "annotation", "path"]), [])
-        write_atomic(dest / "data.yaml", data_yaml(names, [s for s in SPLITS if (log["split"] == s).any()]))
-    write_atomic(dest / "export.csv", to_csv_text_plain(log))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.partial-"))
+    try:
+        taken: set[str] = set()
+        rows, refused = [], []
+        for r in kept.itertuples(index=False):
+            ext = Path(r.path).suffix.lower()
+            exif = str(getattr(r, "exif_orientation", "1") or "1") not in ("0", "1", "")
+            upright = apply_rotation and (float(r.rotation) % 360 != 0 or exif)
+            as_png = upright or ext not in KERAS_EXTENSIONS
+            try:
+                data = _verified_bytes(sources[r.path], r.sha256)
+                if as_png:
+                    pixels = decode_bytes(data, r.path).pixels
+                    height, width = pixels.shape[:2]
+                    if upright:
+                        pixels = rotate(pixels, float(r.rotation))
+                    data = cv2.imencode(".png", pixels)[1].tobytes()
+                boxes_text = ""
+                if detection and r.annotation:  # no label file is YOLO's "no boxes": an empty one
+                    boxes_text = _verified_bytes(sources[r.annotation], "").decode("utf-8", errors="replace")
+            except ImageError as exc:
+                refused.append({"path": r.path, "reason": exc.detail})
+                continue
+            ext = ".png" if as_png else ext
+            label = slug(r.label)
+            stem = f"{label}_{(r.sha256 or hashlib.sha256(r.path.encode('utf-8', 'surrogateescape')).hexdigest())[:12]}"
+            folder = f"{r.split}/images" if detection else f"{r.split}/{label}"
+            rel = f"{folder}/{stem}{ext}"
+            n = 2
+            while rel in taken:
+                rel = f"{folder}/{stem}-{n}{ext}"
+                n += 1
+            taken.add(rel)
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            row = {"file": rel, "path": r.path, "split": r.split, "label": r.label, "sha256": r.sha256,
+                   "rotation": float(r.rotation), "rotated": bool(upright)}
+            if detection:
+                if upright:
+                    boxes_text = turn_labels(boxes_text, float(r.rotation), width, height)
+                boxes = Path(rel.replace(f"{r.split}/images/", f"{r.split}/labels/", 1)).with_suffix(".txt").as_posix()
+                write_atomic(staging / boxes, boxes_text)
+                row["annotation"] = boxes
+            rows.append(row)
+        columns = ["file", "path", "split", "label", "sha256", "rotation", "rotated"] + (["annotation"] if detection else [])
+        log = pd.DataFrame(rows, columns=columns)
+        if detection:
+            names = class_names(root, list(table.loc[table["role"] == "annotation", "path"]), [])
+            write_atomic(staging / "data.yaml", data_yaml(names, [s for s in SPLITS if (log["split"] == s).any()]))
+        write_atomic(staging / "export.csv", to_csv_text_plain(log))
+        if dest.exists():
+            dest.rmdir()  # empty (checked above)
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     by_split = {s: int((log["split"] == s).sum()) for s in SPLITS}
     return {"dest": str(real_dest), "files": len(log), "by_split": by_split,
-            "rotated": int(log["rotated"].sum()) if len(log) else 0}
+            "rotated": int(log["rotated"].sum()) if len(log) else 0, "refused": refused}
 
 
 def to_csv_text_plain(table: pd.DataFrame) -> str:
@@ -326,6 +381,8 @@ def to_csv_text_plain(table: pd.DataFrame) -> str:
             out[c] = out[c].map({True: "true", False: "false"})
         elif pd.api.types.is_float_dtype(out[c]):
             out[c] = [_fmt_float(v) for v in out[c]]
+        else:
+            out[c] = [spreadsheet(v) if isinstance(v, str) else v for v in out[c]]
     return out.to_csv(index=False, lineterminator="\n")
 
 

@@ -29,6 +29,7 @@ skews under MIN_SKEW degrees are not searched.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,9 @@ WEDGE_AGREE = 2.0  # degrees: a file's own skew and its group's turn agree this 
 # Wedge fit (of ACCEPT) that confirms a group's odd-angle turn at the pair's precise angle: 10
 # of 4024 straight FracAtlas films reach it at their best angle; weakly-wedged copies, 0.78-0.96.
 SUPPORT = 0.75
+PAIR_FIT, PAIR_MARGIN = 0.3, 0.2  # a pair's turned side fits wedges this well, and this much better than the other
+TEST_STEP = 0.5  # degrees between the angles tested around a pair's turn (its angle is good to ~1)
+SKEW_CONFIDENCE = 0.5  # a lone image's own skew is applied from this confidence (calibrated: orient_quality)
 NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
 AGREE = 3.0  # degrees: votes within this of each other agree
@@ -98,7 +102,8 @@ def _sample(img: np.ndarray, x, y) -> np.ndarray:
     return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()[:n]
 
 
-def _score(img: np.ndarray, deg: float, grid, delta: float, stretch: float = 0.0) -> tuple[float, str]:
+def _score(img: np.ndarray, deg: float, grid, delta: float, stretch: float = 0.0,
+           same: bool = False) -> tuple[float, str]:
     """How well 'img is an exposure turned deg CCW in an enlarged canvas, corners filled' fits.
 
     Each pixel the hypothesis puts in a corner wedge is compared with what the fill would make
@@ -111,10 +116,12 @@ def _score(img: np.ndarray, deg: float, grid, delta: float, stretch: float = 0.0
     the four sides counts (all wedges must agree, one odd side is tolerated), divided by the
     fill's acceptance bar (so 1 = just sure enough; thin wedges need more). `stretch` moves
     the exposure's width by that many pixels (and its height so the canvas still fits): near
-    45 degrees the canvas pins the exposure's shape only loosely. Returns (score, fill mode).
+    45 degrees the canvas pins the exposure's shape only loosely. `same`: the exposure was
+    turned inside a canvas of its own size (corners cut off), not an enlarged one.
+    Returns (score, fill mode).
     """
     h, w = img.shape
-    size = _frame_size(w, h, deg)
+    size = (float(w), float(h)) if same else _frame_size(w, h, deg)
     if size is None:
         return -1.0, ""
     a, b = np.cos(np.radians(deg)), np.sin(np.radians(deg))
@@ -185,12 +192,13 @@ def _grid(img: np.ndarray, sparse: bool = False):
             index)
 
 
-def _best(img: np.ndarray, angles, stretches=(0.0,), sparse=False) -> list[tuple[float, str, float, float]]:
-    """(score, fill mode, angle, stretch) of each hypothesis, best first."""
+def _best(img: np.ndarray, angles, stretches=(0.0,), sparse=False,
+          frames=(False,)) -> list[tuple[float, str, float, float]]:
+    """(score, fill mode, angle, stretch) of each hypothesis, best first (frames: see _score's `same`)."""
     grid = _grid(img, sparse)
     delta = max(2.0, max(img.shape) / 40)
-    found = [(*_score(img, float(d), grid, delta, st * max(img.shape) / FINE_SIDE), float(d), st)
-             for d in angles if MIN_SKEW <= abs(d) <= MAX_SKEW for st in stretches]
+    found = [(*_score(img, float(d), grid, delta, st * max(img.shape) / FINE_SIDE, same), float(d), st)
+             for d in angles if MIN_SKEW <= abs(d) <= MAX_SKEW for st in stretches for same in frames]
     return sorted(found, key=lambda f: f[0], reverse=True)
 
 
@@ -246,55 +254,80 @@ def thumbnail(pixels: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     return canvas / (np.linalg.norm(canvas) + 1e-6)
 
 
+_NO_SKEW = {"rotation": 0.0, "confidence": 0.0, "flag": False, "score": 0.0, "angle": 0.0, "fill": ""}
+
+
 def skew_file(path: str | Path) -> dict:
     """estimate_skew of one file, plus its thumbnail; a file that does not decode gets 0 with
     no confidence."""
     try:
         pixels = decode(path, max_side=DECODE_SIDE).pixels
     except ImageError:
-        return {"rotation": 0.0, "confidence": 0.0, "flag": False, "score": 0.0, "angle": 0.0, "fill": "",
-                "thumb": None}
+        return {**_NO_SKEW, "thumb": None}
     return {**estimate_skew(pixels), "thumb": thumbnail(pixels)}
+
+
+def wedge_fit(pixels: np.ndarray, deg: float) -> float:
+    """How well the image shows the corner wedges of an exposure turned by `deg` CCW, a turn
+    known (to a degree or so) from a verified pair: the best fit near deg, in an enlarged
+    canvas or one of the exposure's own size (1 = the search's acceptance bar)."""
+    if min(pixels.shape) < MIN_SIDE or abs(deg) < MIN_SKEW:
+        return 0.0
+    found = _best(fit(pixels.astype(np.float32), MID_SIDE), [deg + k * TEST_STEP for k in range(-2, 3)],
+                  sparse=True, frames=(False, True))
+    return round(max(0.0, found[0][0]), 3) if found else 0.0
+
+
+def probe(item: tuple) -> dict:
+    """One file's image work, from one decode: (path, search, tests) -> its thumbnail, its own
+    skew when `search`, and its wedge_fit at each angle of `tests`."""
+    path, search, tests = item
+    try:
+        pixels = decode(path, max_side=DECODE_SIDE).pixels
+    except ImageError:
+        return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests}, "thumb": None}
+    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests},
+            "thumb": thumbnail(pixels)}
 
 
 ORIENT_CACHE_VERSION = "3"  # bump when skew_file's results change meaning: old entries are ignored
 
 
-def cached_skews(table: pd.DataFrame, root: str | Path, cache_dir: str | Path, *, workers: int | None = None,
-                 progress: Progress | None = None) -> list[dict | None]:
-    """skew_file for every ok row, reusing results kept per (path, size, mtime_ns) in cache_dir:
-    the image work is most of orient's time, and a re-run should redo only new or changed files."""
-    from curate.cache import FileCache
+class _SkewCache:
+    """estimate_skew results and thumbnails kept per (path, size, mtime_ns): the search is most
+    of orient's time, and a re-run should redo only new or changed files."""
 
-    root = Path(root)
-    cache = FileCache(Path(cache_dir) / f"skews-v{ORIENT_CACHE_VERSION}.npz")
-    ok = (table["status"] == "ok").to_numpy()
-    keys = [(str((root / p).resolve()), int(sz), int(mt))
-            for p, sz, mt in zip(table["path"], table["size"], table["mtime_ns"])]
-    skews: list[dict | None] = [None] * len(table)
-    todo = []
-    for i in np.flatnonzero(ok):
-        hit = cache.get(*keys[i])
+    def __init__(self, cache_dir, table: pd.DataFrame, root: Path):
+        from curate.cache import FileCache
+
+        usable = cache_dir is not None and {"size", "mtime_ns"} <= set(table.columns)
+        self.cache = FileCache(Path(cache_dir) / f"skews-v{ORIENT_CACHE_VERSION}.npz") if usable else None
+        self.keys = ([(os.path.realpath(root / p), int(sz), int(mt))  # realpath: a link loop does not raise
+                      for p, sz, mt in zip(table["path"], table["size"], table["mtime_ns"])] if usable else None)
+        self.changed = False
+
+    def get(self, i: int) -> dict | None:
+        hit = self.cache.get(*self.keys[i]) if self.cache is not None else None
         if hit is None:
-            todo.append(i)
-            continue
+            return None
+        hit = dict(hit)
         thumb = np.frombuffer(bytes.fromhex(hit.pop("thumb_hex")), np.float16).astype(np.float32)
         # (the flag is re-derived, so a changed FLAG needs no new cache)
-        skews[i] = {**hit, "flag": bool(hit["rotation"] == 0 and FLAG <= hit["score"] < 1.0),
-                    "thumb": thumb.reshape(THUMB_SIDE, THUMB_SIDE) if thumb.size else None}
-    if progress:
-        progress(int(ok.sum()) - len(todo))
-    found = map_files(skew_file, [root / table["path"].iloc[i] for i in todo], workers=workers, progress=progress)
-    for i, sk in zip(todo, found):
-        thumb = None if sk["thumb"] is None else np.asarray(sk["thumb"], np.float16)
-        stored = {k: v for k, v in sk.items() if k != "thumb"}
-        stored["thumb_hex"] = "" if thumb is None else thumb.tobytes().hex()
-        cache.put(*keys[i], stored)
-        # the same float16 rounding as a cache hit, so a re-run decides exactly as this run did
-        skews[i] = {**sk, "thumb": None if thumb is None else thumb.astype(np.float32)}
-    if todo:
-        cache.save()
-    return skews
+        return {**hit, "flag": bool(hit["rotation"] == 0 and FLAG <= hit["score"] < 1.0),
+                "thumb": thumb.reshape(THUMB_SIDE, THUMB_SIDE) if thumb.size else None}
+
+    def put(self, i: int, skew: dict, thumb) -> dict:
+        """Store; returns the skew with the thumbnail as a hit would give it (float16-rounded, so
+        a re-run decides exactly as this run did)."""
+        thumb = None if thumb is None else np.asarray(thumb, np.float16)
+        if self.cache is not None:
+            self.cache.put(*self.keys[i], {**skew, "thumb_hex": "" if thumb is None else thumb.tobytes().hex()})
+            self.changed = True
+        return {**skew, "thumb": None if thumb is None else thumb.astype(np.float32)}
+
+    def save(self) -> None:
+        if self.changed:
+            self.cache.save()
 
 
 # ---- the stage --------------------------------------------------------------------------------
@@ -318,84 +351,277 @@ def group_confidence(dup_score: float) -> float:
     return round(min(1.0, MIN_CONFIDENCE + 0.5 * max(0.0, float(dup_score))), 3)
 
 
-def orient(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
-           progress: Progress | None = None, skews: list[dict] | None = None) -> pd.DataFrame:
+def _odd(turn: float) -> float:
+    """The part of a turn beyond the nearest right angle, in [-45, 45]."""
+    return float(turn) - 90.0 * round(float(turn) / 90.0)
+
+
+class _Group:
+    """One duplicate group's geometry (from the dups stage), its anchor (the member whose
+    orientation is wanted: the representative when wanted, else the first wanted one) and the
+    anchor's odd-angle relations to the other members."""
+
+    def __init__(self, members: list[int], anchor: int, angle, mirrored, score, exif, rep):
+        self.members, self.anchor = members, anchor
+        self.angle, self.mirrored, self.score, self.rep = angle, mirrored, score, rep
+        # the clusters of members at an odd angle to the anchor: (anchor's turn onto them, witness)
+        self.clusters: list[tuple[float, int]] = []
+        for x in sorted((x for x in members if x != anchor), key=lambda x: (bool(exif[x]), -score[x], x)):
+            o = _odd(self.turn(anchor, x))
+            if abs(o) >= GROUP_SNAP and not any(_angle_diff(o, c) <= AGREE for c, _ in self.clusters):
+                self.clusters.append((o, x))  # the witness: no EXIF turn, the best-verified copy
+
+    def turn(self, x: int, y: int) -> float:
+        """The turn (CCW) that stands x upright if y stands upright: with rotate(mirror^m(x), a_x)
+        == representative, x onto y is a_x - a_y, its sign flipped when x is mirrored."""
+        d = self.angle[x] - self.angle[y]
+        return norm_angle(-d if self.mirrored[x] else d)
+
+    def tests(self) -> dict[int, list[float]]:
+        """The wedge fits that decide the anchor's odd angle: the anchor at each cluster's turn,
+        each witness at the turn onto the anchor (angles as _score's hypotheses: minus the turn)."""
+        need: dict[int, list[float]] = {}
+        for o, w in self.clusters:
+            need.setdefault(self.anchor, []).append(round(-o, 2))
+            need.setdefault(w, []).append(round(-_odd(self.turn(w, self.anchor)), 2))
+        return need
+
+
+def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int | None = None,
+           progress: Progress | None = None, cache_dir: str | Path | None = None,
+           skews: list[dict | None] | None = None) -> pd.DataFrame:
     """Add rotation, orient_source, orient_confidence and orient_flag to the table.
 
+    needed: the rows whose orientation is wanted (a boolean mask; default: the `keep` column
+    when the table has one, else every row). Images are looked at only for them and for the
+    members of their duplicate groups that decide them; the other members of such a group get
+    their turn from the group's decision (no image work); rows of no such group are not
+    examined (rotation 0, orient_confidence empty).
     Uses the dups stage's columns when present (group, representative, dup_angle, mirrored,
-    dup_score); without them every image is treated on its own. `skews` (one skew_file result
-    per row, None for rows that are not ok) may be passed to skip the image work, e.g. from a
-    cache.
+    dup_score); without them every image is treated on its own. cache_dir keeps each file's
+    own skew search between runs. skews (one estimate_skew result with a "thumb" per row, or
+    None) replaces the search, e.g. in tests.
     """
     root = Path(root)
-    ok = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(len(table), bool)
-    if skews is None:
-        idx = np.flatnonzero(ok)
-        found = map_files(skew_file, [root / table["path"].iloc[i] for i in idx], workers=workers, progress=progress)
-        skews = [None] * len(table)
-        for i, s in zip(idx, found):
-            skews[i] = s
+    n = len(table)
     out = table.copy()
-    n = len(out)
-    rotation = np.zeros(n)
-    source = np.array([""] * n, dtype=object)
-    confidence = np.zeros(n)
-    flag = np.array([""] * n, dtype=object)
-
+    ok = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(n, bool)
+    if needed is None:
+        needed = table["keep"].fillna(False).astype(bool).to_numpy() if "keep" in table else np.ones(n, bool)
+    need = ok & np.asarray(needed, bool)
     has_groups = {"group", "dup_angle"} <= set(out.columns)
-    groups = out["group"].to_numpy() if has_groups else np.arange(n)
-    dup_angle = out["dup_angle"].fillna(0).astype(float).to_numpy() if has_groups else np.zeros(n)
+    gid = out["group"].to_numpy() if has_groups else np.arange(n)
+    angle = out["dup_angle"].fillna(0).astype(float).to_numpy() if has_groups else np.zeros(n)
     mirrored = out["mirrored"].fillna(False).astype(bool).to_numpy() if "mirrored" in out else np.zeros(n, bool)
-    dup_score = out["dup_score"].fillna(1.0).astype(float).to_numpy() if "dup_score" in out else np.ones(n)
-    is_rep = out["representative"].fillna(False).astype(bool).to_numpy() if "representative" in out else np.ones(n, bool)
-    sha = out["sha256"].fillna("").astype(str).to_numpy() if "sha256" in out else None
-    copy = dup_score >= COPY_SCORE  # one picture turned, not two exposures of the same limb
+    score = out["dup_score"].fillna(1.0).astype(float).to_numpy() if "dup_score" in out else np.ones(n)
+    rep = out["representative"].fillna(False).astype(bool).to_numpy() if "representative" in out else np.ones(n, bool)
+    exif = (~out["exif_orientation"].fillna(1).astype(int).isin([0, 1])).to_numpy() if "exif_orientation" in out \
+        else np.zeros(n, bool)
+    sha = out["sha256"].fillna("").astype(str).to_numpy() if "sha256" in out else np.array([""] * n, object)
+    paths = out["path"].astype(str).tolist()
 
-    thumbs = [sk["thumb"] for sk in skews if sk is not None and sk.get("thumb") is not None]
-    pose_logp = _pose_model(thumbs)
     members_of: dict = {}
     for i in np.flatnonzero(ok):
-        members_of.setdefault(groups[i], []).append(i)
+        members_of.setdefault(gid[i], []).append(i)
+    groups = []
     for members in members_of.values():
-        rep = next((i for i in members if is_rep[i]), members[0])
-        witnesses = [i for i in members if i == rep or copy[i]]
-        m_rep, conf_rep, flag_rep, unsure_pose = _upright_pose(witnesses, rep, skews, dup_angle, mirrored, pose_logp,
-                                                               sha)
-        for i in members:
-            a = dup_angle[i] if i != rep else 0.0
-            # rotate(mirror^m(M), a) == R and R stands upright after m_rep: M needs a + m_rep,
-            # or, mirrored, -(a + m_rep) (it then stands upright but stays mirrored)
-            r = norm_angle(-(a + m_rep) if mirrored[i] else a + m_rep)
-            flag[i] = flag_rep
-            if i != rep:
-                quarter = round(r / 90.0) * 90.0
-                if (abs(r - quarter) < GROUP_SNAP or flag_rep
-                        or not (copy[i] or _wedges_agree(skews[i], r - quarter, root / out["path"].iloc[i]))):
-                    # An odd angle to the representative is a skew of this file when the two
-                    # are one picture, or its own corners show wedges of it: two
-                    # exposures of one limb differ by a few degrees of posture, and turning a
-                    # straight film would be wrong. (Also: within the pair's angle error of a
-                    # right angle; the representative may be skewed itself.) Keep only the
-                    # right-angle part.
-                    r = norm_angle(quarter)
-                if quarter % 360 != 0 and (unsure_pose or not copy[i]):
-                    # which of the two poses is upright is not known, or the two are separate
-                    # exposures rather than one picture turned: turn neither, ask the user
-                    r, flag[i] = 0.0, "low-confidence"
-            conf = conf_rep if i == rep else min(group_confidence(dup_score[i]), conf_rep if m_rep else 1.0)
-            if conf < MIN_CONFIDENCE and r != 0:
-                r, flag[i] = 0.0, "low-confidence"
-            rotation[i], confidence[i] = r, conf
-            # a turn is the image's own (skew) when it undoes the image's own sure wedges
-            own = skews[i]["rotation"] != 0 and _angle_diff(r, skews[i]["rotation"]) <= AGREE
-            source[i] = ("skew" if own else "group") if r else ""
-    flag = np.array([";".join(f for f in (fl, "mirrored" if m else "") if f) for fl, m in zip(flag, mirrored)],
-                    dtype=object)
+        wanted = [i for i in members if need[i]]
+        if wanted:
+            anchor = min(wanted, key=lambda i: (not rep[i], paths[i]))
+            groups.append(_Group(members, anchor, angle, mirrored, score, exif, rep))
+
+    # round 1: the anchors' relations to their groups, each anchor's own search where no
+    # other pose is in its group, and thumbnails where right-angle poses may need the pose model
+    cache = _SkewCache(cache_dir, out, root) if skews is None else None
+    found: list[dict] = [{"skew": None, "fits": {}, "thumb": None} for _ in range(n)]
+    tasks: dict[int, tuple[bool, list[float], bool]] = {}
+    for g in groups:
+        for i, degs in g.tests().items():
+            tasks[i] = (tasks.get(i, (False, [], False))[0], tasks.get(i, (False, [], False))[1] + degs, True)
+        if not g.clusters:
+            tasks[g.anchor] = (True, tasks.get(g.anchor, (False, [], False))[1], True)
+        for w in _pose_witnesses(g, sha):
+            t = tasks.get(w, (False, [], False))
+            tasks[w] = (t[0], t[1], True)
+    _run(tasks, found, paths, root, cache, skews, workers, progress)
+
+    # round 2: the anchors whose group left their odd angle open search their own wedges
+    odd = {id(g): _odd_decision(g, found) for g in groups}
+    more = {g.anchor: (True, [], True) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None}
+    _run(more, found, paths, root, cache, skews, workers, progress)
+    if cache is not None:
+        cache.save()
+
+    rotation, confidence = np.zeros(n), np.full(n, np.nan)
+    source = np.array([""] * n, dtype=object)
+    flag = np.array([""] * n, dtype=object)
+    mirror_flag = mirrored.copy()
+    pose_logp = _pose_model([f["thumb"] for f in found if f["thumb"] is not None])
+    for g in groups:
+        k = g.anchor
+        decided = odd[id(g)] or _own_skew(g, found[k]["skew"])
+        odd_k, odd_conf, odd_src, odd_flag, upright, turned = decided
+        m_rep, q_conf, q_flag = _quarter(g, odd_k, found, pose_logp, sha)
+        if upright is not None:  # mirrored is said against the member that stands upright
+            mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
+        for i in g.members:
+            r = norm_angle(-(angle[i] + m_rep) if mirrored[i] else angle[i] + m_rep)
+            fl = odd_flag if i == k else ""
+            pose = _odd(g.turn(k, i))  # i's odd pose against the anchor's
+            if i != k and abs(_odd(r)) >= GROUP_SNAP and not any(_angle_diff(pose, o) <= AGREE for o in turned):
+                r = norm_angle(r - _odd(r))  # an odd turn nothing showed: only its right-angle part
+            if i != k and r and score[i] < COPY_SCORE:
+                r, fl = 0.0, "low-confidence"  # two exposures of one limb, not one picture turned
+            if q_flag:  # which right-angle pose is upright is not known: turn no one by a guess
+                r, fl = (norm_angle(odd_k) if i == k else 0.0), "low-confidence"
+            rotation[i] = r
+            confidence[i] = min(odd_conf, q_conf) if i == k else min(odd_conf, q_conf, group_confidence(score[i]))
+            quarter_turned = abs(norm_angle(r - odd_k)) > AGREE if i == k else True
+            source[i] = "" if not r else (odd_src if i == k and not quarter_turned else "group")
+            flag[i] = fl
+    for i in np.flatnonzero(exif):
+        source[i] = "exif" + ("+" + source[i] if source[i] else "")
     out["rotation"] = rotation
     out["orient_source"] = source
     out["orient_confidence"] = np.round(confidence, 3)
-    out["orient_flag"] = flag
+    out["orient_flag"] = np.array([";".join(f for f in (fl, "mirrored" if m else "") if f)
+                                   for fl, m in zip(flag, mirror_flag & ok)], dtype=object)
     return out
+
+
+def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, workers, progress) -> None:
+    """Do the image work of `tasks` (row -> (search, test angles, thumbnail)) into `found`,
+    searches from `skews` or the cache where they are there already."""
+    todo = []
+    for i, (search, tests, thumb) in sorted(tasks.items()):
+        if skews is not None and skews[i] is not None and found[i]["thumb"] is None:
+            found[i]["thumb"] = skews[i].get("thumb")
+        known = (skews[i] if skews is not None else cache.get(i)) if search else None
+        if known is not None:
+            found[i]["skew"], found[i]["thumb"] = known, known.get("thumb")
+            search = False
+        if search or tests or (thumb and found[i]["thumb"] is None and skews is None):
+            todo.append((i, search, tests))
+    if progress:
+        progress(len(tasks) - len(todo))
+    done = map_files(probe, [(root / paths[i], s, tuple(t)) for i, s, t in todo], workers=workers,
+                     progress=progress)
+    for (i, search, _), res in zip(todo, done):
+        if search:
+            res["skew"] = cache.put(i, res["skew"], res["thumb"]) if cache is not None else res["skew"]
+            res["thumb"] = res["skew"].get("thumb", res["thumb"]) if cache is not None else res["thumb"]
+        found[i]["fits"].update(res["fits"])
+        found[i]["skew"] = res["skew"] if search else found[i]["skew"]
+        if found[i]["thumb"] is None:
+            found[i]["thumb"] = res["thumb"]
+
+
+def _odd_decision(g: _Group, found: list) -> tuple | None:
+    """The anchor's turn beyond a right angle, from its group: (turn, confidence, source, flag,
+    the member that stands upright), or None when the group does not settle it.
+
+    A pair at an odd angle is one exposure turned inside a canvas: one of the two shows the
+    turn's fill wedges at exactly the pair's angle and the other does not. Tested at that one
+    angle the two sides differ clearly (orient_quality, seed 1: a padded side fits 0.35-1.6,
+    its straight partner 0.01-0.5 and at least 0.24 less): the side that fits PAIR_MARGIN
+    better is the turned one. The anchor so shown (against a copy, or sure on its own) is
+    turned by the verified angle; a witness so shown is a turned copy of an anchor that stands
+    as it is."""
+    k = g.anchor
+    padded, straight = [], []
+    for o, w in g.clusters:
+        fk = found[k]["fits"].get(round(-o, 2), 0.0)
+        fw = found[w]["fits"].get(round(-_odd(g.turn(w, k)), 2), 0.0)
+        if fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT):
+            padded.append((fk, o, w))
+        elif fw >= PAIR_FIT and fw - fk >= PAIR_MARGIN:
+            straight.append((fw, w))
+    if padded:
+        fk, o, w = max(padded)
+        return o, min(group_confidence(g.score[w]), round(0.5 + 0.5 * min(1.0, fk), 3)), "group", "", w, [0.0]
+    if straight:
+        turned = [o for o, w in g.clusters if any(w == x for _, x in straight)]
+        return 0.0, round(0.5 + 0.5 * min(1.0, max(straight)[0]), 3), "", "", None, turned
+    return None
+
+
+def _own_skew(g: _Group, skew: dict | None) -> tuple:
+    """The anchor's turn beyond a right angle from its own wedges (the group could not say):
+    applied only from SKEW_CONFIDENCE; a turn the group verified is taken at the pair's angle."""
+    if skew is None:
+        return 0.0, 0.5, "", "", None, []
+    s, conf = float(skew["rotation"]), float(skew["confidence"])
+    if s and conf >= SKEW_CONFIDENCE:
+        o = next((o for o, _ in g.clusters if _angle_diff(o, s) <= WEDGE_AGREE), None)
+        return (s, conf, "skew", "", None, [0.0]) if o is None else (o, conf, "group", "", None, [0.0])
+    unsure = bool(s) or bool(skew.get("flag"))
+    return 0.0, (1.0 - conf if s else conf), "", "low-confidence" if unsure else "", None, []
+
+
+def _votes(g: _Group, odd_k: float, sha) -> tuple[list[int], list[float]]:
+    """Who votes on the right-angle pose, and for which turn of the representative: each copy
+    (verified at COPY_SCORE or better; two exposures of one limb do not vote), the
+    representative and the anchor, each saying 'the representative stands upright after m' if
+    it, the voter, stands upright (up to the odd angle already decided)."""
+    k = g.anchor
+    base = (-odd_k if g.mirrored[k] else odd_k) - g.angle[k]  # the representative's turn, up to right angles
+    voters = [x for x in g.members if x == k or g.rep[x] or g.score[x] >= COPY_SCORE]
+    votes = [norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0)) for x in voters]
+    return voters, votes
+
+
+def _pose_witnesses(g: _Group, sha) -> list[int]:
+    """Members whose thumbnails the pose model may need: one per right-angle pose, when the
+    voters stand in more than one."""
+    voters, votes = _votes(g, 0.0, sha)
+    if len({round(v / 90.0) % 4 for v in votes}) < 2:
+        return []
+    seen, picked = set(), []
+    for x, v in zip(voters, votes):
+        if round(v / 90.0) % 4 not in seen or x == g.anchor:
+            seen.add(round(v / 90.0) % 4)
+            picked.append(x)
+    return picked
+
+
+def _quarter(g: _Group, odd_k: float, found: list, pose_logp, sha) -> tuple[float, float, bool]:
+    """The representative's turn to upright (right angle and odd part), its confidence, and
+    whether the right-angle pose is unknown (a tie nothing settles).
+
+    The pose the most copies stand in wins (the same bytes twice count once), when two or more
+    back it; a tie goes to the pose model learnt from the dataset's own images when it leads
+    clearly; otherwise the anchor's own right-angle pose stands and the group is flagged."""
+    voters, votes = _votes(g, odd_k, sha)
+    k = g.anchor
+    own = votes[voters.index(k)]
+    content = [sha[x] or x for x in voters]
+    counts = {v: len({c for v2, c in zip(votes, content) if v2 == v}) for v in votes}
+    if len(counts) == 1:
+        return own, 1.0, False
+    top = max(counts.values())
+    leaders = [v for v, c in counts.items() if c == top]
+    share = round(0.5 + 0.5 * top / len(set(content)), 3)
+    if len(leaders) == 1 and top >= 2:
+        return leaders[0], share, False
+    logps = {x: pose_logp(found[x]["thumb"]) if pose_logp and found[x]["thumb"] is not None else None
+             for x in voters}
+    judged = [(x, lp) for x, lp in logps.items() if lp is not None]
+    candidates = leaders if len(leaders) > 1 else sorted(counts)
+    if not judged or len(candidates) < 2:
+        return own, 0.5, True
+
+    def likelihood(m: float) -> float:  # of 'the representative stands upright after m'
+        total = 0.0
+        for x, lp in judged:
+            need = -(g.angle[x] + m) if g.mirrored[x] else g.angle[x] + m  # x stands upright after `need`
+            total += lp[int(round(-need / 90.0)) % 4]  # so it now looks like an upright one turned by -need
+        return total / len(judged)  # the members are one radiograph: their evidence is not independent
+
+    scored = sorted(((likelihood(m), m) for m in candidates), reverse=True)
+    lead = scored[0][0] - scored[1][0]
+    if lead < POSE_MARGIN:
+        return own, 0.5, True
+    return scored[0][1], round(float(1.0 / (1.0 + np.exp(-lead))), 3), False
 
 
 def _pose_model(thumbs: list):
@@ -422,95 +648,6 @@ def _pose_model(thumbs: list):
         return model[0].predict_log_proba(np.asarray(thumb, np.float32).reshape(1, -1))[0]
 
     return logp
-
-
-def _upright_pose(members, rep, skews, dup_angle, mirrored, pose_logp, sha=None) -> tuple[float, float, str, bool]:
-    """The turn that stands the representative upright, its confidence, flag, and whether the
-    group's right-angle pose is unknown.
-
-    Each member says which turn of the representative would leave it, the member, upright (its
-    own pose, corrected by its own wedges when they are sure). A turn backed by two or more
-    members and by more than any other wins. Otherwise, when the members stand in different
-    right-angle poses (often: an original and one copy turned 90), the representative's pose
-    is not taken on trust (it may be the copy): the pose model learnt from the dataset decides
-    if it leads clearly, else nobody in the group is turned and the group is flagged. Without
-    any of that, the representative's own pose stands, corrected only by its own sure skew.
-    """
-    own = skews[rep]
-    own_m, own_conf = float(own["rotation"]), float(own["confidence"])
-    own_flag = "low-confidence" if own["flag"] else ""
-    votes = []
-    for i in members:
-        a = 0.0 if i == rep else dup_angle[i]
-        s = float(skews[i]["rotation"])  # 0 unless the wedges are sure
-        m = norm_angle((-s - a) if mirrored[i] else (s - a))
-        if not s and abs(m - round(m / 90.0) * 90.0) >= GROUP_SNAP:
-            # a copy at an odd angle to the representative, with no sure wedges of its own, is
-            # most likely a skewed copy: it only says which right-angle pose is up
-            m = norm_angle(round(m / 90.0) * 90.0)
-        votes.append(m)
-    # the same bytes twice are one witness, not two
-    content = [sha[i] if sha is not None and sha[i] else i for i in members]
-    counts = [len({c for m2, c in zip(votes, content) if _angle_diff(m, m2) <= AGREE}) for m in votes]
-    best = max(range(len(votes)), key=lambda j: (counts[j], members[j] == rep))
-    rivals = [counts[j] for j in range(len(votes)) if _angle_diff(votes[j], votes[best]) > AGREE]
-    if members[best] != rep and counts[best] >= 2 and counts[best] > max(rivals, default=0):
-        agreeing = [votes[j] for j in range(len(votes)) if _angle_diff(votes[j], votes[best]) <= AGREE]
-        return norm_angle(float(np.median(agreeing))), round(min(1.0, 0.5 + 0.5 * counts[best] / len(votes)), 3), "", False
-
-    def quarter(m: float) -> int:
-        return int(round(m / 90.0)) % 4
-
-    if len({quarter(v) for v in votes}) == 1 or (members[best] == rep and counts[best] >= 2
-                                                  and counts[best] > max(rivals, default=0)):
-        return own_m, own_conf, own_flag, False  # all stand the same way up, or most with the representative
-    # the right-angle poses with the most votes tie: the pose model breaks the tie
-    top = max(counts)
-    poses = {quarter(v) for v, c in zip(votes, counts) if c == top}
-    if len(poses) == 1:
-        q = poses.pop()
-        if q == quarter(own_m):
-            return own_m, own_conf, own_flag, False
-        return float(np.median([v for v in votes if quarter(v) == q])), 0.5 + 0.5 * top / len(votes), "", False
-    logps = [pose_logp(skews[i].get("thumb")) if pose_logp else None for i in members]
-    if any(lp is None for lp in logps):
-        return own_m, own_conf, "low-confidence", True
-
-    def likelihood(m: float) -> float:  # of 'the representative stands upright after m'
-        total = 0.0
-        for i, lp in zip(members, logps):
-            a = 0.0 if i == rep else dup_angle[i]
-            need = -(a + m) if mirrored[i] else a + m  # member i stands upright after `need`
-            total += lp[quarter(-need)]  # so it now looks like an upright one turned by -need
-        return total / len(members)  # the members are one radiograph: their evidence is not independent
-
-    candidates = {q: (own_m if q == quarter(own_m) else float(np.median([v for v in votes if quarter(v) == q])))
-                  for q in poses}
-    scored = sorted(((likelihood(m), q, m) for q, m in candidates.items()), reverse=True)
-    lead = scored[0][0] - scored[1][0]
-    if lead < POSE_MARGIN:
-        return own_m, own_conf, "low-confidence", True
-    conf = round(float(1.0 / (1.0 + np.exp(-lead))), 3)
-    m = scored[0][2]
-    if scored[0][1] == quarter(own_m):
-        return own_m, min(own_conf, conf), own_flag, False
-    return norm_angle(m), conf, "", False
-
-
-def _wedges_agree(sk: dict, turn: float, path: Path) -> bool:
-    """Do the file's own corners show wedges that a turn by `turn` degrees straightens? Its own
-    search may have found them surely; else they are tested at that one angle, which the pair
-    gives precisely, so a fit of SUPPORT (under the search's own bar) is evidence enough."""
-    if sk["rotation"]:
-        return _angle_diff(sk["rotation"], turn) <= WEDGE_AGREE
-    try:
-        pixels = fit(decode(path, max_side=DECODE_SIDE).pixels.astype(np.float32), FINE_SIDE)
-    except ImageError:
-        return False
-    if min(pixels.shape) < MIN_SIDE:
-        return False
-    found = _best(pixels, [-turn + d for d in (-0.5, 0.0, 0.5)])
-    return bool(found) and found[0][0] >= SUPPORT
 
 
 def _angle_diff(a: float, b: float) -> float:

@@ -1,4 +1,4 @@
-"""`curate run`: scan -> audit -> hash -> dups -> orient -> manifests -> report, timed per step.
+"""`curate run`: scan -> audit -> hash -> dups -> split -> orient -> manifests -> report, timed per step.
 
 The same stage functions as the single commands; this only strings them together, times them
 and writes summary.json. `progress(step, total)` returns an advance(n) callback (or None).
@@ -49,14 +49,14 @@ def through_dups(root: str | Path, *, labels_csv=None, path_pattern: str | None 
 
 def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_pattern: str | None = None,
                  path_column: str | None = None, label_column: str | None = None, group_by: str | None = None,
-                 workers: int | None = None, split: str = "keep", ratios=(0.8, 0.1, 0.1), seed: int = 0,
+                 workers: int | None = None, split: str = "auto", ratios=(0.8, 0.1, 0.1), seed: int = 0,
                  keep_copies: bool = False, keep_conflicts: bool = False, report: bool = True,
                  progress: Callable | None = None) -> tuple:
     """Run every step on ROOT; return (table, summary, split_report, written paths)."""
     from curate.audit import audit_summary
     from curate.dedup import dups_summary, write_duplicates
     from curate.manifest import assign_splits_checked, group_by_column, naive_table, write_manifests
-    from curate.orient import cached_skews, orient, orient_summary
+    from curate.orient import orient, orient_summary
     from curate.split import split_report
 
     root = Path(root)
@@ -69,17 +69,19 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_patte
     layout_warnings = table.attrs.get("warnings", [])
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
-    n_ok = int((table["status"] == "ok").sum())
-    start_orient = time.perf_counter()
-    skews = cached_skews(table, root, ws.cache, workers=workers, progress=bar("orient", n_ok))
-    table = orient(table, root, skews=skews)
-    seconds["orient"] = round(time.perf_counter() - start_orient, 2)
-
     t = time.perf_counter()
     table = assign_splits_checked(table, split, ratios, seed, keep_copies, group_by, not keep_conflicts)
     split_rep = split_report(table, split)
+    manifest_seconds = time.perf_counter() - t
+    # orientation after the split: only kept images (and what decides them) are looked at
+    t = time.perf_counter()
+    table = orient(table, root, workers=workers, cache_dir=ws.cache, progress=bar("orient", int(table["keep"].sum())))
+    seconds["orient"] = round(time.perf_counter() - t, 2)
+
+    t = time.perf_counter() - manifest_seconds
     naive, how = naive_table(table, ratios, seed)
-    options = {"split": split, "ratios": list(ratios), "seed": seed, "group_by": group_by, "keep_copies": keep_copies,
+    options = {"split": split, "split_used": split_rep["policy_used"], "ratios": list(ratios), "seed": seed,
+               "group_by": group_by, "keep_copies": keep_copies,
                "keep_conflicts": keep_conflicts, "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
     split_rep["warnings"] = layout_warnings + split_rep["warnings"]
@@ -106,6 +108,8 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_patte
         "steps": seconds,
         "kept": written["counts"]["kept"],
         "by_reason": written["counts"]["by_reason"],
+        "split_used": split_rep["policy_used"],
+        "notes": split_rep["notes"],
         "warnings": split_rep["warnings"],
     }
     summary["seconds"] = round(time.perf_counter() - start, 2)  # the report shows the run up to here

@@ -1,14 +1,18 @@
 """Which rows to keep and in which split, so that no radiograph appears in two splits.
 
-Two policies over duplicate groups (the `group` column of the dups stage):
+Three policies over duplicate groups (the `group` column of the dups stage):
 
-- keep (default): the dataset's own splits stay, but each group goes wholly to one split:
+- auto (default): keep, when after curation every split still holds at least half of the distinct
+  radiographs (groups) it had and every class; otherwise regroup.
+  The one line saying which and why is in the table's attrs["split"] and `split_report`'s notes.
+- keep: the dataset's own splits stay, but each group goes wholly to one split:
   train if any member was found in train, else val, else test. The group keeps its
   representative (the original, see curate.dedup) wherever it was found, moved to that split;
   another member found in another split is dropped as `leak`, one found in the group's split
   as `duplicate`.
 - regroup: a fresh split of whole groups, stratified by label (scikit-learn's
-  StratifiedGroupKFold).
+  StratifiedGroupKFold); a val or test split left without a class takes a radiograph of it
+  from train when train has two or more.
 
 Under both, groups that share a value of `group_by` (a patient id from the labels CSV, a
 --path-pattern's group, DICOM's patient_id) are linked and travel as one: under keep, a patient
@@ -30,6 +34,9 @@ from curate.errors import UsageError
 from curate.layout import SUBJECT
 
 SPLITS = ("train", "val", "test")
+POLICIES = ("auto", "keep", "regroup")
+# auto keeps the dataset's splits only if each still holds this share of the radiographs it had
+AUTO_KEEP_SHARE = 0.5
 # A class with fewer kept images than this in val or test cannot be measured on: warn.
 MIN_CLASS_PER_SPLIT = 10
 # Warn when a split keeps less than this share of a class it had before curation.
@@ -51,7 +58,7 @@ def parse_ratios(ratios) -> tuple[float, float, float]:
 
 def assign_splits(
     table: pd.DataFrame,
-    policy: str = "keep",
+    policy: str = "auto",
     ratios=(0.8, 0.1, 0.1),
     seed: int = 0,
     keep_copies: bool = False,
@@ -65,8 +72,11 @@ def assign_splits(
     group_by: a column whose equal values must share a split (regroup, and groups that have
     no original split under keep).
     """
-    if policy not in ("keep", "regroup"):
-        raise UsageError(f"--split {policy!r}: choose keep or regroup")
+    if policy not in POLICIES:
+        raise UsageError(f"--split {policy!r}: choose {', '.join(POLICIES)}")
+    if policy == "auto":
+        return _auto(table, ratios=ratios, seed=seed, keep_copies=keep_copies, group_by=group_by,
+                     drop_conflicts=drop_conflicts)
     ratios = parse_ratios(ratios)
     for col in ("status", "label", "orig_split", "group"):
         if col not in table.columns:
@@ -130,6 +140,44 @@ def assign_splits(
     return out
 
 
+def _auto(table: pd.DataFrame, **options) -> pd.DataFrame:
+    """keep when the dataset's splits survive curation, else regroup; the choice and why in attrs["split"]."""
+    kept = assign_splits(table, "keep", **options)
+    why = _keep_fails(kept)
+    if why is None:
+        out, used = kept, "keep"
+        why = "the dataset's splits each keep at least half of their distinct radiographs and every class"
+    else:
+        out, used = assign_splits(table, "regroup", **options), "regroup"
+    ratios = "/".join(f"{r:g}" for r in parse_ratios(options["ratios"]))
+    line = (f"--split auto kept the dataset's own splits: {why}" if used == "keep" else
+            f"--split auto made a fresh group-aware split ({ratios}, stratified by label): {why}")
+    out.attrs["split"] = {"policy": "auto", "used": used, "why": line}
+    return out
+
+
+def _keep_fails(kept: pd.DataFrame) -> str | None:
+    """Why the dataset's own splits are not usable after curation (None: they are)."""
+    usable = (kept["status"] == "ok") & (kept["label"].fillna("") != "")
+    found = kept["orig_split"].fillna("").astype(str)
+    if not (usable & (found != "")).any():
+        return "the layout has no train/val/test folders"
+    labels = sorted(kept.loc[usable, "label"].astype(str).unique())
+    on = kept["keep"].astype(bool)
+    for s in SPLITS:
+        before = kept.loc[usable & (found == s), "group"].nunique()
+        if not before:
+            continue
+        after = kept.loc[on & (kept["split"] == s)]
+        if after["group"].nunique() < AUTO_KEEP_SHARE * before:
+            return (f"{s} would keep {after['group'].nunique()} of its {before} distinct radiographs "
+                    f"(the rest are copies of images in an earlier split, duplicates or unusable)")
+        missing = [lab for lab in labels if not (after["label"].astype(str) == lab).any()]
+        if missing:
+            return f"{s} would keep no '{missing[0]}' image"
+    return None
+
+
 def _preference(table: pd.DataFrame) -> dict:
     """Which member a group keeps: its representative (then one found in the group's split),
     then an unflagged one, then by path."""
@@ -190,7 +238,8 @@ def _stratified(units: pd.Series, linked: pd.Series, label: pd.Series, ratios, s
 
     n_folds, fold_split = _folds(ratios)
     n_linked = linked.nunique()
-    if n_linked < n_folds or label.nunique() < 2:
+    # StratifiedGroupKFold refuses when no class has a member per fold (e.g. 11 images, 5 and 6)
+    if n_linked < n_folds or label.nunique() < 2 or label.value_counts().max() < n_folds:
         split_of_linked = _small_split(linked, label, ratios, seed)
     else:
         cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -203,7 +252,26 @@ def _stratified(units: pd.Series, linked: pd.Series, label: pd.Series, ratios, s
             for fold, (_, test_idx) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
                 for g in set(groups[test_idx]):
                     split_of_linked[g] = fold_split[fold]
+    _every_class(split_of_linked, label.groupby(linked).first(), ratios, seed)
     return {u: split_of_linked[g] for u, g in zip(units, linked)}
+
+
+def _every_class(split_of_linked: dict, label_of: pd.Series, ratios, seed) -> None:
+    """A val or test split (ratio > 0) that got no unit of a class takes one from train, if train keeps one.
+
+    Folds stratify by rows, so a class of few radiographs can miss a small split; a score on a split
+    without a class is no score."""
+    rng = np.random.default_rng(seed)
+    for s, share in (("test", ratios[2]), ("val", ratios[1])):
+        if share <= 0:
+            continue
+        for lab in sorted(label_of.unique()):
+            ids = label_of.index[label_of == lab]
+            if any(split_of_linked[g] == s for g in ids):
+                continue
+            in_train = sorted(g for g in ids if split_of_linked[g] == "train")
+            if len(in_train) >= 2:
+                split_of_linked[in_train[int(rng.integers(len(in_train)))]] = s
 
 
 def _small_split(linked: pd.Series, label: pd.Series, ratios, seed) -> dict:
@@ -257,11 +325,14 @@ def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:
     Warnings are plain strings for the caller to show; they name `--split regroup` when the
     keep policy left a split without most of a class or too small to measure on.
     """
+    decided = table.attrs.get("split", {})
+    if policy == "auto":  # what auto chose stands in for it, and the one line saying why goes first
+        policy = decided.get("used", "keep")
     usable = (table["status"] == "ok") & (table["label"].fillna("") != "")
     before = class_counts(table, "orig_split", usable)
     after = class_counts(table, "split", table["keep"].astype(bool))
     had_splits = bool((table.loc[usable, "orig_split"].fillna("") != "").any())
-    notes = []
+    notes = [decided["why"]] if decided.get("why") else []
     if policy == "keep" and not had_splits:
         notes.append("the layout has no train/val/test folders: --split keep made a fresh "
                      "group-aware split (as --split regroup does)")
@@ -284,19 +355,23 @@ def split_report(table: pd.DataFrame, policy: str = "keep") -> dict:
                 n_after = after.get(s, {}).get(lab, 0)
                 if n_before and n_after < LOSS_WARNING * n_before:
                     warned.add((s, lab))
-                    hint = ("most were copies of images in an earlier split; measure on a fair split with "
+                    hint = ("most were copies of images (or patients) in an earlier split; measure on a fair split with "
                             "--split regroup" if policy == "keep" else "most were duplicates or unusable")
                     warn.append(f"{s} keeps {n_after} of its {n_before} '{lab}' images: {hint}.")
     labels = sorted({lab for counts in before.values() for lab in counts})
     for s in ("val", "test"):
         for lab in labels:
             n_after = after.get(s, {}).get(lab, 0)
-            if n_after < MIN_CLASS_PER_SPLIT and (s, lab) not in warned:
+            if n_after == 0 and policy == "regroup" and (s, lab) not in warned:
+                warn.append(f"{s} has no '{lab}' image even after a fresh split: too few distinct '{lab}' "
+                            f"radiographs to give every split one; scores on {s} say nothing about '{lab}'.")
+            elif n_after < MIN_CLASS_PER_SPLIT and (s, lab) not in warned:
                 hint = ("use --split regroup for a fresh split of whole groups" if policy == "keep" and had_splits
                         else "the dataset is too small for a reliable score on this class")
                 warn.append(f"{s} has only {n_after} '{lab}' image(s) after curation: {hint}.")
     return {
-        "policy": policy,
+        "policy": decided.get("policy", policy),
+        "policy_used": policy,
         "class_counts_before": before,
         "class_counts_after": after,
         "dropped_by_split": {s: dict(sorted(v.items())) for s, v in sorted(dropped_by_split.items(), key=lambda kv: _split_order(kv[0]))},

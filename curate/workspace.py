@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import UsageError
+from curate.safe_text import printable, spreadsheet
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,11 @@ class Workspace:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+    Text is UTF-8; a file name's undecodable bytes in it are written as \\xNN (safe_text)."""
     path = Path(path)
+    if isinstance(data, str):
+        data = printable(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -66,9 +70,14 @@ def write_json(path: str | Path, obj) -> Path:
 
 def write_csv(path: str | Path, table) -> Path:
     """A DataFrame as CSV, atomically, with stable formatting: no index, '\\n' line ends,
-    booleans as true/false (what INTERFACE.md promises for `keep`)."""
+    booleans as true/false (what INTERFACE.md promises for `keep`), text cells a spreadsheet
+    will not run as formulas (safe_text.spreadsheet)."""
+    import pandas as pd
+
     out = table.copy()
     for col in out.columns:
         if out[col].dtype == bool:
             out[col] = out[col].map({True: "true", False: "false"})
+        elif out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = [spreadsheet(v) if isinstance(v, str) else v for v in out[col]]
     return write_atomic(path, out.to_csv(index=False, lineterminator="\n"))

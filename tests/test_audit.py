@@ -95,14 +95,14 @@ def test_dangling_link_and_permission_denied_are_unreadable(tmp_path, monkeypatc
     assert audit_file(tmp_path / "gone.jpg")["status"] == "unreadable"
 
     locked = save(tmp_path / "locked.png", radiograph(1))
-    real_open = open
+    real_open = os.open
 
     def deny(path, *args, **kwargs):  # as root chmod 000 still reads, so refuse here instead
         if str(path) == str(locked):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr("os.open", deny)
     row = audit_file(locked)
     assert (row["status"], row["detail"]) == ("unreadable", "Permission denied")
 

@@ -168,12 +168,20 @@ def test_regroup_policy_keeps_a_patient_in_one_split():
     assert set(out["split"]) == {"train", "val", "test"}
 
 
+def test_a_fresh_split_of_few_images_per_class_does_not_fail():
+    # 11 units, 5 and 6 per class: more units than folds, but no class with one per fold
+    rows = [(f"f{i}", "xy"[i < 5], "", f"p{i}") for i in range(11)]
+    out = assign_splits(_split_table(rows), "regroup", group_by="patient")
+    assert out["keep"].all() and (out["split"] == "train").any()
+
+
 def test_run_with_a_path_pattern_keeps_each_patient_in_one_split(tmp_path):
     from curate.cli import app
 
     root = mura_tree(tmp_path / "mura")
+    # --split keep: the dataset's own splits (auto would regroup: patient 1's leaks empty val of 'negative')
     result = CliRunner().invoke(app, ["run", str(root), "--path-pattern", MURA, "--workdir", str(tmp_path / "w"),
-                                      "--json", "-w", "1"])
+                                      "--json", "-w", "1", "--split", "keep"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["residual_leaks"] == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -88,7 +90,7 @@ def test_copies_in_a_group_get_the_turn_onto_the_representative(tmp_path):
     assert "mirrored" in out.loc["mirror_rot180.png", "orient_flag"]
     assert out.loc["skew.png", "rotation"] == -20.3  # the verified pair's angle, not a re-estimate
     assert out.loc["rot90.png", "orient_source"] == "group"
-    assert out.loc["skew.png", "orient_source"] == "skew"  # its own wedges agree with the pair
+    assert out.loc["skew.png", "orient_source"] == "group"  # its turn onto the upright member
     assert (out["orient_confidence"] >= 0.5).all()
 
 
@@ -175,8 +177,8 @@ def test_broken_files_get_no_rotation(tmp_path):
 
 
 def test_an_unsure_skew_is_flagged_not_applied(tmp_path):
-    """Wedge-like but unsure: rotation stays 0 and the row says low-confidence, on the
-    representative and its copies; a copy keeps only the sure, right-angle part of its turn."""
+    """Wedge-like but unsure: the representative's rotation stays 0 and it says low-confidence;
+    a copy keeps only the sure, right-angle part of its turn."""
     for name in ("rep.png", "copy.png", "straight.png", "rot90.png"):
         save(tmp_path / name, scan_like(4))
     t = dup_table([("rep.png", "ok", 1, True, 0.0, False, 1.0),
@@ -187,14 +189,28 @@ def test_an_unsure_skew_is_flagged_not_applied(tmp_path):
     straight = {"rotation": 0.0, "confidence": 0.9, "flag": False, "score": 0.1, "angle": 5.0, "fill": "constant"}
     out = orient(t, tmp_path, skews=[unsure, dict(unsure), straight, dict(straight)])
     assert list(out["rotation"]) == [0.0, 0.0, 0.0, 90.0]  # ...so no one is turned by 12 on a guess
-    assert (out["orient_flag"] == "low-confidence").all()
+    assert list(out["orient_flag"]) == ["low-confidence", "", "", ""]
 
 
-def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path):
+def test_a_lone_skew_under_the_calibrated_confidence_is_flagged_not_turned(tmp_path, monkeypatch):
+    """The same skewed scan is straightened at the calibrated bar and left alone, flagged,
+    when its confidence falls under a stricter one."""
+    import curate.orient as orient_module
+
+    save(tmp_path / "skew.png", rotate_expand(scan_like(5), -14.0, "replicate"))
+    t = pd.DataFrame({"path": ["skew.png"], "status": ["ok"]})
+    sure = orient(t, tmp_path, workers=1).iloc[0]
+    assert abs(sure["rotation"] - 14.0) <= 2 and sure["orient_flag"] == ""
+    monkeypatch.setattr(orient_module, "SKEW_CONFIDENCE", sure["orient_confidence"] + 0.01)
+    unsure = orient(t, tmp_path, workers=1).iloc[0]
+    assert unsure["rotation"] == 0.0 and unsure["orient_flag"] == "low-confidence"
+
+
+def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path, monkeypatch):
     """A second orient over unchanged files reads the cache and gives the same rotations."""
+    import curate.orient as orient_module
     from curate.audit import audit
     from curate.layout import scan
-    from curate.orient import cached_skews
 
     root = tmp_path / "data"
     save(root / "a" / "0.png", rotate_expand(scan_like(7), 25.0, "constant"))
@@ -202,11 +218,53 @@ def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path):
         save(root / "a" / f"{i}.png", scan_like(i))
     table = audit(scan(root), root, workers=1)
     cache = tmp_path / "cache"
-    first = orient(table, root, skews=cached_skews(table, root, cache, workers=1))
+    first = orient(table, root, cache_dir=cache, workers=1)
     assert list(cache.glob("skews-*.npz"))
-    done = []
-    second = orient(table, root, skews=cached_skews(table, root, cache, workers=1, progress=done.append))
-    assert done == [3]  # all three counted at once, as cache hits
+    monkeypatch.setattr(orient_module, "estimate_skew", lambda pixels: pytest.fail("searched again"))
+    second = orient(table, root, cache_dir=cache, workers=1)
     assert first["rotation"].tolist() == second["rotation"].tolist()
     turned = sorted(first["rotation"].tolist())
     assert abs(turned[0] + 25.0) <= 2 and turned[1:] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("border", ["constant", "replicate", "reflect"])
+def test_a_kept_turned_copy_gets_the_verified_angle_onto_its_upright_original(tmp_path, border):
+    """The kept file is the turned copy (its original is dropped as a leak): the pair's angle
+    turns it back, because the copy shows the turn's wedges at that angle and the original
+    does not; the original itself is not turned."""
+    base = scan_like(11)
+    save(tmp_path / "copy.png", rotate_expand(base, 21.0, border))
+    save(tmp_path / "orig.png", base)
+    t = dup_table([("copy.png", "ok", 1, True, 0.0, False, 1.0),
+                   ("orig.png", "ok", 1, False, 20.6, False, 0.95)])  # rotate(orig, 20.6) == copy
+    t["keep"] = [True, False]
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert out.loc["copy.png", "rotation"] == -20.6 and out.loc["copy.png", "orient_source"] == "group"
+    assert out.loc["copy.png", "orient_flag"] == "" and out.loc["copy.png", "orient_confidence"] >= 0.5
+    assert out.loc["orig.png", "rotation"] == 0
+
+
+def test_dropped_copies_are_not_looked_at(tmp_path, monkeypatch):
+    """Only kept images (and the members that decide them) are decoded: copies in the kept
+    image's pose and dropped lone images are not, and get no examined confidence."""
+    import curate.orient as orient_module
+
+    base = scan_like(12)
+    save(tmp_path / "kept.png", base)
+    save(tmp_path / "copy1.png", base)
+    save(tmp_path / "copy2.png", base[::2, ::2])
+    save(tmp_path / "skewed.png", rotate_expand(base, -17.0, "constant"))
+    save(tmp_path / "leak.png", scan_like(13))
+    t = dup_table([("kept.png", "ok", 1, True, 0.0, False, 1.0),
+                   ("copy1.png", "ok", 1, False, 0.0, False, 1.0),
+                   ("copy2.png", "ok", 1, False, 0.0, False, 0.97),
+                   ("skewed.png", "ok", 1, False, 17.0, False, 0.93),
+                   ("leak.png", "ok", 2, True, 0.0, False, 1.0)])
+    t["keep"] = [True, False, False, False, False]
+    decoded = []
+    real = orient_module.decode
+    monkeypatch.setattr(orient_module, "decode", lambda path, **kw: decoded.append(Path(path).name) or real(path, **kw))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert sorted(decoded) == ["kept.png", "skewed.png"]  # the skewed copy decides whether kept is turned
+    assert out.loc["kept.png", "rotation"] == 0 and out.loc["skewed.png", "rotation"] == 17.0
+    assert out.loc["leak.png", "rotation"] == 0 and np.isnan(out.loc["leak.png", "orient_confidence"])

@@ -141,3 +141,71 @@ def test_ratios_are_checked():
     for bad in ("0.8,0.1", "0.5,0.5,0.5", "0,0.5,0.5", "a,b,c"):
         with pytest.raises(UsageError):
             parse_ratios(bad)
+
+
+# ---- --split auto: keep when the dataset's splits survive curation, else regroup, saying why ----
+
+
+def healthy(n=60):
+    """Three splits of distinct radiographs, both classes in each; a few test copies of train images."""
+    rows = []
+    for g in range(n):
+        split = ("train",) * 8 + ("val", "test")
+        s, lab = split[g % 10], ("frac", "ok")[(g // 10) % 2]
+        rows.append((f"{s}/{lab}/g{g}.png", lab, s, g))
+    rows += [(f"test/frac/g{g}_copy.png", "frac", "test", g) for g in (0, 1)]  # two leaks, nothing to worry
+    return table(rows)
+
+
+def test_auto_keeps_a_healthy_split_and_says_why():
+    t = healthy()
+    out = assign_splits(t, "auto")
+    kept = by_path(out)
+    assert kept == by_path(assign_splits(t, "keep"))
+    assert out.attrs["split"]["used"] == "keep"
+    report = split_report(out, "auto")
+    assert report["policy"] == "auto" and report["policy_used"] == "keep"
+    assert report["notes"][0].startswith("--split auto kept the dataset's own splits")
+
+
+def test_auto_regroups_when_test_is_mostly_copies_of_train():
+    t = healthy()
+    rows = [(f"test/{r.label}/copy{i}.png", r.label, "test", r.group)  # test: copies of 20 train images
+            for i, r in enumerate(t[t.orig_split == "train"].head(20).itertuples())]
+    t = table([*((r.path, r.label, r.orig_split, r.group) for r in t.itertuples()), *rows])
+    out = assign_splits(t, "auto", seed=2)
+    assert out.attrs["split"]["used"] == "regroup"
+    assert by_path(out) == by_path(assign_splits(t, "regroup", seed=2))
+    line = split_report(out, "auto")["notes"][0]
+    assert line.startswith("--split auto made a fresh group-aware split (0.8/0.1/0.1, stratified by label)")
+    assert "test would keep 6 of its 26 distinct radiographs" in line
+    assert residual_leaks(out) == 0
+
+
+def test_auto_regroups_when_a_class_vanishes_from_a_split():
+    t = healthy()
+    t = t[~((t.orig_split == "val") & (t.label == "ok"))]  # val holds no 'ok' image at all
+    out = assign_splits(t, "auto")
+    assert out.attrs["split"]["used"] == "regroup"
+    assert "val would keep no 'ok' image" in out.attrs["split"]["why"]
+    kept = out[out["keep"]]
+    assert kept.groupby("split")["label"].nunique().to_dict() == {"test": 2, "train": 2, "val": 2}
+
+
+def test_auto_regroups_without_split_folders():
+    t = healthy()
+    t["orig_split"] = ""
+    out = assign_splits(t, "auto")
+    assert "no train/val/test folders" in out.attrs["split"]["why"]
+    assert set(out.loc[out["keep"], "split"]) == {"train", "val", "test"}
+
+
+def test_regroup_gives_val_and_test_every_class_when_train_can_spare_one():
+    rows = [(f"ok{g}.png", "ok", "", g) for g in range(200)]
+    rows += [(f"frac{g}.png", "frac", "", 1000 + g) for g in range(4)]  # four radiographs of a rare class
+    out = assign_splits(table(rows), "regroup", seed=0)
+    classes = out[out["keep"]].groupby("split")["label"].nunique()
+    assert classes.to_dict() == {"test": 2, "train": 2, "val": 2}
+    rows = rows[:-2]  # two: train keeps one, test the other, val says so
+    out = assign_splits(table(rows), "regroup", seed=0)
+    assert any("val has no 'frac' image even after a fresh split" in w for w in split_report(out, "regroup")["warnings"])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ImageError, InputError, UsageError
+from curate.manifest import exact_values
 from curate.imageio import load_grey
 from curate.workspace import write_atomic
 
@@ -62,6 +63,7 @@ def read_manifest(csv: str | Path, root: str | Path | None = None) -> Manifest:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"{csv}: manifest lacks the column(s) {', '.join(missing)}")
+    table = exact_values(table)  # formula guards off, names that are not UTF-8 back as on disk
     table["keep"] = table["keep"].str.strip().str.lower().isin(["true", "1", "yes"])
     table["split"] = table["split"].str.strip().str.lower()
     rotation = table["rotation"] if "rotation" in table.columns else pd.Series("0", index=table.index)

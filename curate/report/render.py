@@ -14,6 +14,8 @@ import html
 import io
 import json
 import math
+import os
+import re
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -212,8 +214,8 @@ class Thumbs:
         self._cache: dict[tuple[str, float], str | None] = {}
 
     def _encode(self, path: str, rotation: float) -> str | None:
-        if self.root is None:
-            return None
+        if self.root is None or not under_root(self.root, path):
+            return None  # a tampered path or a link out of ROOT: its image never reaches the page
         try:
             pixels = decode(self.root / path, max_side=self.px).pixels
             if rotation:
@@ -237,6 +239,14 @@ class Thumbs:
             return '<div class="ph">size limit: not inlined</div>'
         self.used += len(uri)
         return f'<img src="{_e(uri)}" alt="{_e(path)}">'
+
+
+def under_root(root: Path, rel: str) -> bool:
+    """Whether root/rel is a file under ROOT, links followed: not absolute, no '..', no link out."""
+    if not rel or "\x00" in rel or os.path.isabs(rel) or ".." in re.split(r"[\\/]", rel):
+        return False
+    real_root = os.path.realpath(root)
+    return os.path.realpath(os.path.join(root, rel)).startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def _figure(thumbs: Thumbs, row, caption: str, *, rep: bool = False, rotation: float = 0.0) -> str:
@@ -484,7 +494,8 @@ def _sample_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
 
 
 def _broken_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
-    bad = t[(t["status"] != "ok") | (t["flags"] != "")].copy()
+    # a detection export's label files (status annotation) are accounted for in the tally, not listed
+    bad = t[((t["status"] != "ok") & (t["status"] != "annotation")) | (t["flags"] != "")].copy()
     bad["_order"] = (bad["status"] == "ok").astype(int)  # errors first, then oddities
     bad = bad.sort_values(["_order", "status", "path"])
     shown = bad.head(MAX_BROKEN)
