@@ -35,7 +35,7 @@ from curate.imageio import decode  # noqa: E402
 from curate.hashing import hash_images  # noqa: E402
 from curate.index import HammingIndex  # noqa: E402
 from curate.layout import scan  # noqa: E402
-from curate.messy import build_messy, read_truth  # noqa: E402
+from curate.messy import build_messy, load_bases, read_truth, sample_dir  # noqa: E402
 
 # beside the repository; CURATE_FRACATLAS points elsewhere (a git worktree, say)
 FRACATLAS = Path(os.environ.get("CURATE_FRACATLAS", Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"))
@@ -146,6 +146,8 @@ def main() -> None:
     ap.add_argument("--bases", type=int, default=1500, help="FracAtlas images to build from")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--profile", choices=sorted(PROFILES), default="benchmark", help="how the set is built")
+    ap.add_argument("--sample", action="store_true",
+                    help="build from the bundled sample instead of FracAtlas (--profile default --seed 7: the demo)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the set here")
     ap.add_argument("--examples", type=int, default=8)
@@ -158,8 +160,8 @@ def main() -> None:
         override(setting)
 
     rng = np.random.default_rng(args.seed)
-    all_files = sorted((FRACATLAS / "images").glob("*/*.jpg"))
-    sources = []
+    all_files = [] if args.sample else sorted((FRACATLAS / "images").glob("*/*.jpg"))
+    sources = [(b.path, b.label) for b in load_bases(sample_dir())] if args.sample else []
     for i in rng.permutation(len(all_files)):  # a random subset of the ones that decode
         if len(sources) == args.bases:
             break

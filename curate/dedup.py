@@ -779,21 +779,25 @@ def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, worker
 TRACES_VERSION = "4"  # bump when traces() changes meaning
 
 
-def _tone_norm(traces: dict, groups: list[list[int]]) -> tuple[float, float] | None:
-    """The dataset's usual grey range (2% and 98%): the median over the grouped files that show
-    no resampling or fill (originals and their plain copies, mostly; a set of augmented copies
-    has fills that move the range of most of its files). None when nothing was measured."""
+def _tone_norm(traces: dict, groups: list[list[int]]) -> tuple:
+    """(the dataset's usual grey range (2% and 98%), the median range of every file measured).
+    The usual range is the median over the grouped files that show no resampling or fill
+    (originals and their plain copies, mostly; a set of augmented copies has fills that move
+    the range of most of its files). (None, None) when nothing was measured."""
+    found = [tr for tr in traces.values() if tr is not None]
+    if not found:
+        return None, None
+    centre = float(np.median([tr[2] for tr in found])), float(np.median([tr[3] for tr in found]))
     plain = []
     for members in groups:
-        marks = _derivation(members, traces, None)[1]
+        marks = _derivation(members, traces, None, centre)[1]
         plain += [traces[x] for x in members if marks[x] == "" and traces.get(x) is not None]
-    plain = plain or [tr for tr in traces.values() if tr is not None]
-    if not plain:
-        return None
-    return float(np.median([tr[2] for tr in plain])), float(np.median([tr[3] for tr in plain]))
+    plain = plain or found
+    return (float(np.median([tr[2] for tr in plain])), float(np.median([tr[3] for tr in plain]))), centre
 
 
-def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | None) -> tuple[dict, dict]:
+def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | None,
+                centre: tuple[float, float] | None = None) -> tuple[dict, dict]:
     """Each member's cost (see RESAMPLED_UNIT) against the least marked member, and its marks
     as text ('resampled', 'fill', 'tone', joined by '+'; '' for none). Black is compared only
     between members with the same black point (a brightened copy lifts the original's black
@@ -801,7 +805,9 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
     far off the group's usual tone (a crushed black makes hard edges, a flattened tone leaves
     the JPEG noise on top);
     tone only between members not resampled or filled (a fill of repeated edge pixels moves a
-    turned copy's grey range). norm None: no tone marks."""
+    turned copy's grey range). norm: the usual grey range (None: no tone marks); centre: the
+    median range of every file measured, which says what is far off for the sharpness
+    reference (the usual range is itself found with that reference)."""
     known = {x: traces.get(x) for x in members if traces.get(x) is not None}
     cost = {x: DERIVED_COST for x in members}  # not measured: no claim to be the original
     marks = {x: "" for x in members}
@@ -819,8 +825,9 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
         return max(0.0, off[x] - min(off[y] for y in among) - TONE_SLACK) / TONE_UNIT if among else 0.0
 
     unfilled = [x for x in known if fill[x] < DERIVED_COST] or list(known)
-    typical = float(np.median([off[x] for x in unfilled]))
-    reference = [x for x in unfilled if off[x] <= typical + TONE_SLACK + TONE_UNIT]
+    far = {x: abs(known[x][2] - centre[0]) + abs(known[x][3] - centre[1]) if centre else 0.0 for x in unfilled}
+    typical = float(np.median(list(far.values())))
+    reference = [x for x in unfilled if far[x] <= typical + TONE_SLACK + TONE_UNIT]
     sharpest = max(known[x][0] for x in reference)
     resampled = {x: max(0.0, math.log(sharpest / max(tr[0], 1e-6))) / RESAMPLED_UNIT for x, tr in known.items()}
     plain = [x for x in known if max(resampled[x], fill[x]) < DERIVED_COST]
@@ -994,7 +1001,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
 
     derived = [""] * n
     multi = [ms for ms in groups.members.values() if len(ms) > 1]
-    norm = _tone_norm(traces, multi)
+    norm, centre = _tone_norm(traces, multi)
     usual_black = float(table["dark_share"].median()) if "dark_share" in table and n else 0.0
     found = [tr for tr in traces.values() if tr is not None]
     typical_off = float(np.median([abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) for tr in found])) if norm else 0.0
@@ -1002,7 +1009,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     ordered = sorted(groups.members.values(), key=lambda ms: min(table["path"].iloc[i] for i in ms))
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
-        cost, marks = _derivation(members, traces, norm)
+        cost, marks = _derivation(members, traces, norm, centre)
         rep = _root(members, t, cost, plain, usual, marks)
         for x in members:
             derived[x] = marks[x]
