@@ -39,13 +39,15 @@ from curate.messy import build_messy, load_bases, read_truth, sample_dir  # noqa
 
 # beside the repository; CURATE_FRACATLAS points elsewhere (a git worktree, say)
 FRACATLAS = Path(os.environ.get("CURATE_FRACATLAS", Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"))
+if not FRACATLAS.is_dir():  # a worktree outside the project's folder
+    FRACATLAS = Path("/work/shared/data/fracatlas")
 # A mix unlike the tests' (which use one copy of each kind): every kind, arbitrary angles heavier.
 MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate": 2, "mirror": 2,
        "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
        "mirror+arbitrary": 2}
 # --profile: the builder's arguments. benchmark: the mix above, many copies; default: what
-# `python -m curate.messy` builds (the builder's own mix and copy rate); kaggle: chains of
-# augmentation (curate.messy_kaggle).
+# `python -m curate.messy` builds (the builder's own mix and copy rate); kaggle: the Kaggle-style
+# profile (chains of augmentation, byte copies; curate.messy_kaggle).
 PROFILES = {"benchmark": {"copy_fraction": 0.45, "kinds": MIX}, "default": {}, "kaggle": {"profile": "kaggle"}}
 # Files that are their source's original pixels (or a plain re-encode): what a group should keep.
 PLAIN_KINDS = {"original", "exact", "reencode", "odd-png-as-jpg", "odd-png16", "odd-unicode-name"}
@@ -78,6 +80,24 @@ def components(paths: list[str], edges: set) -> dict:
     for p in paths:
         groups[find(p)].append(p)
     return groups
+
+
+def fragmented(table: pd.DataFrame, source: np.ndarray) -> None:
+    """Print how many source radiographs (with 2+ readable files) end in more than one group:
+    a fresh split can then put their fragments in train and in test."""
+    readable = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(len(table), bool)
+    groups = defaultdict(set)
+    files = defaultdict(int)
+    for s, g, ok in zip(source, table["group"], readable):
+        if s and ok:
+            groups[s].add(g)
+            files[s] += 1
+    many = [s for s in groups if files[s] > 1]
+    split = [s for s in many if len(groups[s]) > 1]
+    worst = sorted(split, key=lambda s: -len(groups[s]))[:5]
+    print(f"\nradiographs in more than one group: {len(split)} of {len(many)} with 2+ readable files "
+          f"({len(split) / max(len(many), 1):.2%})" + (f"; most split: " + ", ".join(
+              f"{s} ({files[s]} files, {len(groups[s])} groups)" for s in worst) if worst else ""))
 
 
 def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, generation: np.ndarray,
@@ -272,6 +292,8 @@ def main() -> None:
     for k in sorted(by_kind):
         v = by_kind[k]
         print(f"{k:28s} {len(v):6d} {np.mean(v):7.3f}")
+
+    fragmented(table, source)
 
     # angle and mirror of the copies whose representative is their original
     t_idx = table.set_index("path")

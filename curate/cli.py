@@ -477,6 +477,7 @@ def manifest(
     ws = Workspace.for_root(root, name, workdir)
     busy = quiet or json_out
     table = _through_dups(root, ws, dict(labels_csv=labels_csv, path_pattern=path_pattern, path_column=path_column, label_column=label_column), workers, busy)
+    layout_warnings = table.attrs.get("warnings", [])  # printed already; manifest.json keeps them too
     if group_by:
         table = group_by_column(table, labels_csv, group_by, path_column=path_column)
     table = assign_splits_checked(table, split, ratio_values, seed, keep_copies, group_by, not keep_conflicts)
@@ -488,13 +489,14 @@ def manifest(
                "keep_copies": keep_copies, "keep_conflicts": keep_conflicts,
                "labels_csv": str(labels_csv.resolve()) if labels_csv else None,
                "path_pattern": path_pattern, "path_column": path_column, "label_column": label_column}
-    written = write_manifests(table, naive, ws.manifests, root=root, options=options, report=report_, naive_split=how)
+    written = write_manifests(table, naive, ws.manifests, root=root, options=options, naive_split=how,
+                              report={**report_, "warnings": layout_warnings + report_["warnings"]})
     counts = written["counts"]
     leaked_before = int(table.loc[table["reason"] == "leak"].shape[0])
     if json_out:
         print_json({"manifest_csv": str(written["manifest_csv"]), "naive_csv": str(written["naive_csv"]),
                     "manifest_json": str(written["manifest_json"]), "manifest_sha256": written["manifest_sha256"],
-                    **counts, "notes": report_["notes"], "warnings": report_["warnings"]})
+                    **counts, "notes": report_["notes"], "warnings": layout_warnings + report_["warnings"]})
     elif not quiet:
         console.print(counts_table(f"manifest of {root}", {"files": counts["files"], "kept": counts["kept"],
                                                            **{f"  dropped: {k}": v for k, v in counts["by_reason"].items()},

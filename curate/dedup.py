@@ -52,7 +52,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             equalise)
 from curate.imageio import decode
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.parallel import Progress, map_files, scaled, shared
+from curate.parallel import Progress, default_workers, map_files, scaled, shared
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -128,8 +128,17 @@ class Features:
     # is what histogram equalisation blows up, and what a tone change clips away
     clipped: float  # share of pixels at the darkest level (a tone change can clip a background)
     keypoints: tuple[np.ndarray, np.ndarray, np.ndarray]  # (points, descriptors, angles) as is
-    mirrored: tuple[np.ndarray, np.ndarray, np.ndarray]  # the same of the left-right mirrored image
+    _mirrored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     _bands: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def mirrored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The keypoints of the left-right mirrored image, made when first needed: most files
+        are only ever verified unmirrored (the hashes tell which pairs are mirrored)."""
+        if self._mirrored is None:
+            flip = (lambda x: np.ascontiguousarray(x[:, ::-1]))
+            self._mirrored = _keypoints(flip(self.pixels), flip(_anatomy(self.flat)))
+        return self._mirrored
 
     @property
     def bands(self) -> tuple[np.ndarray, np.ndarray]:
@@ -182,9 +191,7 @@ def features(path: str) -> Features | None:
     eq = cv2.equalizeHist(pixels)
     flat = (equalise(pixels, FLAT_FLOOR) * 255).astype(np.uint8)
     clipped = float((pixels == pixels.min()).mean())
-    anatomy = _anatomy(flat)
-    flip = (lambda x: np.ascontiguousarray(x[:, ::-1]))
-    return Features(eq, flat, clipped, _keypoints(eq, anatomy), _keypoints(flip(eq), flip(anatomy)))
+    return Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)))
 
 
 def _anatomy(flat: np.ndarray) -> np.ndarray:
@@ -425,22 +432,34 @@ def _verify_batch(pairs: list[Pair]) -> list[Match]:
 
 
 def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = None,
-                 progress: Progress | None = None) -> list[Match]:
-    """Verify pairs of files (row positions into `paths`): features once per file, in parallel,
-    then the pairs in batches of VERIFY_BATCH (in order: pairs of one file sit together), every
-    worker holding all features from the start rather than receiving them with each batch.
-    `progress` counts the files: a fifth of each as features are made, the rest as the pairs
-    are verified (most of the time), so the bar keeps moving."""
+                 progress: Progress | None = None, features: dict | None = None) -> list[Match]:
+    """Verify pairs of files (row positions into `paths`) in batches of up to VERIFY_BATCH (in order:
+    pairs of one file sit together), every worker holding all features from the start rather
+    than receiving them with each batch. features: {row: Features} already made; otherwise
+    they are made here first, in parallel. `progress` counts the pairs."""
+    if not pairs:
+        return []
     if isinstance(workers, Executor):
         return _verify_on_cluster(pairs, paths, workers, progress)
-    need = sorted({i for a, b, *_ in pairs for i in (a, b)})
-    made = len(need) // 5
-    computed = map_files(features, [paths[i] for i in need], workers=workers,
-                         progress=scaled(progress, len(need), made))
-    batches = [pairs[lo:lo + VERIFY_BATCH] for lo in range(0, len(pairs), VERIFY_BATCH)]
-    done = map_files(_verify_batch, batches, workers=workers, shared=dict(zip(need, computed)), chunk_size=1,
-                     progress=scaled(progress, len(batches), len(need) - made))
+    if features is None:
+        need = sorted({i for a, b, *_ in pairs for i in (a, b)})
+        features = dict(zip(need, map_files(_features_of, [paths[i] for i in need], workers=workers)))
+    # at most VERIFY_BATCH, and small enough that a round's few pairs still spread over the workers
+    slots = workers if isinstance(workers, int) else default_workers()
+    size = max(8, min(VERIFY_BATCH, -(-len(pairs) // (4 * slots))))
+    batches = [pairs[lo:lo + size] for lo in range(0, len(pairs), size)]
+    done = map_files(_verify_batch, batches, workers=workers, shared=features, chunk_size=1,
+                     progress=scaled(progress, len(batches), len(pairs)))
     return [m for batch in done for m in batch]
+
+
+def _features_of(item: str | tuple[str, bool]) -> Features | None:
+    """features(path), with the mirrored keypoints made at once if asked ((path, True))."""
+    path, mirrored = (item, False) if isinstance(item, str) else item
+    f = features(path)
+    if f is not None and mirrored:
+        f.mirrored
+    return f
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -450,7 +469,7 @@ def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, 
     batches = [pairs[lo:lo + VERIFY_BATCH] for lo in range(0, len(pairs), VERIFY_BATCH)]
     tasks = [(batch, {i: paths[i] for a, b, *_ in batch for i in (a, b)}) for batch in batches]
     done = map_files(_verify_batch_from_files, tasks, workers=executor, chunk_size=1,
-                     progress=scaled(progress, len(tasks), len({i for _, files in tasks for i in files})))
+                     progress=scaled(progress, len(tasks), len(pairs)))
     return [m for batch in done for m in batch]
 
 
@@ -650,14 +669,31 @@ def _inverse(t: tuple[int, float]) -> tuple[int, float]:
 
 
 class _Groups:
-    """Union-find whose groups keep a core and every member's transform from that core."""
+    """Union-find whose groups keep a core and every member's transform from that core.
+    pictures[i]: file i counts as a picture of its own (not a byte or pixel twin of another)."""
 
-    def __init__(self, n: int, better):
+    def __init__(self, n: int, better, pictures: list[bool] | None = None):
         self.members = {i: [i] for i in range(n)}
         self.group_of = list(range(n))
         self.core = {i: i for i in range(n)}
         self.t = [(0, 0.0)] * n  # transform core -> member
         self.better = better
+        self.pictures = {i: int(pictures[i]) if pictures is not None else 1 for i in range(n)}
+
+    def link(self, a: int, b: int, t_ab: tuple[int, float], strong: bool = True) -> bool:
+        """Join a's and b's groups on the verified pair a -> b (transform t_ab). A weak pair
+        (strong=False) joins only a lone picture to a group. True if a and b are now together."""
+        ga, gb = self.group_of[a], self.group_of[b]
+        if ga == gb:
+            return True
+        if not strong and self.pictures[ga] > 1 and self.pictures[gb] > 1:
+            return False
+        # core_a -> a -> b -> core_b
+        t = _compose(_inverse(self.t[b]), _compose(t_ab, self.t[a]))
+        if len(self.members[gb]) > len(self.members[ga]):  # the smaller group moves
+            ga, gb, t = gb, ga, _inverse(t)
+        self.join(ga, gb, t)
+        return True
 
     def join(self, ga: int, gb: int, t_ab: tuple[int, float]) -> None:
         """Join group gb into ga given the transform core(ga) -> core(gb)."""
@@ -666,6 +702,7 @@ class _Groups:
             self.t[x] = _compose(self.t[x], t_ab)  # core_a -> core_b -> x
             self.group_of[x] = ga
         self.members[ga] += self.members.pop(gb)
+        self.pictures[ga] += self.pictures.pop(gb)
         del self.core[gb]
         if self.better(cb, ca):  # the better core leads: re-express transforms from it
             inv = _inverse(self.t[cb])
@@ -885,6 +922,9 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                     progress: Progress | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """Add DUP_COLUMNS to a hashed table (see hashing.hash_images). Every row gets a group.
 
+    Candidates are verified in rounds, strongest (nearest hashes) first, and a pair whose two
+    files are already joined is not verified at all: in a group of 150 copies most pairs add
+    nothing. Byte- or pixel-identical files are one picture: joined at once, verified once.
     With `cache_dir`, verified pairs are kept keyed by both files' (path, size, mtime): a
     re-run verifies only pairs with a new or changed file."""
     root = Path(root).resolve()
@@ -894,66 +934,82 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     pairs = candidate_pairs(table)
     cache = _PairCache(cache_dir, table, paths) if cache_dir is not None else None
 
-    # verify the candidates (exact and pixel-identical pairs need no verification)
+    # exact and pixel-identical files need no verification: each set is one picture (its
+    # first file stands for it), so only pairs between pictures are verified
     trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
-    todo = pairs[~trivial]
-    # the hashes' rotation/flip: whether b is mirrored, and for whole frames how they align
+    verified: dict[tuple[int, int], Match] = {}
+    picture = list(range(n))
+    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
+        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
+        picture[b] = picture[a] = min(picture[a], picture[b])
+    for i in range(n):  # (pixel sets hold the byte sets: one pass settles every chain)
+        picture[i] = picture[picture[i]]
+    todo = pairs[~trivial].assign(a=lambda d: [picture[i] for i in d["a"]], b=lambda d: [picture[i] for i in d["b"]])
+    todo = todo[todo["a"] != todo["b"]]
+    swap = todo["a"] > todo["b"]  # a picture's stand-in may sit after its partner
+    todo = todo.assign(a=np.where(swap, todo["b"], todo["a"]), b=np.where(swap, todo["a"], todo["b"]),
+                       variant=np.where(swap, _INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
+    # strongest first: the earlier channel, then the nearer hashes (kept in that order below)
+    rank = todo["channel"].map({c: i for i, c in enumerate(CHANNELS)})
+    todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
     frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
     refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
     items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r))
              for a, b, v, f, r in zip(todo["a"], todo["b"], todo["variant"], frames, refine)]
-    hinted = {(a, b) for a, b, *_ in items}  # verified trusting the hashes' mirror hint
-    verified: dict[tuple[int, int], Match] = {}
-    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
-        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
-    if cache is not None:
-        for a, b, *_ in items:
-            hit = cache.get(a, b)
-            if hit is not None:
-                verified[(a, b)] = hit
-        items = [item for item in items if item[:2] not in verified]
-    checked = verify_pairs(items, paths, workers=workers, progress=progress)
-    if progress:  # the bar counts files: those that needed no verification are done too
-        progress(n - len({i for a, b, *_ in items for i in (a, b)}))
-    for (a, b, *_), match in zip(items, checked):
-        verified[(a, b)] = match
-
-    def check(a: int, b: int) -> Match:
-        key = (min(a, b), max(a, b))
-        if key not in verified or (key in hinted and not verified[key].ok):
-            # a link between two groups' cores must not fail on a wrong hint: both mirrors
-            fa, fb = features(paths[key[0]]), features(paths[key[1]])
-            verified[key] = verify(fa, fb) if fa is not None and fb is not None else Match(False)
-            hinted.discard(key)
-        return verified[key]
-
-    def transform(a: int, b: int) -> tuple[int, float]:
-        """a -> b from the verified pair."""
-        m = check(a, b)
-        t = (int(m.mirrored), m.beta)
-        return t if a < b else _inverse(t)
-
-    quality = _quality_key(table)
-    cover = defaultdict(list)  # how much of each file its verified copies show
-    support = defaultdict(float)  # and how well they verify with it: the sum of their scores
-    for (a, b), m in verified.items():
-        if m.ok:
-            cover[a].append(m.cover_a)
-            cover[b].append(m.cover_b)
-            support[a] += m.score
-            support[b] += m.score
 
     dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
+    quality = _quality_key(table)
+    # a group's core is the file other members' transforms are expressed from: the least
+    # flattened to black, then the better file (the representative is chosen apart, later)
+    groups = _Groups(n, lambda x, y: (round(float(dark[x]), 1), quality[x]) < (round(float(dark[y]), 1), quality[y]),
+                     pictures=[i == picture[i] for i in range(n)])
+    for (a, b) in verified:
+        groups.link(a, b, (0, 0.0))
 
-    def core_key(x: int):
-        """A group's core is what other files are checked against: the least flattened to black
-        (a clipping tone change, a shift's or a turn's fill: these fail against many copies),
-        then not padded by a turn's wedges, then the one its copies verify best with (the
-        original, rather than a re-encode a turned copy just fails against), then the better file."""
-        return (round(float(dark[x]), 1), -round(float(np.mean(cover[x])), 1) if cover[x] else -1.0,
-                -round(support[x], 1), quality[x])
-
-    groups = group_pairs(n, verified, check, transform, lambda x, y: core_key(x) < core_key(y))
+    need = sorted({i for p in items for i in p[:2]})
+    mirrored = {p.b for p in items if p.mirror}  # whose mirrored keypoints a pair will ask for
+    made = len(need) // 5
+    feats = None  # on a cluster each verify batch makes its own files' features (see verify_pairs)
+    if not isinstance(workers, Executor):
+        feats = dict(zip(need, map_files(_features_of, [(paths[i], i in mirrored) for i in need], workers=workers,
+                                         progress=scaled(progress, len(need), made))))
+    advance = scaled(progress, len(items), len(need) - made)
+    if progress:  # the bar counts files: those in no pair to verify are done already
+        progress(n - len(need))
+    weak: list[tuple[float, int, int]] = []  # verified, too weak to join two groups of copies
+    budget = 1
+    while items:
+        # each group's `budget` strongest pairs to a group it is not joined with yet
+        taken, left, count = [], [], defaultdict(int)
+        for p in items:
+            ga, gb = groups.group_of[p.a], groups.group_of[p.b]
+            if ga == gb:
+                continue  # already joined through verified pairs: nothing to add
+            if count[ga] < budget or count[gb] < budget:
+                taken.append(p)
+                count[ga] += 1
+                count[gb] += 1
+            else:
+                left.append(p)
+        if advance:
+            advance(len(items) - len(left) - len(taken))
+        items, budget = left, budget * 2
+        # in file order, so a file's pairs share a batch (and its band-passed images)
+        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
+        checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance, features=feats)))
+        results = []
+        for p in taken:
+            m = checked[p] if p in checked else cache.get(p.a, p.b)
+            verified[(p.a, p.b)] = m
+            if m.ok:
+                results.append((m.score, p.a, p.b))
+        for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
+            if score >= MERGE_CORRELATION:
+                groups.link(a, b, _transform(verified, a, b))
+            else:  # weak links wait until every strong one is in (see group_pairs)
+                weak.append((score, a, b))
+    for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
+        groups.link(a, b, _transform(verified, a, b), strong=False)
     if cache is not None:
         cache.save(verified)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
@@ -963,28 +1019,26 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual)
 
 
-def group_pairs(n: int, verified: dict[tuple[int, int], Match], check, transform, better) -> _Groups:
-    """Groups of n files from their verified pairs, strongest pair first. Two groups join only
-    when their cores verify too (no chaining A~B~C when A and C differ), and two groups that
-    both hold copies already only when their strongest pair (the first one met) or their cores
-    score at least MERGE_CORRELATION.
+def _transform(verified: dict[tuple[int, int], Match], a: int, b: int) -> tuple[int, float]:
+    """a -> b from the verified pair."""
+    m = verified[(min(a, b), max(a, b))]
+    t = (int(m.mirrored), m.beta)
+    return t if a < b else _inverse(t)
 
-    check(a, b) -> Match of any two files (verifying pairs not yet seen); transform(a, b) ->
-    (mirror, beta) from a to b; better(x, y): x makes the better core."""
+
+def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Groups:
+    """Groups of n files from verified pairs, as find_duplicates joins them: a strong pair
+    (>= MERGE_CORRELATION) joins any two groups, so a chain of copies of copies stays one group
+    even where its ends no longer verify against each other; a weaker pair, only once every
+    strong one is in, and only a lone picture to a group (two exposures of one patient, each
+    with its copies, meet on such links)."""
     groups = _Groups(n, better)
     edges = sorted(((m.score, a, b) for (a, b), m in verified.items() if m.ok), key=lambda e: (-e[0], e[1], e[2]))
-    for score, a, b in edges:
-        ga, gb = groups.group_of[a], groups.group_of[b]
-        if ga == gb:
-            continue
-        ca, cb = groups.core[ga], groups.core[gb]
-        link = check(ca, cb)
-        if not link.ok:
-            continue  # the link does not hold between the groups' cores: no chaining
-        weak = max(score, link.score) < MERGE_CORRELATION
-        if weak and len(groups.members[ga]) > 1 and len(groups.members[gb]) > 1:
-            continue  # two exposures, each with its copies, look like this
-        groups.join(ga, gb, transform(ca, cb))
+    for s, a, b in edges:
+        if s >= MERGE_CORRELATION:
+            groups.link(a, b, _transform(verified, a, b))
+    for s, a, b in edges:
+        groups.link(a, b, _transform(verified, a, b), strong=False)
     return groups
 
 
@@ -999,6 +1053,11 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     sha = table["sha256"].fillna("").tolist() if "sha256" in table else [""] * n
     pix = table["pixel_hash"].fillna("").tolist() if "pixel_hash" in table else [""] * n
 
+    weakest: dict[int, float] = {}  # a member's lowest verified score, where it has no pair with its representative
+    for (a, b), m in verified.items():
+        if m.ok:
+            for x in (a, b):
+                weakest[x] = min(weakest.get(x, m.score), m.score)
     derived = [""] * n
     multi = [ms for ms in groups.members.values() if len(ms) > 1]
     norm, centre = _tone_norm(traces, multi)
@@ -1006,7 +1065,8 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     found = [tr for tr in traces.values() if tr is not None]
     typical_off = float(np.median([abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) for tr in found])) if norm else 0.0
     plain = _plain_quality(quality)
-    ordered = sorted(groups.members.values(), key=lambda ms: min(table["path"].iloc[i] for i in ms))
+    path_list = table["path"].tolist()
+    ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
         cost, marks = _derivation(members, traces, norm, centre)
@@ -1027,8 +1087,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
                 angle[x], mirrored[x] = 0.0, False
                 continue
             pair = verified.get((min(x, rep), max(x, rep)))
-            score[x] = round(pair.score, 4) if pair is not None and pair.ok else round(
-                min((verified[k].score for k in verified if x in k and verified[k].ok), default=0.0), 4)
+            score[x] = round(pair.score, 4) if pair is not None and pair.ok else round(weakest.get(x, 0.0), 4)
             if sha[x] and sha[x] == sha[rep]:
                 relation[x] = "exact"
             elif pix[x] and pix[x] == pix[rep]:

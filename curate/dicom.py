@@ -28,11 +28,6 @@ def is_dicom(path: Path, head: bytes) -> bool:
     return head[128:132] == b"DICM" or (path.suffix.lower() in DICOM_EXTENSIONS and not sniff(head))
 
 
-def _range_of(func, arr: np.ndarray, domain: np.ndarray) -> tuple[float, float]:
-    out = func(domain)
-    return float(np.min(out)), float(np.max(out))
-
-
 def decode_dicom(path: Path, head: bytes, max_pixels: int):
     """pixels (H x W uint8) and what the file says: a Decoded, or ImageError."""
     try:
@@ -97,19 +92,16 @@ def _decode(path: Path, head: bytes, max_pixels: int):
 
 def _grey(arr: np.ndarray, ds) -> np.ndarray:
     """Stored values -> displayed values -> 0-255: modality LUT, then VOI LUT or window."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_windowing
 
     try:
         values = apply_modality_lut(arr, ds)
-        if ds.get("VOILUTSequence") or ("WindowCenter" in ds and "WindowWidth" in ds):
-            shown = apply_voi_lut(values, ds)
-            # the window's (or LUT's) whole output range maps onto 0-255, not the image's own range
-            if ds.get("VOILUTSequence"):
-                desc = ds.VOILUTSequence[0].LUTDescriptor
-                lo, hi = _range_of(lambda a: apply_voi_lut(a, ds), values,
-                                   np.arange(int(desc[1]), int(desc[1]) + (int(desc[0]) or 65536)))
-            else:
-                lo, hi = _range_of(lambda a: apply_voi_lut(a, ds), values, np.array([-1e12, 1e12]))
+        if ds.get("VOILUTSequence"):
+            shown, lo, hi = _voi_lut(values, ds.VOILUTSequence[0])
+        elif "WindowCenter" in ds and "WindowWidth" in ds:
+            shown = apply_windowing(values, ds)
+            # the window's whole output range maps onto 0-255, not the image's own range
+            lo, hi = (float(v) for v in apply_windowing(np.array([-1e12, 1e12]), ds))
         else:
             shown = values
             lo, hi = float(np.min(values)), float(np.max(values))
@@ -117,3 +109,15 @@ def _grey(arr: np.ndarray, ds) -> np.ndarray:
         raise ImageError("corrupt", f"DICOM display values: {exc}") from None
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     return np.clip(np.rint((np.asarray(shown, dtype=np.float64) - lo) * scale), 0, 255).astype(np.uint8)
+
+
+def _voi_lut(values: np.ndarray, item) -> tuple[np.ndarray, float, float]:
+    """A VOI LUT applied: (displayed values, the table's lowest and highest output). Done here:
+    pydicom 3.0's apply_voi indexes through the table's own output type, so a 12-bit image
+    through an 8-bit table wraps (every value read the first 256 entries)."""
+    entries, first = int(item.LUTDescriptor[0]) or 65536, int(item.LUTDescriptor[1])
+    data = item.LUTData
+    table = (np.frombuffer(data, "<u2")[:entries] if isinstance(data, bytes)
+             else np.asarray(data, dtype=np.float64).ravel()[:entries])
+    index = np.clip(np.asarray(values, dtype=np.int64) - first, 0, len(table) - 1)
+    return table[index], float(table.min()), float(table.max())

@@ -63,9 +63,19 @@ def _set_shared(value: Any) -> None:
     _SHARED = value
 
 
+class _Box:
+    """`shared` as one object for Client.scatter, which would send a dict or a list item by item
+    under the dict's own keys (and a second map of the same dict then loses them to the first's release)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 def _run_chunk(func: Callable[[Any], Any], chunk: Sequence[Any], shared_value: Any = None) -> list[Any]:
     if shared_value is None:  # nothing shared, or a local worker that got it when it started
         return [func(item) for item in chunk]
+    if isinstance(shared_value, _Box):
+        shared_value = shared_value.value
     before = _SHARED
     _set_shared(shared_value)  # a cluster worker gets it with the task (sent there once, see below)
     try:
@@ -146,7 +156,7 @@ def _scatter(executor: Executor, value: Any) -> Any:
     client = getattr(executor, "_client", None)
     if value is None or client is None:
         return value
-    return client.scatter(value, broadcast=True, hash=False)
+    return client.scatter(_Box(value), broadcast=True, hash=False)
 
 
 @contextmanager

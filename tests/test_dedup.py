@@ -141,7 +141,8 @@ def test_representative_is_the_upright_original_and_relations_say_what_changed(d
     assert g.loc["test/a/png1.png", "relation"] == "pixel-identical"
     assert g.filter(like="rot90", axis=0)["relation"].iloc[0] == "rotated 90"
     assert g.filter(like="mirrored_rot270", axis=0)["relation"].iloc[0] == "mirrored+rotated 270"
-    assert g.filter(like="rot17", axis=0)["relation"].iloc[0] == "rotated 17°"
+    # an angle may come through a chain of verified pairs (each off by a fraction of a degree)
+    assert g.filter(like="rot17", axis=0)["relation"].iloc[0] in ("rotated 16°", "rotated 17°", "rotated 18°")
 
 
 def test_broken_files_get_their_own_group_and_leakage_and_conflicts_are_counted(dataset, tmp_path):
@@ -181,17 +182,22 @@ def test_a_rerun_verifies_only_pairs_with_a_changed_file(tmp_path, monkeypatch):
     real = dedup.verify_pairs
     monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: verified.append(len(items)) or real(items, *a, **k))
 
-    def run():
-        return find_duplicates(hash_images(scan_like(root), root, workers=1), root, workers=1, cache_dir=tmp_path / "cache")
+    per_run = []
+
+    def run():  # (pairs are verified in rounds: one verify_pairs call each)
+        before = sum(verified)
+        out = find_duplicates(hash_images(scan_like(root), root, workers=1), root, workers=1, cache_dir=tmp_path / "cache")
+        per_run.append(sum(verified) - before)
+        return out
 
     first = run()
     second = run()
-    assert verified[0] >= 2 and verified[1] == 0  # nothing changed: every pair came from the cache
+    assert per_run[0] >= 2 and per_run[1] == 0  # nothing changed: every pair came from the cache
     pd.testing.assert_frame_equal(first, second)
     st = (root / "a/rot.jpg").stat()
     os.utime(root / "a/rot.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "changed"
     third = run()
-    assert 0 < verified[2] < verified[0]  # only the pairs with rot.jpg again
+    assert 0 < per_run[2] < per_run[0]  # only the pairs with rot.jpg again
     assert third["group"].nunique() == 1
 
 
@@ -405,15 +411,12 @@ def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
     assert proposed(trimmed) == {(0, 1, "twindow")}
 
 
-# ---- grouping verified pairs: no chaining, no weak links between groups of copies ----------
+# ---- grouping verified pairs: strong links chain, weak links only bring a lone picture -------
 
 
 def grouped(verified: dict) -> list[list[int]]:
     """group_pairs on hand-made verified pairs (file 0 makes the best core, then 1, ...)."""
-    def check(a, b):  # pairs not listed do not verify
-        return verified.get((min(a, b), max(a, b)), Match(False))
-
-    groups = group_pairs(4, verified, check, transform=lambda a, b: (0, 0.0), better=lambda x, y: x < y)
+    groups = group_pairs(4, verified, better=lambda x, y: x < y)
     return sorted(sorted(m) for m in groups.members.values())
 
 
@@ -439,10 +442,10 @@ def test_two_groups_join_on_a_strong_pair_even_if_their_cores_match_less_well():
     assert grouped(pairs) == [[0, 1, 2, 3]]
 
 
-def test_no_chaining_through_a_file_that_matches_two_others():
-    # 1 matches 0 and 2, but 0 and 2 do not match each other: 2 stays out of 0's group
-    pairs = {(0, 1): Match(True, 0.95), (1, 2): Match(True, 0.90)}
-    assert grouped(pairs) == [[0, 1], [2], [3]]
+def test_a_chain_of_strong_links_is_one_group_though_its_ends_do_not_match():
+    # a copy of a copy of a copy: each verifies against the one it was made from, not beyond
+    pairs = {(0, 1): Match(True, 0.95), (1, 2): Match(True, 0.92), (2, 3): Match(True, 0.90)}
+    assert grouped(pairs) == [[0, 1, 2, 3]]
 
 
 def test_looser_matches_count_only_when_their_keypoints_turned_alike():
@@ -456,3 +459,23 @@ def test_looser_matches_count_only_when_their_keypoints_turned_alike():
     matches = (points, points, ratio, turn)
     assert len(_strict(matches)[0]) == 5
     assert 35 <= len(_turned_alike(matches)[0]) <= 40  # the 35 alike, and the odd wrong one by chance
+
+
+def test_a_four_generation_chain_whose_ends_do_not_verify_is_one_group(tmp_path):
+    # Kaggle-style augmentation: each generation turns and zooms the previous one's output on
+    # the fixed canvas and saves it again; after four, the ends share too little to verify
+    from curate.dedup import features, verify
+
+    def augmented(img):
+        m = cv2.getRotationMatrix2D((112, 112), 30, 1.25)
+        return cv2.imdecode(np.frombuffer(jpeg(cv2.warpAffine(img, m, (224, 224))), np.uint8), cv2.IMREAD_GRAYSCALE)
+
+    chain = [xray(5, 224, 224)]
+    for _ in range(4):
+        chain.append(augmented(chain[-1]))
+    root, table = hashed_folder(tmp_path, {f"gen{k}": jpeg(img) for k, img in enumerate(chain)} | {"other": jpeg(xray(6, 224, 224))})
+    ends = [features(str(root / "a" / f"gen{k}.jpg")) for k in (0, 4)]
+    assert not verify(*ends).ok and not verify(*ends[::-1]).ok
+    out = find_duplicates(table, root, workers=1)
+    groups = out.groupby("group")["path"].agg(sorted).tolist()
+    assert sorted(groups) == [[f"a/gen{k}.jpg" for k in range(5)], ["a/other.jpg"]]

@@ -216,6 +216,27 @@ def test_labels_csv_named_columns_and_what_does_not_match_is_counted(tmp_path):
         scan(root, labels_csv=csv, path_column="Image Index", label_column="Label")
 
 
+def test_manifest_command_says_what_the_labels_csv_left_unsaid(tmp_path):
+    from curate.cli import app
+
+    root = tmp_path / "xr"
+    for i in range(6):
+        save(root / f"img{i}.png", radiograph(i))
+    csv = tmp_path / "labels.csv"
+    csv.write_text("Image Index,Finding\n" + "".join(f"img{i}.png,{'ab'[i % 2]}\n" for i in range(5)) + "gone.png,a\n")
+    result = CliRunner().invoke(app, ["manifest", str(root), "--labels-csv", str(csv), "--path-column", "Image Index",
+                                      "--label-column", "Finding", "--workdir", str(tmp_path / "w"), "--json", "-w", "1"])
+    assert result.exit_code == 0, result.output
+    said = ["1 row(s) of labels.csv match no file under ROOT (e.g. 'gone.png').",
+            "1 file(s) under ROOT have no row in labels.csv (e.g. 'img5.png'): 0 keep their folder's label, "
+            "1 have none (reason no-label)."]
+    assert json.loads(result.stdout)["warnings"][:2] == said
+    assert json.loads((tmp_path / "w" / "manifests" / "xr" / "manifest.json").read_text())["warnings"][:2] == said
+    assert result.stderr.count("match no file") == 1  # said once
+    assert read_manifest(tmp_path / "w" / "manifests" / "xr" / "manifest.csv").set_index("path").loc[
+        "img5.png", "reason"] == "no-label"
+
+
 # ---- DICOM -----------------------------------------------------------------------------------------
 
 pydicom = pytest.importorskip("pydicom", reason="pydicom is not installed: pip install 'curate[dicom]'")
@@ -262,6 +283,24 @@ def test_dicom_12_bit_is_scaled_to_its_range_and_windowed(tmp_path):
     row = win[0]
     assert row[row.size // 2:].min() == 255  # above the window (centre + width / 2 = 1536): white
     assert np.all(np.diff(row.astype(int)) >= 0) and 0 < row[12] < 255  # inside it: a ramp
+
+
+def test_dicom_voi_lut_maps_values_through_its_table(tmp_path):
+    from pydicom.dataset import Dataset
+
+    from curate.imageio import decode
+
+    path = write_dicom(tmp_path / "lut.dcm", ramp12())
+    ds = pydicom.dcmread(path)
+    item = Dataset()  # 4096 entries from 0, 8-bit output: a curve, not a straight window
+    item.LUTDescriptor = [4096, 0, 8]
+    lut = [int(round(100 + 100 * (v / 4095) ** 2)) for v in range(4096)]  # outputs 100..200
+    item.add_new(0x00283006, "US", lut)  # LUTData
+    ds.VOILUTSequence = [item]
+    ds.save_as(path)
+    row = decode(path).pixels[0]
+    expected = np.round((np.array(lut)[ramp12()[0]] - 100) * 255 / 100)
+    assert np.abs(row.astype(int) - expected).max() <= 1  # the LUT's own range 100-200 maps onto 0-255
 
 
 def test_dicom_monochrome1_is_inverted_and_multi_frame_gives_its_first_frame(tmp_path):
