@@ -56,6 +56,8 @@ def audit_file(path: str | Path) -> dict:
         row["sha256"] = sha256_of(path)
     except ImageError as exc:  # a special file: never opened
         row.update(status=exc.reason, detail=exc.detail)
+        if os.path.isdir(path):  # the layout lists a folder only when it did not walk it
+            row["detail"] = "a folder not walked: it cannot be listed, or it is a link to a folder walked elsewhere"
         return row
     except OSError as exc:
         row.update(status="unreadable", detail=_os_detail(path, exc))

@@ -508,6 +508,7 @@ def manifest(
         console.print(f"wrote {written['manifest_csv']}, {written['naive_csv'].name}, {written['manifest_json'].name}")
     for warning in report_["warnings"]:  # loud even with --quiet / --json: on stderr
         warn(warning)
+    _fail_if_unlabelled(table)
     if "leakage" in fail_on_set and leaked_before:
         raise typer.Exit(1)
 
@@ -734,6 +735,14 @@ def train(
         console.print(f"wrote {result.out_dir}")
 
 
+def gaps(d: dict) -> str:
+    """'+0.071 [+0.012, +0.130]' per metric; an interval excluding 0 is a real gap."""
+    return ", ".join(
+        f"{k} {d[k]:+.3f} [{d[k + '_ci'][0]:+.3f}, {d[k + '_ci'][1]:+.3f}]"
+        for k in ("accuracy", "balanced_accuracy", "auc") if d.get(k) is not None and d.get(k + "_ci")
+    ) or "not computable"
+
+
 @app.command()
 @handle_errors
 def compare(
@@ -797,12 +806,6 @@ def compare(
         "curated model on clean test": c["on_clean_test"],
     }))
 
-    def gaps(d: dict) -> str:  # '+0.071 [+0.012, +0.130]' per metric; an interval excluding 0 is a real gap
-        return ", ".join(
-            f"{k} {d[k]:+.3f} [{d[k + '_ci'][0]:+.3f}, {d[k + '_ci'][1]:+.3f}]"
-            for k in ("accuracy", "balanced_accuracy", "auc") if d.get(k) is not None and d.get(k + "_ci")
-        ) or "not computable"
-
     console.print(f"inflation (naive on its test - curated on its test): {gaps(result['inflation'])}", highlight=False)
     if result.get("naive_own_minus_clean"):
         console.print(f"naive model, its own test - the clean test: {gaps(result['naive_own_minus_clean'])}",
@@ -854,7 +857,18 @@ def _run(root: Path, ws, *, quiet: bool, json_out: bool, **options):
             console.print(f"report: {written['report_html']}")
     for warning in split_rep["warnings"]:
         warn(warning)
+    _fail_if_unlabelled(table)
     return summary, written
+
+
+def _fail_if_unlabelled(table) -> None:
+    """ROOT without label folders (and no CSV or pattern giving labels): a manifest that keeps
+    nothing is unusable input, said in one line (exit 2) rather than a silent exit 0."""
+    from curate.manifest import unlabelled_message
+
+    message = unlabelled_message(table)
+    if message:
+        raise fail(message)
 
 
 @app.command()
@@ -904,22 +918,25 @@ def run(
 @handle_errors
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo dataset and its results.")] = Path("demo"),
+    profile: Annotated[str, typer.Option("--profile", help="How the messy set is built: kaggle (augmentation chains, test mostly byte copies of train) or default (every kind of copy and junk file, scattered over three splits).")] = "kaggle",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the messy-dataset builder.")] = 7,
     no_train: Annotated[bool, typer.Option("--no-train", help="Skip the short naive-vs-curated training.")] = False,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 8,
+    model: Annotated[ModelName, typer.Option("--model", help="Model of the short comparison.")] = ModelName.seed_cnn,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 10,
     img_size: Annotated[int, typer.Option("--img-size", min=16, help="Image size of the short comparison.")] = 96,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Build a messy, leaky dataset from the bundled real sample and run everything on it.
 
-    The dataset goes to DIR/xray-messy (its ground truth beside it); then `curate run`, a short
-    `curate compare` (compact CNN, small images) and the report, all under DIR.
+    The dataset goes to DIR/xray-kaggle (--profile default: DIR/xray-messy), its ground truth
+    beside it; then `curate run`, a short `curate compare` (the published CNN on small images) and
+    the report, all under DIR.
     """
     from curate.demo import prepare_demo
     from curate.workspace import Workspace
 
-    root, truth, built = prepare_demo(directory, seed=seed)
+    root, truth, built = prepare_demo(directory, seed=seed, profile=profile)
     if not quiet:
         console.print(f"{'built' if built else 'reusing'} the messy dataset {root} (ground truth: {truth})")
     ws = Workspace.for_root(root, None, directory)
@@ -930,7 +947,7 @@ def demo(
         from curate.trainer.compare import compare as run_compare
 
         with train_progress(quiet) as bar:
-            result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model="compact",
+            result = run_compare(written["naive_csv"], written["manifest_csv"], root=root, model=model.value,
                                  epochs=epochs, batch_size=32, img_size=img_size, lr=1e-3, seed=0, repeats=1,
                                  class_weight="balanced", patience=3, deterministic=False, channels=1,
                                  weights=None, curated_copies="all", positive_label=None, name=ws.name,
@@ -938,12 +955,15 @@ def demo(
         report_from_disk(ws.name, ws.workdir, root=root.resolve())
         if not quiet:
             n, c = result["naive"], result["curated"]
-            console.print(metrics_table(f"naive vs curated: compact CNN, {img_size} px, {epochs} epochs (a demo, not a result)", {
+            title = f"naive vs curated: {model.value}, {img_size} px, up to {epochs} epochs (a demo, not a result)"
+            console.print(metrics_table(title, {
                 "naive model on naive test": n["on_naive_test"],
-                "naive model on clean test": n["on_clean_test"],
+                "  on its leaked images": n["naive_test_breakdown"]["leaked"],
+                "  on its clean images": n["naive_test_breakdown"]["clean"],
                 "curated model on curated test": c["on_curated_test"],
-                "curated model on clean test": c["on_clean_test"],
-            }))
+            }, keys=("accuracy", "auc")))
+            console.print(f"inflation (naive on its test - curated on its test): {gaps(result['inflation'])}",
+                          highlight=False)
     if not quiet:
         console.print(f"open the report: {ws.reports / 'report.html'}")
 

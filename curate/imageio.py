@@ -176,11 +176,14 @@ def _strip_to_grey(im: Image.Image, extrema) -> tuple[np.ndarray, bool]:
         im = im.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "RGBa"):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[..., 3:4] / 255.0
-        rgb = rgba[..., :3] * alpha  # composite over black: transparent parts are background
-        colour = bool(np.ptp(rgb, axis=2).max() > 0) if rgb.size else False
-        grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        rgba = np.asarray(im.convert("RGBA"))
+        r, g, b, a = cv2.split(rgba)
+        # colour: channels differ somewhere not fully transparent
+        differ = cv2.bitwise_or(cv2.absdiff(r, g), cv2.absdiff(g, b))
+        colour = bool(cv2.countNonZero(cv2.bitwise_and(differ, differ, mask=a)))
+        alpha = a.astype(np.float32) / np.float32(255)
+        rgb = rgba[..., :3].astype(np.float32) * alpha[..., None]  # composite over black
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         return np.clip(np.rint(grey), 0, 255).astype(np.uint8), colour
     if mode in ("RGB", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         rgb = np.asarray(im if mode == "RGB" else im.convert("RGB"))
@@ -188,6 +191,15 @@ def _strip_to_grey(im: Image.Image, extrema) -> tuple[np.ndarray, bool]:
         colour = bool(cv2.countNonZero(cv2.absdiff(r, g)) or cv2.countNonZero(cv2.absdiff(g, b)))
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), colour
     return np.asarray(im.convert("L")), False
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1..8) an image still carries; 1 when none or broken."""
+    try:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block is not a broken image
+        return 1
+    return orientation if orientation in range(1, 9) else 1
 
 
 def orient_pixels(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -276,22 +288,18 @@ def _decode_open(path: Path, fh, max_side: int | None, max_pixels: int) -> Decod
         fmt = im.format or "?"
         mode = im.mode
         frames = getattr(im, "n_frames", 1) or 1
-        try:
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-        except Exception:  # a broken EXIF block is not a broken image
-            orientation = 1
-        if orientation not in range(1, 9):
-            orientation = 1
+        orientation = _orientation(im)
         try:
             if max_side and fmt == "JPEG" and mode in ("L", "RGB", "CMYK", "YCbCr"):
                 im.draft("L", (max_side, max_side))
             im.load()
+            pending = _orientation(im)  # Pillow turns a TIFF as it loads it (and drops the tag)
             pixels, colour = _to_grey(im)
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
             raise ImageError("corrupt", _describe_decode_error(exc)) from None
-    pixels = orient_pixels(pixels, orientation)
+    pixels = orient_pixels(pixels, pending)
 
-    if orientation in (5, 6, 7, 8):
+    if pending in (5, 6, 7, 8):  # (a TIFF's size is already the turned one)
         w, h = h, w
     if max_side and max(pixels.shape) > max_side:
         pixels = fit(pixels, max_side)

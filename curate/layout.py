@@ -260,6 +260,10 @@ def apply_labels_csv(table: pd.DataFrame, csv_path: str | Path, *, path_column: 
     unmatched = sorted(set(key_of) - matched_keys - {""})
     if unmatched:
         warnings.append(f"{len(unmatched):,} row(s) of {name} match no file under ROOT (e.g. {unmatched[0]!r}).")
+    by_name_only = [(key_of[r], p) for p, r in zip(table["path"], row) if r >= 0 and "/" in key_of[r] and key_of[r] != p]
+    if by_name_only:  # the row's path is not under ROOT; its file name is
+        warnings.append(f"{len(by_name_only):,} file(s) matched a row of {name} by file name only, the row's path "
+                        f"not being under ROOT (e.g. {by_name_only[0][0]!r} -> {by_name_only[0][1]!r}).")
     if conflicting:
         warnings.append(f"{len(conflicting):,} file(s) are listed in {name} with different labels "
                         f"(e.g. {sorted(conflicting)[0]!r}): left unlabelled (reason no-label).")

@@ -74,6 +74,15 @@ def _random_file_split(paths: pd.Series, labels: pd.Series, ratios, seed: int) -
     return list(split)
 
 
+def unlabelled_message(table: pd.DataFrame) -> str | None:
+    """One line when images were found but none has a label (so nothing can be kept), else None."""
+    images = table["status"].astype(str) == "ok"
+    if not images.any() or (table.loc[images, "label"].fillna("").astype(str) != "").any():
+        return None
+    return (f"none of the {int(images.sum()):,} images has a label: expected ROOT/<label>/... or "
+            "ROOT/<split>/<label>/..., or labels from --labels-csv or --path-pattern (the manifest keeps nothing)")
+
+
 # ---- writing --------------------------------------------------------------------------------
 
 

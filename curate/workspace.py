@@ -25,9 +25,14 @@ class Workspace:
         if workdir == root or root in workdir.parents:
             raise UsageError(f"--workdir {workdir} is inside the dataset {root}: results are never written into ROOT")
         name = name or root.name or "dataset"
-        if "/" in name or name in (".", ".."):
+        if "/" in name or "\x00" in name or name in (".", ".."):
             raise UsageError(f"--name {name!r}: must be a plain folder name")
-        return cls(name=name, workdir=workdir)
+        ws = cls(name=name, workdir=workdir)
+        for results in (ws.manifests, ws.reports, ws.cache):  # a ROOT named manifests, reports or .cache
+            if results == root or root in results.parents:
+                raise UsageError(f"results would go to {results}, inside the dataset {root}: "
+                                 "pass --workdir DIR outside it")
+        return ws
 
     @property
     def manifests(self) -> Path:

@@ -479,3 +479,20 @@ def test_a_four_generation_chain_whose_ends_do_not_verify_is_one_group(tmp_path)
     out = find_duplicates(table, root, workers=1)
     groups = out.groupby("group")["path"].agg(sorted).tolist()
     assert sorted(groups) == [[f"a/gen{k}.jpg" for k in range(5)], ["a/other.jpg"]]
+
+
+def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, monkeypatch):
+    import curate.dedup as dedup
+
+    orig = xray(7)
+    files = {f"q{q}": jpeg(orig, q) for q in (95, 90, 85, 80, 75)}  # five pictures of one radiograph
+    files["q95 - Copy"] = files["q95"]  # and a byte copy
+    root, table = hashed_folder(tmp_path, files)
+    asked = []
+    real = dedup.verify_pairs
+    monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: asked.extend(items) or real(items, *a, **k))
+    out = find_duplicates(table, root, workers=1)
+    assert out["group"].nunique() == 1
+    twins = set(np.flatnonzero(table["path"].isin(["a/q95.jpg", "a/q95 - Copy.jpg"])).tolist())
+    assert len(twins & {i for p in asked for i in p[:2]}) == 1  # one of the two stands for both
+    assert 4 <= len(asked) < 10  # a tree over the five pictures, not all 10 pairs

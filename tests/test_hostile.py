@@ -275,3 +275,205 @@ def test_case08_links_out_of_root_are_flagged_and_never_shown(tmp_path):
         assert thumbs._encode(path, 0) is None, path
     html = (tmp_path / "w" / "reports" / "H" / "report.html").read_text()
     assert 'alt="train/fractured/out.jpg"' not in html and 'alt="train/fractured/IMG0000144.jpg"' in html
+
+
+# ---- 13. the pixel budget and the memory a decode near it takes ------------------------------------
+
+BYTES_PER_PIXEL, SLACK_MB = 5, 100  # the stated bound: the decoded image (4 B/px at worst) + its greyscale + strips
+
+_DECODE_IN_A_CHILD = r"""
+import resource, struct, sys, zlib
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+path, w, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+row = b"\x00" + bytes((i * 7) % 256 for i in range(w * 4))  # RGBA rows of a ramp: small on disk
+comp = zlib.compressobj(1)
+idat = b"".join([comp.compress(row) for _ in range(h)] + [comp.flush()])
+with open(path, "wb") as fh:
+    fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+             + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+del idat, row
+from curate.audit import audit_file
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = audit_file(path)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(result["status"], result["width"] * result["height"], (after - before) * 1024)
+"""
+
+
+def test_case13_a_decode_near_the_pixel_budget_stays_within_the_stated_memory(tmp_path):
+    import subprocess
+    import sys
+
+    from curate.imageio import MAX_PIXELS
+
+    assert MAX_PIXELS == 120_000_000  # the README's figure
+    out = subprocess.run([sys.executable, "-c", _DECODE_IN_A_CHILD, str(tmp_path / "big.png"), "10000", "10000"],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    status, pixels, grew = out.stdout.split()
+    assert (status, int(pixels)) == ("ok", 100_000_000), out.stderr  # 100 MP: under the budget, decoded
+    assert int(grew) <= BYTES_PER_PIXEL * int(pixels) + SLACK_MB * 2**20, f"{int(grew) / 2**20:.0f} MB"
+
+
+def test_case13_over_the_budget_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    from curate.audit import audit_file
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 11000, 11000, 8, 6, 0, 0, 0)  # 121 MP, and hardly any pixel data
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+                                        + chunk(b"IEND", b""))
+    row = audit_file(tmp_path / "bomb.png")
+    assert (row["status"], row["detail"]) == ("too-large", "11000x11000 is over 120,000,000 pixels")
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16", "I", "F", "CMYK"])
+def test_case13_strips_give_the_same_pixels_as_one_pass(monkeypatch, mode):
+    import numpy as np
+    from PIL import Image
+
+    import curate.imageio as imageio
+
+    rng = np.random.default_rng(3)
+    if mode in ("I;16", "I", "F"):
+        im = Image.fromarray(rng.integers(0, 60000, (37, 53)).astype(np.int32)).convert(mode)
+    else:
+        im = Image.fromarray(rng.integers(0, 256, (37, 53, 4), dtype=np.uint8), "RGBA").convert(mode)
+    whole = imageio._to_grey(im)
+    monkeypatch.setattr(imageio, "STRIP_PIXELS", 100)  # about two rows per strip
+    strips = imageio._to_grey(im)
+    assert np.array_equal(strips[0], whole[0]) and strips[1] == whole[1]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_case13_exif_orientation_turns_the_pixels_once_as_pillow_does(tmp_path, suffix):
+    import numpy as np
+    from PIL import Image
+
+    from curate.imageio import decode
+
+    im = Image.fromarray(np.kron(np.arange(12, dtype=np.uint8).reshape(3, 4) * 20, np.ones((8, 8), np.uint8)))
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        im.save(tmp_path / f"o{suffix}", exif=exif, **({"quality": 100} if suffix == ".jpg" else {}))
+        tagged = Image.open(tmp_path / f"o{suffix}")
+        want = np.asarray(_turned(im, orientation))
+        got = decode(tmp_path / f"o{suffix}")
+        assert tagged.getexif().get(0x0112) == orientation
+        assert got.exif_orientation == orientation and (got.height, got.width) == want.shape, (suffix, orientation)
+        assert np.abs(got.pixels.astype(int) - want).max() <= (2 if suffix == ".jpg" else 0), (suffix, orientation)
+
+
+def _turned(im, orientation):
+    """What EXIF orientation N means, by Pillow's own table."""
+    from PIL import Image
+
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)
+    return im.transpose(method) if method is not None else im
+
+
+# ---- kill -9 during run, then a re-run -------------------------------------------------------------
+
+
+def test_kill_9_during_run_then_a_rerun_gives_the_uninterrupted_manifest(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import radiograph, save
+
+    root = mk(tmp_path / "K")
+    for i in range(4):
+        save(root / "train" / ("fractured" if i % 2 else "not fractured") / f"g{i}.png", radiograph(i))
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+
+    def run(workdir: Path, kill_when=None) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "run", str(root), "--workdir", str(workdir),
+                                 "-q", "--workers", "1"], env=env, cwd=repo,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kill_when is not None:
+            give_up = time.monotonic() + 120
+            while not kill_when() and proc.poll() is None and time.monotonic() < give_up:
+                time.sleep(0.01)
+            proc.kill()  # SIGKILL: no clean-up of any kind
+        return proc
+
+    whole = run(tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    want = (tmp_path / "whole" / "manifests" / "K" / "manifest.csv").read_bytes()
+    w = tmp_path / "killed"
+    cache = w / ".cache" / "curate"
+    for stage in (lambda: cache.is_dir() and any(cache.iterdir()),  # after the hashes, during dups or orient
+                  lambda: (w / "manifests" / "K").is_dir()):  # while the manifests are being written
+        assert run(w, stage).wait(timeout=60) == -signal.SIGKILL  # killed mid-run, not after it
+    again = run(w)
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    assert (w / "manifests" / "K" / "manifest.csv").read_bytes() == want
+
+
+# ---- 4. a ROOT named like a results folder; 9. a folder that cannot be listed; 11. no labels -------
+
+
+def test_case04_root_named_reports_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    for name in ("reports", "manifests", ".cache"):
+        root = mk(tmp_path / name)
+        before = tree_digest(root)
+        monkeypatch.chdir(tmp_path)  # the default workdir: the current folder, ROOT's parent
+        assert "inside the dataset" in one_line_error(cli("run", name, "-q"))
+        assert tree_digest(root) == before and sorted(p.name for p in root.iterdir()) == ["test", "train"]
+
+
+def test_case09_a_folder_that_cannot_be_listed_gets_a_row(tmp_path, monkeypatch):
+    root = mk(tmp_path / "L")
+    locked = root / "train" / "fractured" / "locked"
+    locked.mkdir()
+    (locked / "hidden.jpg").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def deny(path="."):  # as root, chmod 000 still lists: refuse here instead
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", deny)
+    result = cli("audit", root, "--workdir", tmp_path / "w", "-q", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    audit = pd.read_csv(tmp_path / "w" / "manifests" / "L" / "audit.csv", dtype=str, keep_default_na=False)
+    row = audit.set_index("path").loc["train/fractured/locked"]
+    assert row["status"] == "unreadable" and "folder" in row["detail"]
+
+
+def test_case11_root_without_label_folders_is_one_line_not_a_silent_empty_manifest(tmp_path):
+    root = tmp_path / "M"
+    root.mkdir()
+    for name in ("IMG0000144.jpg", "IMG0000190.jpg"):
+        shutil.copyfile(SAMPLE / "fractured" / name, root / name)
+    for command in ("run", "manifest"):
+        line = one_line_error(cli(command, root, "--workdir", tmp_path / "w", "-q", "--workers", "1"))
+        assert "none of the 2 images has a label" in line
+
+
+# ---- 14. labels-CSV rows that conflict, match nothing, or match only by file name ------------------
+
+
+def test_case14_labels_csv_oddities_are_each_one_warning(tmp_path):
+    root = mk(tmp_path / "N")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\ntrain/fractured/IMG0000144.jpg,a\ntrain/fractured/IMG0000144.jpg,b\n"
+                      "nowhere/zzz.jpg,a\nelsewhere/IMG0000190.jpg,c\n")
+    result = cli("audit", root, "--workdir", tmp_path / "w", "--labels-csv", labels, "-q", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert any("with different labels" in w and "IMG0000144.jpg" in w for w in warnings)
+    assert any("match no file under ROOT" in w and "nowhere/zzz.jpg" in w for w in warnings)
+    assert any("by file name only" in w and "elsewhere/IMG0000190.jpg" in w for w in warnings)

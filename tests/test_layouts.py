@@ -159,6 +159,8 @@ def test_keep_policy_keeps_a_patient_in_one_split(tmp_path):
     assert residual_leaks(out.reset_index(), "patient") == 0
     plain = assign_splits(t, "keep").set_index("path")  # without --group-by the patient spans three splits
     assert residual_leaks(plain.reset_index(), "patient") == 1
+    auto = assign_splits(t, "auto", group_by="patient")  # whichever policy auto picks, the patient stays together
+    assert residual_leaks(auto, "patient") == 0 and auto["keep"].any()
 
 
 def test_regroup_policy_keeps_a_patient_in_one_split():

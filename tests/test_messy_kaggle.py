@@ -168,3 +168,15 @@ def test_read_truth_fills_the_new_columns_of_an_old_truth(tmp_path):
     (tmp_path / "t.csv").write_text(old)
     t = read_truth(tmp_path / "t.csv")
     assert (t.parent[0], t.generation[0], t.zoom[0], t.tone[0]) == ("", 0, 1.0, "")
+
+
+def test_the_demo_builds_the_kaggle_profile_by_default_once_and_knows_the_old_one(tmp_path):
+    from curate.demo import prepare_demo
+
+    root, truth, built = prepare_demo(tmp_path)
+    assert built and root.name == "xray-kaggle" and truth.is_file()
+    assert sorted(p.name for p in root.iterdir()) == ["test", "train"]
+    assert read_truth(truth).generation.max() >= 2
+    assert prepare_demo(tmp_path)[2] is False  # reused, never rebuilt under a finished run
+    with pytest.raises(UsageError, match="profile"):
+        prepare_demo(tmp_path, profile="nope")
