@@ -133,7 +133,9 @@ def main() -> None:
             cold, summary, peak, cpu = curate_run(root, Path(work), args.workers)
             rerun = None if args.no_rerun else curate_run(root, Path(work), args.workers)
         rows.append((name, len(files), load, loop, cold, summary["steps"], peak, cpu, rerun))
-        print(f"{name}: {len(files)} files, cold {cold:.1f} s, loop {loop:.1f} s, load {load:.2f}", flush=True)
+        print(f"{name}: {len(files)} files, load {load:.2f}, cold {cold:.1f} s ({cpu:.1f} s CPU, peak {peak:.2f} GB; "
+              + ", ".join(f"{s} {summary['steps'].get(s, 0):.1f}" for s in STEPS)
+              + f"), loop {loop:.1f} s" + (f", re-run {rerun[0]:.1f} s" if rerun else ""), flush=True)
 
     print(f"\n`curate run` cold vs a decode loop ({args.workers} workers; load = 1-min load average at the start)")
     head = f"{'set':10s} {'files':>6s} {'load':>5s} " + " ".join(f"{s:>8s}" for s in STEPS)

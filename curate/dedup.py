@@ -101,7 +101,7 @@ LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see 
 # first, and one weak link would then merge them all.
 MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "9"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "10"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -211,6 +211,17 @@ def _matches(a: tuple, b: tuple):
     t = nearest[:, 0]
     ratio = dist[:, 0] / np.maximum(dist[:, 1], 1e-9)
     return pa, pb[t], ratio, (ab[t] - aa) % 360
+
+
+def _matches_from_larger(a: tuple, b: tuple):
+    """_matches asked from the image with more keypoints: each of its keypoints looks for its
+    nearest in the other. Asked from the one with fewer, a small radiograph (224 px, ~100
+    keypoints on its anatomy) can fall short of MIN_INLIERS against a copy it matches the
+    other way round; so the answer no longer depends on which file comes first."""
+    if len(a[1]) >= len(b[1]):
+        return _matches(a, b)
+    pb, pa, ratio, turn = _matches(b, a)
+    return pa, pb, ratio, (-turn) % 360
 
 
 def _strict(matches) -> tuple[np.ndarray, np.ndarray]:
@@ -336,7 +347,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     refine=False: no sub-pixel refinement (see NO_REFINE_CHANNELS)."""
     best, best_m = Match(False), None
     for mirror in (mirror_first, not mirror_first)[:tries]:
-        matches = _matches(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
+        matches = _matches_from_larger(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
         for loose in (False, True):
             if loose and best_m is not None:
                 break  # looser matches only where the strict ones found no alignment at all:
