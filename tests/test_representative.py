@@ -94,13 +94,13 @@ def test_the_report_marks_the_kept_original_and_says_why_a_copy_stands_in(tmp_pa
         row("train/a/orig.png", "a", "train", 1, derived=""),
         row("train/a/turned.png", "a", "train", 1, representative=False, keep=False, reason="duplicate",
             relation="rotated 12°", derived="resampled+fill"),
-        # a group of copies only: the kept one carries a turn's fill itself
-        row("train/a/turned_again.png", "a", "train", 2, derived="fill"),
+        # a group of copies only: the kept one shows a turn's wedges itself (orient straightens it)
+        row("train/a/turned_again.png", "a", "train", 2, derived="", orient_source="skew", rotation=9),
         row("train/a/turned_more.png", "a", "train", 2, representative=False, keep=False, reason="duplicate",
             relation="rotated -9°", derived="resampled+fill"),
     ])
     md = render_report(table, root, {"files": 4}, out_dir=tmp_path / "report")["markdown"].read_text()
     line = {g: next(x for x in md.splitlines() if x.startswith(f"| {g} |")) for g in (1, 2)}
     assert "**train/a/orig.png (train, a, original, kept)**" in line[1]
-    assert "least-changed copy (no original in the group: more black than the dataset's files" in line[2]
+    assert "least-changed copy (no original in the group: its own corners show a turn's wedges)" in line[2]
     assert "turned\\_more.png (train, a, rotated -9°, dropped: duplicate)" in line[2]

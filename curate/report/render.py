@@ -80,7 +80,7 @@ def _prepare(table: pd.DataFrame) -> pd.DataFrame:
     """A copy with every column the report reads, typed, whatever stages ran (or CSV strings)."""
     t = table.copy().reset_index(drop=True)
     for name in ("path", "label", "orig_split", "split", "reason", "status", "detail", "flags", "relation",
-                 "derived", "sha256", "orient_source", "orient_flag", "format"):
+                 "sha256", "orient_source", "orient_flag", "format"):
         if name not in t:
             t[name] = "ok" if name == "status" else ""
         col = t[name]
@@ -522,12 +522,6 @@ def _broken_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
     return Section("broken", "Broken and odd files", body, md)
 
 
-# what a kept file's marks (the dups stage's `derived`) say it is a copy of
-_MARKS = {"fill": "more black than the dataset's files (a turn's or shift's fill, a crushed tone)",
-          "tone": "grey levels off the dataset's usual range (a tone change)",
-          "resampled": "less fine detail than another copy (turned or rescaled)"}
-
-
 def _relation(r) -> str:
     if r["representative"]:
         return _kept_as(r)
@@ -536,13 +530,12 @@ def _relation(r) -> str:
 
 
 def _kept_as(r) -> str:
-    """'original', or why a copy stands in for it: the marks that show it is itself a copy."""
-    why = [_MARKS[m] for m in r["derived"].split("+") if m in _MARKS]
+    """'original' (the file the others were derived from, see curate.dedup), or, when its own
+    corners show a turn's wedges (orient turned it by them), the least-changed copy of a group
+    that holds no original."""
     if r["orient_source"] == "skew":
-        why.append("turn wedges in its corners")
-    if not why:
-        return "original"
-    return "least-changed copy (no original in the group: " + "; ".join(why) + ")"
+        return "least-changed copy (no original in the group: its own corners show a turn's wedges)"
+    return "original"
 
 
 def _group_order(t: pd.DataFrame, ids, conflicts: set[int]) -> list[int]:
@@ -600,7 +593,7 @@ def _groups_section(t: pd.DataFrame, thumbs: Thumbs, conflicts: set[int], max_gr
             f"({int(sizes[sizes > 1].sum()) if ids else 0:,} files). Groups that cross splits come first.")
     key = ("The representative (★, blue frame) is the original of each: the file the others were derived "
            "from (turned, rescaled, re-toned or padded copies show marks it lacks); where a group holds no "
-           "original, the least-changed copy, and its caption says what marks it as a copy. The green tag "
+           "original, the least-changed copy, and its caption says so. The green tag "
            "marks the file the curated set keeps, red tags why the others were dropped.")
     more_html, more_md = _more(len(shown), len(ids), "groups")
     if not ids:
