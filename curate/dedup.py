@@ -966,8 +966,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     for (a, b) in verified:
         groups.link(a, b, (0, 0.0))
 
-    need = sorted({i for p in items for i in p[:2]})
-    mirrored = {p.b for p in items if p.mirror}  # whose mirrored keypoints a pair will ask for
+    # features only for files in a pair the cache does not hold (a re-run with nothing changed: none)
+    fresh_items = [p for p in items if cache is None or cache.get(p.a, p.b) is None]
+    need = sorted({i for p in fresh_items for i in p[:2]})
+    mirrored = {p.b for p in fresh_items if p.mirror}  # whose mirrored keypoints a pair will ask for
     made = len(need) // 5
     feats = None  # on a cluster each verify batch makes its own files' features (see verify_pairs)
     if not isinstance(workers, Executor):
@@ -997,6 +999,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         # in file order, so a file's pairs share a batch (and its band-passed images)
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance, features=feats)))
+        if advance:
+            advance(len(taken) - len(fresh))  # (from the cache)
         results = []
         for p in taken:
             m = checked[p] if p in checked else cache.get(p.a, p.b)

@@ -496,3 +496,17 @@ def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, m
     twins = set(np.flatnonzero(table["path"].isin(["a/q95.jpg", "a/q95 - Copy.jpg"])).tolist())
     assert len(twins & {i for p in asked for i in p[:2]}) == 1  # one of the two stands for both
     assert 4 <= len(asked) < 10  # a tree over the five pictures, not all 10 pairs
+
+
+def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
+    import curate.dedup as dedup
+
+    orig = xray(8)
+    root, table = hashed_folder(tmp_path, {"orig": jpeg(orig), "turned": jpeg(rotate_expand(orig, 15, "constant"))})
+    find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache")
+    made = []
+    real = dedup.features
+    monkeypatch.setattr(dedup, "features", lambda path: made.append(path) or real(path))
+    steps = []
+    again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache", progress=steps.append)
+    assert made == [] and again["group"].nunique() == 1 and sum(steps) == len(table)
