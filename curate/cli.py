@@ -623,6 +623,7 @@ ChannelsOpt = Annotated[int, typer.Option("--channels", min=1, max=3, help="1 = 
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Local MobileNetV2 no-top ImageNet weights file (never downloaded).", rich_help_panel="Model")]
 Bf16Opt = Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 mixed precision (~1.5x faster training on CPUs with AVX512-BF16/AMX) [default: on when the CPU has it].", rich_help_panel="Model", show_default=False)]
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder the manifest's paths are relative to (default: the \"root\" in manifest.json beside it).", rich_help_panel="Input")]
+FoldsOpt = Annotated[int | None, typer.Option("--folds", min=2, help="K-fold cross-validation over duplicate groups and patients, stratified by label: every kept radiograph is tested once by a model that never saw a copy of it. Takes K trainings (per repeat) instead of one.", rich_help_panel="Model", show_default=False)]
 PositiveOpt = Annotated[str | None, typer.Option("--positive-label", help="The label that counts as positive (default: the one containing 'fract' but not 'not'/'non').", rich_help_panel="Input")]
 
 
@@ -667,6 +668,11 @@ def _cell(m: dict | None, key: str) -> str:
     return f"{m[key]:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{m[key]:.3f}"
 
 
+def _epochs(run) -> str:
+    """Epochs run by one seed: '7', or '7+8+6' for the folds of a cross-validation."""
+    return "+".join(map(str, run)) if isinstance(run, list) else str(run)
+
+
 def metrics_table(title: str, rows: dict[str, dict | None], keys=("accuracy", "balanced_accuracy", "auc")) -> Table:
     table = titled_table(title)
     table.add_column("")
@@ -706,6 +712,7 @@ def train(
     positive_label: PositiveOpt = None,
     name: NameOpt = None,
     workdir: WorkdirOpt = None,
+    folds: FoldsOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -713,6 +720,10 @@ def train(
 
     Writes DIR/reports/NAME/train-MODEL-TIME/: model.keras, history.csv, metrics.json,
     classification_report.txt, confusion_matrix.png, curves.png, predictions.csv.
+
+    With --folds K: K-fold cross-validation over the kept rows of every split instead (K
+    trainings); metrics.json scores the out-of-fold predictions of all kept rows together,
+    and each fold's model goes to fold-K/model.keras.
     """
     import_tensorflow_quietly()
     from curate.trainer.fit import train_manifest
@@ -722,11 +733,16 @@ def train(
             manifest, root=root, model=model.value, epochs=epochs, batch_size=batch_size, img_size=img_size,
             lr=lr, seed=seed, class_weight=class_weight, patience=patience, deterministic=deterministic,
             channels=channels, weights=weights, bf16=bf16, positive_label=positive_label, name=name,
-            workdir=workdir or ".", progress=bar,
+            workdir=workdir or ".", folds=folds, progress=bar,
         )
     m = result.metrics
     if json_out:
         print_json({**m, "out_dir": str(result.out_dir)})
+    elif not quiet and folds:
+        ran = ", ".join(f"{f['epochs_run']}" for f in m["folds"])
+        console.print(metrics_table(f"{model.value}, {folds}-fold cross-validation on {manifest} (epochs run per fold: {ran})",
+                                    {"out of fold, every kept row": m["out_of_fold"]}))
+        console.print(f"wrote {result.out_dir}")
     elif not quiet:
         console.print(metrics_table(f"{model.value} trained on {manifest} (epochs run: {m['epochs_run']}, best: {m['best_epoch']})",
                                     {"val": m["val"], "test": m["test"]}))
@@ -762,6 +778,7 @@ def compare(
     weights: WeightsOpt = None,
     bf16: Bf16Opt = None,
     curated_copies: Annotated[str, typer.Option("--curated-copies", help="'all': curated trains on every copy of its train groups (like for like); 'none': representatives only.", rich_help_panel="Input")] = "all",
+    folds: FoldsOpt = None,
     root: RootOpt = None,
     positive_label: PositiveOpt = None,
     name: NameOpt = None,
@@ -772,6 +789,11 @@ def compare(
     """Train naive vs curated with the same settings; leakage-free accuracy side by side.
 
     Writes DIR/reports/NAME/compare.json and compare.png.
+
+    With --folds K the curated protocol is K-fold cross-validation over duplicate groups
+    (and patients), stratified by label: every kept radiograph is tested once, so a set with
+    few distinct radiographs still gets a tight interval. It takes K curated trainings per
+    repeat instead of one; the naive protocol stays the dataset's own split.
     """
     import_tensorflow_quietly()
     from curate.trainer.compare import compare as run_compare
@@ -781,7 +803,7 @@ def compare(
             naive, curated, root=root, model=model.value, epochs=epochs, batch_size=batch_size,
             img_size=img_size, lr=lr, seed=seed, repeats=repeats, class_weight=class_weight, patience=patience,
             deterministic=deterministic, channels=channels, weights=weights, bf16=bf16, curated_copies=curated_copies,
-            positive_label=positive_label, name=name, workdir=workdir or ".", progress=bar,
+            positive_label=positive_label, name=name, workdir=workdir or ".", folds=folds, progress=bar,
         )
     if json_out:
         print_json(result)
@@ -791,22 +813,26 @@ def compare(
     n, c = result["naive"], result["curated"]
     seeds = f"{repeats} seeds, mean" if repeats > 1 else f"seed {seed}"
     ran = result["training"]
-    ran = ", ".join(f"{p} {'/'.join(map(str, ran[p]['epochs_run']))}" for p in ("naive", "curated"))
+    ran = ", ".join(f"{p} {'/'.join(map(_epochs, ran[p]['epochs_run']))}" for p in ("naive", "curated"))
     counts = result["counts"]
+    curated_train = (f"{folds} folds of {counts['curated_test']['n']} kept + {counts['curated_copies']['n']} copies"
+                     if folds else f"{counts['curated_train']['n']} ({counts['curated_train']['n_pos']})")
     console.print(
         f"trained on: naive {counts['naive_train']['n']} images ({counts['naive_train']['n_pos']} {result['settings']['positive_label']}), "
-        f"curated {counts['curated_train']['n']} ({counts['curated_train']['n_pos']}), copies: {curated_copies}; "
+        f"curated {curated_train}, copies: {curated_copies}; "
         f"epochs run (early stopping on val): {ran}; {result['settings']['precision']}", highlight=False)
+    curated_row = f"curated models, out of fold ({folds} folds)" if folds else "curated model on curated test"
     console.print(metrics_table(f"naive vs curated: {model.value}, {img_size} px, up to {epochs} epochs, {seeds}", {
         "naive model on naive test": n["on_naive_test"],
         "  on its leaked images": n["naive_test_breakdown"]["leaked"],
         "  on its clean images": n["naive_test_breakdown"]["clean"],
         "naive model on clean test": n["on_clean_test"],
-        "curated model on curated test": c["on_curated_test"],
+        curated_row: c["on_curated_test"],
         "curated model on clean test": c["on_clean_test"],
     }))
 
-    console.print(f"inflation (naive on its test - curated on its test): {gaps(result['inflation'])}", highlight=False)
+    against = "curated out of fold" if folds else "curated on its test"
+    console.print(f"inflation (naive on its test - {against}): {gaps(result['inflation'])}", highlight=False)
     if result.get("naive_own_minus_clean"):
         console.print(f"naive model, its own test - the clean test: {gaps(result['naive_own_minus_clean'])}",
                       highlight=False)

@@ -374,6 +374,35 @@ def test_a_clean_test_set_with_one_class_gives_null_scores_and_says_why(tmp_path
     assert result["naive"]["on_naive_test"]["accuracy"] is not None
 
 
+def test_compare_with_folds_scores_every_kept_radiograph_out_of_fold(corpus, tmp_path):
+    _, naive, curated = corpus
+    result = compare(naive, curated, model="compact", epochs=1, batch_size=16, img_size=SIZE, repeats=2,
+                     n_boot=200, folds=2, workdir=tmp_path / "work")
+    on_test = result["curated"]["on_curated_test"]
+    assert (on_test["n"], on_test["n_groups"], on_test["seeds"]) == (32, 32, 2)  # all kept groups, every seed
+    assert result["counts"]["curated_copies"]["n"] == 32  # each group's copy trains with it
+    for run in result["curated"]["folds"]:
+        assert [f["fold"] for f in run["folds"]] == [1, 2] and sum(f["test"] for f in run["folds"]) == 32
+    assert result["naive"]["on_naive_test"]["n"] == 16  # the naive protocol stays the dataset's own split
+    assert result["clean_test"]["n"] == 32 - 16 - 2  # kept groups with no copy in naive train (6, 7 leaked into it)
+    expected = result["naive"]["on_naive_test"]["accuracy"] - on_test["accuracy"]
+    assert result["inflation"]["accuracy"] == pytest.approx(expected, abs=1e-3)
+    assert set(result["inflation"]["excludes_zero"]) >= {"accuracy", "auc"}
+    assert (tmp_path / "work" / "reports" / "demo" / "compare.png").stat().st_size > 0
+
+
+def test_train_with_folds_predicts_each_kept_row_once_and_saves_each_fold(corpus, tmp_path):
+    _, _, curated = corpus
+    run = train_manifest(curated, model="compact", epochs=1, batch_size=16, img_size=SIZE, folds=2,
+                         workdir=tmp_path / "out")
+    preds = run.predictions
+    assert len(preds) == 32 and preds["path"].is_unique and set(preds["fold"]) == {1, 2}
+    assert preds["p_fractured"].between(0, 1).all()
+    assert run.metrics["out_of_fold"]["n"] == 32
+    assert all((run.out_dir / f"fold-{f}" / "model.keras").is_file() for f in (1, 2))
+    assert set(pd.read_csv(run.out_dir / "history.csv")["fold"]) == {1, 2}
+
+
 def test_deterministic_training_repeats_bit_for_bit(corpus):
     from curate.trainer.data import kept, targets
     from curate.trainer.fit import fit_model, predict
@@ -412,6 +441,17 @@ def test_curate_compare_with_a_missing_manifest_is_one_line_and_exit_2(corpus, t
     result = CliRunner().invoke(app, ["compare", "--naive", str(naive), "--curated", str(tmp_path / "nope.csv")])
     assert result.exit_code == 2
     assert "manifest not found" in result.output and "Traceback" not in result.output
+
+
+def test_folds_help_says_it_takes_k_trainings():
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    for command in ("compare", "train"):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "--folds" in result.output
+        assert "K trainings" in " ".join(result.output.replace("│", " ").split()), command
 
 
 def test_curate_help_does_not_import_tensorflow():

@@ -29,7 +29,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class TrainResult:
-    model: object  # the trained keras.Model (best val epoch when early stopping fired)
+    model: object  # the trained keras.Model (best val epoch when early stopping fired); with folds, a list
     history: pd.DataFrame  # one row per epoch
     metrics: dict  # what metrics.json holds
     predictions: pd.DataFrame  # path, label, split, p_fractured (val and test rows)
@@ -181,6 +181,79 @@ def fit_model(
     return net, history
 
 
+@dataclass
+class CrossValidation:
+    p: np.ndarray  # out-of-fold p(positive) per scored row: each from the one model that never saw it
+    fold: np.ndarray  # the fold (0..K-1) each scored row was tested in
+    folds: list[dict]  # per fold: images trained / validated / tested, epochs run, best epoch
+    histories: list[pd.DataFrame]  # per fold
+    models: list  # per fold, when asked to keep them
+
+
+def cross_validate(
+    images: np.ndarray,
+    index: np.ndarray,
+    y: np.ndarray,
+    unit: np.ndarray,
+    *,
+    k: int,
+    seed: int = 0,
+    copies: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    batch_size: int = 32,
+    channels: int = 1,
+    progress=None,
+    description: str = "fold",
+    keep_models: bool = False,
+    **fit_args,
+) -> CrossValidation:
+    """K-fold cross-validation over whole units (folds.py): K fresh models, each tested on
+    one fold after training on the others (minus an inner val share for early stopping).
+
+    images[index[i]] is scored row i, with label y[i] and unit unit[i]. `copies` = (index, y,
+    unit) of images that train with their unit when it is in training folds and are never
+    scored nor used as val (a group's other copies, for like-for-like training).
+    """
+    from .folds import assign_folds, inner_val
+
+    fold = assign_folds(unit, y, k, seed)
+    p = np.full(len(index), np.nan)
+    out = CrossValidation(p=p, fold=fold, folds=[], histories=[], models=[])
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        rest = np.flatnonzero(fold != f)
+        held = inner_val(unit[rest], y[rest], k, seed + f)
+        train, val = rest[~held], rest[held]
+        x_idx, y_tr = index[train], y[train]
+        if copies is not None:
+            c_idx, c_y, c_unit = copies
+            mine = np.isin(c_unit, unit[train])  # copies of a val or test unit stay out
+            x_idx, y_tr = np.concatenate([x_idx, c_idx[mine]]), np.concatenate([y_tr, c_y[mine]])
+        cbs = [progress_callback(progress, f"{description} {f + 1}/{k}")] if progress is not None else []
+        net, history = fit_model(images[x_idx], y_tr, images[index[val]], y[val], seed=seed + f, callbacks=cbs,
+                                 batch_size=batch_size, channels=channels, **fit_args)
+        p[test] = predict(net, images[index[test]], batch_size=batch_size, channels=channels)
+        out.folds.append({"fold": f + 1, "train": int(len(x_idx)), "val": int(len(val)), "test": int(len(test)),
+                          "test_pos": int(y[test].sum()), "epochs_run": int(len(history)),
+                          "best_epoch": best_epoch(history, fit_args.get("model", "seed-cnn"))})
+        out.histories.append(history)
+        if keep_models:
+            out.models.append(net)
+        else:
+            del net
+            free_memory()
+    return out
+
+
+def free_memory() -> None:
+    """Drop Keras's graph state between fits, so K models do not pile up in memory."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def best_epoch(history: pd.DataFrame, model: str) -> int:
     """The 1-based epoch whose weights early stopping kept (the last one when there was no val)."""
     warmup = WARMUP_EPOCHS[model]
@@ -225,12 +298,18 @@ def train_manifest(
     positive_label: str | None = None,
     name: str | None = None,
     workdir: str | Path = ".",
+    folds: int | None = None,
     progress=None,
 ) -> TrainResult:
     """Train on a manifest's kept train rows; evaluate on val and test; write the run folder.
 
     NAME defaults to the manifest's folder name (manifests/NAME/manifest.csv -> NAME).
     `progress` is an optional rich Progress the bars are drawn on.
+    folds=K: K-fold cross-validation over the kept rows of every split pooled instead (K
+    trainings): every kept row is scored once, by the one model that never saw any copy of it
+    (nor its patient). metrics.json then holds `out_of_fold` (METRICS over all kept rows) and
+    per-fold counts; predictions.csv and history.csv gain a `fold` column; each fold's model
+    goes to fold-K/model.keras.
     """
     started = time.time()
     man = read_manifest(manifest, root)
@@ -245,64 +324,92 @@ def train_manifest(
         rows, man.root, img_size, cache_dir=ws.workdir / ".cache" / "train",
         progress=(lambda n: progress.advance(task, n)) if task is not None else None,
     )
-    use = {s: np.flatnonzero((rows["split"] == s).to_numpy() & pixels.ok) for s in SPLITS}
-
-    callbacks = [progress_callback(progress, model)] if progress is not None else []
-    net, history = fit_model(
-        pixels.images[use["train"]], y[use["train"]],
-        pixels.images[use["val"]], y[use["val"]],
-        model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, class_weight=class_weight,
-        patience=patience, deterministic=deterministic, channels=channels, weights=weights, bf16=bf16,
-        callbacks=callbacks,
-    )
-
+    units_of = _units(man, rows)  # intervals resample radiographs (and patients), not files
+    fit_args = dict(model=model, epochs=epochs, lr=lr, class_weight=class_weight, patience=patience,
+                    deterministic=deterministic, weights=weights, bf16=bf16)
     settings = {
         "manifest": str(man.csv), "manifest_sha256": man.digest, "root": str(man.root), "model": model,
         "epochs": epochs, "batch_size": batch_size, "img_size": img_size, "lr": lr, "seed": seed,
         "class_weight": class_weight, "patience": patience, "deterministic": deterministic,
         "channels": channels, "weights": str(weights) if weights else None, "precision": precision_for(bf16),
     }
-    result_metrics = {
-        "settings": settings,
-        "positive_label": pos,
-        "labels": list(names),
-        "counts": {s: {"n": int(len(use[s])), "n_pos": int(y[use[s]].sum())} for s in SPLITS},
-        "params": int(net.count_params()),
-        "epochs_run": int(len(history)),
-        # The weights kept are those of the best val epoch (early stopping restores them).
-        "best_epoch": best_epoch(history, model),
-        "skipped": pixels.errors,  # kept rows whose file no longer decodes: path -> reason
-    }
-    preds, reports = [], []
-    for s in ("val", "test"):
-        idx = use[s]
-        p = predict(net, pixels.images[idx], batch_size=batch_size, channels=channels)
-        result_metrics[s] = evaluate.metrics(y[idx], p, seed=seed)
-        preds.append(pd.DataFrame({
-            "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
-            "p_fractured": np.round(p, 6),
-        }))
-        reports.append(f"== {s} ==\n{_report_text(y[idx], p, names)}")
-        if s == "test":
-            cm = evaluate.confusion(y[idx], p)
+    result_metrics = {"settings": settings, "positive_label": pos, "labels": list(names)}
+    if folds:
+        settings["folds"] = folds
+        ok = np.flatnonzero(pixels.ok)
+        cv = cross_validate(pixels.images, ok, y[ok], units_of[ok], k=folds, seed=seed, batch_size=batch_size,
+                            channels=channels, progress=progress, description=f"{model} fold", keep_models=True,
+                            **fit_args)
+        result_metrics.update({
+            "protocol": f"{folds}-fold cross-validation over duplicate groups and patients, stratified by label",
+            "counts": {"kept": {"n": int(len(ok)), "n_pos": int(y[ok].sum()), "groups": len(set(units_of[ok]))}},
+            "params": int(cv.models[0].count_params()),
+            "folds": cv.folds,
+            "out_of_fold": evaluate.metrics(y[ok], cv.p, groups=units_of[ok], seed=seed),
+        })
+        predictions = rows.loc[ok, ["path", "label", "split"]].assign(fold=cv.fold + 1, p_fractured=np.round(cv.p, 6))
+        history = pd.concat([h.assign(fold=f + 1) for f, h in enumerate(cv.histories)], ignore_index=True)
+        nets = {f"fold-{f + 1}/model.keras": net for f, net in enumerate(cv.models)}
+        reports = [f"== out of fold ({folds} folds) ==\n{_report_text(y[ok], cv.p, names)}"]
+        cm, cm_title = evaluate.confusion(y[ok], cv.p), f"{model}, out of fold ({folds} folds)"
+    else:
+        use = {s: np.flatnonzero((rows["split"] == s).to_numpy() & pixels.ok) for s in SPLITS}
+        callbacks = [progress_callback(progress, model)] if progress is not None else []
+        net, history = fit_model(
+            pixels.images[use["train"]], y[use["train"]], pixels.images[use["val"]], y[use["val"]],
+            seed=seed, batch_size=batch_size, channels=channels, callbacks=callbacks, **fit_args,
+        )
+        result_metrics.update({
+            "counts": {s: {"n": int(len(use[s])), "n_pos": int(y[use[s]].sum())} for s in SPLITS},
+            "params": int(net.count_params()),
+            "epochs_run": int(len(history)),
+            # The weights kept are those of the best val epoch (early stopping restores them).
+            "best_epoch": best_epoch(history, model),
+        })
+        preds, reports = [], []
+        for s in ("val", "test"):
+            idx = use[s]
+            p = predict(net, pixels.images[idx], batch_size=batch_size, channels=channels)
+            result_metrics[s] = evaluate.metrics(y[idx], p, groups=units_of[idx], seed=seed)
+            preds.append(pd.DataFrame({
+                "path": rows["path"].to_numpy()[idx], "label": rows["label"].to_numpy()[idx], "split": s,
+                "p_fractured": np.round(p, 6),
+            }))
+            reports.append(f"== {s} ==\n{_report_text(y[idx], p, names)}")
+            if s == "test":
+                cm, cm_title = evaluate.confusion(y[idx], p), f"{model} on test"
+        predictions = pd.concat(preds, ignore_index=True)
+        nets = {"model.keras": net}
+    result_metrics["skipped"] = pixels.errors  # kept rows whose file no longer decodes: path -> reason
     result_metrics["seconds"] = round(time.time() - started, 1)
-    predictions = pd.concat(preds, ignore_index=True)
 
     final = _run_dir(ws.reports, model)
     tmp = Path(tempfile.mkdtemp(dir=ws.reports, prefix=f".{final.name}."))
     try:
-        net.save(tmp / "model.keras")
+        for rel, net in nets.items():
+            (tmp / rel).parent.mkdir(exist_ok=True)
+            net.save(tmp / rel)
         write_csv(tmp / "history.csv", history)
         write_csv(tmp / "predictions.csv", predictions)
         write_json(tmp / "metrics.json", result_metrics)
         (tmp / "classification_report.txt").write_text("\n".join(reports), encoding="utf-8")
-        evaluate.plot_confusion(cm, names, tmp / "confusion_matrix.png", title=f"{model} on test")
+        evaluate.plot_confusion(cm, names, tmp / "confusion_matrix.png", title=cm_title)
         evaluate.plot_curves(history, tmp / "curves.png")
         os.replace(tmp, final)  # the run folder appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return TrainResult(model=net, history=history, metrics=result_metrics, predictions=predictions, out_dir=final)
+    model_out = list(nets.values()) if folds else nets["model.keras"]
+    return TrainResult(model=model_out, history=history, metrics=result_metrics, predictions=predictions,
+                       out_dir=final)
+
+
+def _units(man, rows: pd.DataFrame) -> np.ndarray:
+    """Each row's unit (folds.units) over the whole manifest: copies link patients too."""
+    from .folds import recorded_group_by, units
+
+    unit = dict(zip(man.table["path"], units(man.table, recorded_group_by(man.csv))))
+    return np.array([unit[p] for p in rows["path"]], dtype=object)
 
 
 def _positive(labels: pd.Series, wanted: str | None) -> str:

@@ -709,6 +709,10 @@ COMPARE_METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc
 def _compare_section(compare: dict) -> Section:
     naive, curated = compare.get("naive") or {}, compare.get("curated") or {}
     breakdown = naive.get("naive_test_breakdown") or {}
+    folds = (compare.get("settings") or {}).get("folds")
+    curated_row = ((f"Curated: {folds}-fold cross-validation, out of fold",
+                    "every kept radiograph, tested once by a model that never saw a copy of it") if folds else
+                   ("Curated: curated train → curated test", "the leakage-free number"))
     rows = [
         ("Naive: naive train → naive test", "what a notebook would report", "#D55E00", naive.get("on_naive_test")),
         ("Naive model → clean test", "same model, images it never saw a copy of", "#E69F00",
@@ -716,7 +720,7 @@ def _compare_section(compare: dict) -> Section:
         ("Naive test, leaked images only", "test images with a copy in naive train", "#CC79A7",
          breakdown.get("leaked")),
         ("Naive test, clean images only", "the rest of the naive test", "#999999", breakdown.get("clean")),
-        ("Curated: curated train → curated test", "the leakage-free number", "#0072B2", curated.get("on_curated_test")),
+        (*curated_row, "#0072B2", curated.get("on_curated_test")),
         ("Curated model → clean test", "images no model saw a copy of", "#56B4E9", curated.get("on_clean_test")),
     ]
     rows = [r for r in rows if r[3] is not None or r[0].startswith(("Naive:", "Curated:"))]
@@ -731,7 +735,8 @@ def _compare_section(compare: dict) -> Section:
     if infl:
         cells = [_ci(infl, k) if infl.get(k) is not None else "–" for k, _ in COMPARE_METRICS]
         cells = [("+" if c[0].isdigit() else "") + c if c != "–" else c for c in cells]
-        html_rows.append(["<b>Inflation</b><br><small>naive on its test minus curated on its test</small>", ""]
+        against = "curated out of fold" if folds else "curated on its test"
+        html_rows.append([f"<b>Inflation</b><br><small>naive on its test minus {against}</small>", ""]
                          + [_e(c) for c in cells])
         md_rows.append(["**Inflation** (naive − curated)", ""] + cells)
     settings = compare.get("settings") or {}
@@ -739,6 +744,17 @@ def _compare_section(compare: dict) -> Section:
     chart = charts.forest([(n, c, m) for n, _, c, m in rows], list(COMPARE_METRICS), _ci)
     lead = ("The same model trained with the same settings twice: on the naive splits as found, and on the curated, "
             "leakage-free splits. The gap is how much leakage inflated the naive score.")
+    if folds:
+        lead = ("The same model trained with the same settings: once on the naive splits as found, and "
+                f"{folds} times in a cross-validation over duplicate groups (and patients), so that every kept "
+                "radiograph is scored once by a model that never saw any copy of it. The gap is how much leakage "
+                "inflated the naive score.")
+    zero = [title for k, title in COMPARE_METRICS if (infl.get("excludes_zero") or {}).get(k)]
+    if infl.get("excludes_zero") is not None:
+        lead += (f" Intervals resample radiographs, not files; the inflation's interval excludes 0 for "
+                 f"{', '.join(zero)}." if zero else
+                 " Intervals resample radiographs, not files; no inflation interval excludes 0: the gap cannot be "
+                 "told from noise on this many radiographs.")
     body = (f'<p class="lead">{_e(lead)}</p>'
             + _html_table(header, html_rows, num=set(range(1, len(header))))
             + (f'<p class="more">Settings: {_e(set_text)}</p>' if set_text else "")
