@@ -12,7 +12,7 @@ Then the calibration of a skew from one image alone (estimate_skew on every turn
 every original of the sets): for each confidence threshold, the turns it would apply that are
 right (within 2 degrees) and wrong (a straight image turned, or a turned one turned wrongly).
 
-    /work/venv/bin/python benchmarks/orient_quality.py --n 300 --seeds 1,2 --fresh 7 --keep /tmp/om
+    /work/venv/bin/python benchmarks/orient_quality.py --seeds 1,2,1:kaggle --fresh 7,7:kaggle --keep /tmp/om
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curate.errors import ImageError  # noqa: E402
 from curate.imageio import decode  # noqa: E402
 from curate.messy import build_messy, read_truth  # noqa: E402
-from curate.orient import SKEW_CONFIDENCE, orient, skew_file  # noqa: E402
+from curate.orient import SKEW_CONFIDENCE, orient, skew_confidence, skew_file  # noqa: E402
 from curate.parallel import map_files  # noqa: E402
 from curate.pipeline import through_dups  # noqa: E402
 from curate.split import assign_splits  # noqa: E402
@@ -70,8 +70,8 @@ def build(work: Path, n: int, seed: int, copy_fraction: float, workers: int,
     root, truth_csv, table_pkl = work / "messy", work / "truth.csv", work / "dups.pkl"
     if table_pkl.is_file():
         return root, read_truth(truth_csv), pd.read_pickle(table_pkl)
-    extra = {"profile": profile} if profile else {}
-    truth = build_messy(sources(n, seed), root, seed=seed, copy_fraction=copy_fraction, truth_path=truth_csv, **extra)
+    extra = {"profile": profile} if profile else {"copy_fraction": copy_fraction}
+    truth = build_messy(sources(n, seed), root, seed=seed, truth_path=truth_csv, **extra)
     table = through_dups(root, workers=workers, cache_dir=work / "cache")
     table.to_pickle(table_pkl)
     return root, truth, table
@@ -85,7 +85,8 @@ def share(mask) -> str:
 def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """The set's two figures, and its rows (with truth) and estimate_skew on turned copies and originals."""
     work.mkdir(parents=True, exist_ok=True)
-    root, truth, table = build(work, args.n, seed, args.copy_fraction, args.workers, profile)
+    n = args.kaggle_n if profile == "kaggle" else args.n
+    root, truth, table = build(work, n, seed, args.copy_fraction, args.workers, profile)
     table = assign_splits(table, "keep")
     t = time.perf_counter()
     table = orient(table, root, workers=args.workers)  # cold: every skew estimated afresh
@@ -113,19 +114,22 @@ def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.
             print(f"\nseed {seed}{' ' + profile if profile else ''}: kept rows not upright (first {args.show}):")
             print(bad[cols].head(args.show).to_string(index=False))
     ok = rows["status"] == "ok"
-    lone = rows[ok & (rows["kind"].isin(["original"]) | rows["transform"].fillna("").str.contains("arbitrary"))]
+    lone = rows[ok & ((rows["kind"] == "original") | (rows["angle"].fillna(0) % 90 != 0))]
     est = pd.DataFrame(map_files(skew_file, [root / p for p in lone["path"]], workers=args.workers), index=lone.index)
     est["truth"] = -lone["angle"].fillna(0)
-    return figures, rows, est.drop(columns="thumb")
+    return figures, rows, est
 
 
 def curve(est: pd.DataFrame) -> list[tuple[float, int, int, int]]:
-    """(threshold, right turns, wrong turns, skewed images) of a skew from one image alone."""
+    """(threshold, right turns, wrong turns, skewed images) of a skew from one image alone: its
+    best hypothesis (-angle) applied when its confidence (skew_confidence of the fit) reaches
+    the threshold."""
     skewed = est["truth"] % 90 != 0
-    err = angle_error(est["rotation"], est["truth"])
+    err = angle_error(-est["angle"], est["truth"])
+    confidence = est["score"].map(skew_confidence)
     out = []
-    for t in np.round(np.arange(0.5, 1.001, 0.05), 2):
-        applied = (est["rotation"] != 0) & (est["confidence"] >= t)
+    for t in np.round(np.arange(0.3, 1.001, 0.05), 2):
+        applied = (est["angle"] != 0) & (confidence >= t)
         out.append((float(t), int((applied & skewed & (err <= 2)).sum()),
                     int((applied & ~((err <= 2) & skewed)).sum()), int(skewed.sum())))
     return out
@@ -134,9 +138,9 @@ def curve(est: pd.DataFrame) -> list[tuple[float, int, int, int]]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300, help="FracAtlas images to build each set from")
-    ap.add_argument("--seeds", default="1,2", help="seeds of the sets the settings were tuned on")
-    ap.add_argument("--fresh", default="", help="seeds never tuned on (reported apart)")
-    ap.add_argument("--profile", default="", help="also build each seed with this builder profile (e.g. kaggle)")
+    ap.add_argument("--seeds", default="1,2,1:kaggle", help="sets the settings were tuned on: SEED or SEED:PROFILE")
+    ap.add_argument("--fresh", default="7,7:kaggle", help="sets never tuned on (reported apart)")
+    ap.add_argument("--kaggle-n", type=int, default=80, help="FracAtlas images to build a kaggle-profile set from")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--copy-fraction", type=float, default=0.5)
     ap.add_argument("--show", type=int, default=0, help="list up to this many kept rows left turned, per set")
@@ -144,20 +148,20 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     t0 = time.time()
-    runs = [(int(s), "tuned") for s in args.seeds.split(",") if s] + [(int(s), "fresh") for s in args.fresh.split(",") if s]
-    profiles = [None] + ([args.profile] if args.profile else [])
+    runs = [(s, "tuned") for s in args.seeds.split(",") if s] + [(s, "fresh") for s in args.fresh.split(",") if s]
     results, skews = [], []
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
-        for seed, kind in runs:
-            for profile in profiles:
-                name = f"seed-{seed}" + (f"-{profile}" if profile else "")
-                figures, _, est = one_set(base / f"n{args.n}-{name}", args, seed, profile)
-                results.append((f"{name} ({kind})", figures))
-                skews.append(est.assign(set=name, kind=kind))
+        for spec, kind in runs:
+            seed, _, profile = spec.partition(":")
+            name = f"seed-{seed}" + (f"-{profile}" if profile else "")
+            n = args.kaggle_n if profile == "kaggle" else args.n
+            figures, _, est = one_set(base / f"n{n}-{name}", args, int(seed), profile or None)
+            results.append((f"{name} ({kind})", figures))
+            skews.append(est.assign(set=name, kind=kind))
 
-    print(f"messy sets from {args.n} FracAtlas images each; orient on the kept rows, cold, {args.workers} workers "
-          f"(2 shared cores; others may be running too)")
+    print(f"messy sets from {args.n} FracAtlas images each ({args.kaggle_n} for the kaggle profile); orient on the "
+          f"kept rows, cold, {args.workers} workers (2 shared cores; others may be running too)")
     head = ("set", "files", "kept", f"kept turned copies upright (<= {UPRIGHT_WITHIN:g} deg)", "  right angle",
             "  any angle", f"kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
     table = [head] + [(name, str(f["files"]), str(f["kept"]), f["turned_upright"], f["right_angle"], f["any_angle"],

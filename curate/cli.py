@@ -948,7 +948,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the messy-dataset builder.")] = 7,
     no_train: Annotated[bool, typer.Option("--no-train", help="Skip the short naive-vs-curated training.")] = False,
     model: Annotated[ModelName, typer.Option("--model", help="Model of the short comparison.")] = ModelName.seed_cnn,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the short comparison.")] = 20,
     img_size: Annotated[int, typer.Option("--img-size", min=16, help="Image size of the short comparison.")] = 96,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,

@@ -1,22 +1,24 @@
-"""How many degrees (counter-clockwise, after EXIF) each image needs to stand upright.
+"""How many degrees (counter-clockwise, after EXIF) each kept image needs to stand upright.
 
-Three sources, in this order of trust:
+Runs after the split, on the images that need it: the kept ones, and the members of their
+duplicate groups that decide them (the rest of a group gets its turn from the group's decision,
+with no image work). Three sources, in this order of trust:
 
 1. EXIF orientation: the loader already applies it (`curate.imageio.decode`); the audit flags it.
-2. The duplicate group: a copy stands upright when turned onto its group's upright pose.
-   `dup_angle` (from the dups stage's verified pair) is the turn that brings a file onto its
-   representative after un-mirroring. Which pose is upright: the one most members share (most
-   copies of a radiograph are not turned; the same bytes twice count once); when two poses tie
-   (typically an original and one copy turned 90, where the representative may be either), a
-   pose model learnt from the dataset's own images (each thumbnail turned 0/90/180/270 is an
-   example of that turn) decides if it leads clearly; otherwise no member is turned and the
-   group is flagged. Turning a user's upright original is the worst mistake this stage can
-   make, so a tie is never settled by a guess.
-3. The image itself: a scan turned by an arbitrary angle inside an enlarged canvas shows
-   wedges of fill at its corners (constant/black, replicated edge pixels, or a mirror of the
-   inside). `estimate_skew` tests, for each candidate angle, whether the pixels that angle puts
-   in the wedges are that fill, against a null that the fill does not explain; cheap on a small
-   copy first (most straight images stop there), then refined on larger copies.
+2. The duplicate group. `dup_angle` (from the dups stage's verified pairs, composed along the
+   group) is the turn that brings a file onto its representative after un-mirroring, so the
+   turn between any two members is known. An odd angle (not a right angle) between two
+   members is one exposure turned inside a canvas: the turned one shows the turn's fill
+   wedges at exactly that angle and the other does not; each side is tested at that angle
+   (`wedge_fit`), and a kept image that is the turned side gets the verified angle onto the
+   other. The right-angle pose is the representative's (the dups stage keeps the member the
+   others were derived from), unless several unmirrored copies agree on another.
+3. The image itself, when its group says nothing: a scan turned by an arbitrary angle inside
+   an enlarged canvas shows wedges of fill at its corners (constant/black, replicated edge
+   pixels, or a mirror of the inside). `estimate_skew` tests, for each candidate angle,
+   whether the pixels that angle puts in the wedges are that fill, against a null that the
+   fill does not explain; cheap on a small copy first (most straight images stop there), then
+   refined on larger copies. Applied only from SKEW_CONFIDENCE (calibrated on the benchmark).
 
 Mirrored copies: a rotation cannot undo a left-right flip. A mirrored copy gets the rotation
 that stands it upright (still mirrored); `orient_flag` says `mirrored` so a user can flip it.
@@ -57,9 +59,7 @@ THIN, THIN_BAR = 6.0, 1.25  # wedges of turns under THIN degrees look like a sca
 FLAG = 0.7  # share of ACCEPT from which an unapplied fit is flagged (0.7% of straight ones)
 DECODE_SIDE = FINE_SIDE
 MIN_SIDE = 64  # px: smaller images are not searched for wedges
-THUMB_SIDE = 24  # px: thumbnails for the pose model (which way up a radiograph stands)
-POSE_MARGIN = 0.5  # mean log-likelihood lead the pose model needs to settle a tie between poses
-POSE_TRAIN = 1500  # images (x4 turns) the pose model learns from, at most
+MAJORITY = 3  # distinct copies in one pose that outvote a representative standing alone
 GROUP_SNAP = MIN_SKEW  # degrees: a group turn closer than this to a right angle is that right angle
 # A copy is one picture turned (aligned detail correlates at least this well, see dups); below
 # it, maybe two exposures of the same limb: grouped against leakage, but turned onto the other
@@ -72,7 +72,8 @@ WEDGE_AGREE = 2.0  # degrees: a file's own skew and its group's turn agree this 
 SUPPORT = 0.75
 PAIR_FIT, PAIR_MARGIN = 0.3, 0.2  # a pair's turned side fits wedges this well, and this much better than the other
 TEST_STEP = 0.5  # degrees between the angles tested around a pair's turn (its angle is good to ~1)
-SKEW_CONFIDENCE = 0.5  # a lone image's own skew is applied from this confidence (calibrated: orient_quality)
+SKEW_BAR = 0.5  # estimate_skew reports a skew from this confidence (its fill's acceptance bar)
+SKEW_CONFIDENCE = 0.85  # a lone image's own skew is applied from this confidence (orient_quality: the first with no wrong turn on seeds 1, 2 and kaggle 1)
 NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
 AGREE = 3.0  # degrees: votes within this of each other agree
@@ -202,6 +203,11 @@ def _best(img: np.ndarray, angles, stretches=(0.0,), sparse=False,
     return sorted(found, key=lambda f: f[0], reverse=True)
 
 
+def skew_confidence(evidence: float) -> float:
+    """Confidence of a skew whose wedges fit this well (1 = the fill's acceptance bar)."""
+    return round(min(1.0, 0.5 * max(0.0, float(evidence))), 3)
+
+
 def estimate_skew(pixels: np.ndarray) -> dict:
     """Skew of a greyscale image from the fill wedges at its corners.
 
@@ -233,38 +239,26 @@ def estimate_skew(pixels: np.ndarray) -> dict:
                      stretches=(0.0, -1.0, 1.0) if abs(d0) > 30 else (0.0,))
         fit_score, mode, deg, _ = fine[0]
     evidence = round(max(0.0, float(fit_score)), 3)  # rounded as cached, so a cache hit decides alike
-    if evidence >= 1.0:
-        rotation, confidence = -round(float(deg), 2), min(1.0, 0.5 * evidence)
+    if skew_confidence(evidence) >= SKEW_BAR:
+        rotation, confidence = -round(float(deg), 2), skew_confidence(evidence)
     else:  # confidence that the image is straight: high when no wedge fits at all
-        rotation, confidence = 0.0, 1.0 - 0.5 * evidence
+        rotation, confidence = 0.0, 1.0 - skew_confidence(evidence)
     return {"rotation": rotation, "confidence": round(float(confidence), 3),
-            "flag": bool(FLAG <= evidence < 1.0), "score": round(float(evidence), 3),
+            "flag": bool(rotation == 0 and FLAG <= evidence), "score": round(float(evidence), 3),
             "fit": round(float(fit_score), 3), "coarse": round(float(score), 3),
             "angle": round(float(deg), 2), "fill": mode}
-
-
-def thumbnail(pixels: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
-    """side x side, aspect kept (padded with 0), zero mean, unit norm: what the pose model sees."""
-    small = fit(pixels, side).astype(np.float32)
-    h, w = small.shape
-    canvas = np.zeros((side, side), np.float32)
-    y, x = (side - h) // 2, (side - w) // 2
-    canvas[y:y + h, x:x + w] = small
-    canvas -= canvas.mean()
-    return canvas / (np.linalg.norm(canvas) + 1e-6)
 
 
 _NO_SKEW = {"rotation": 0.0, "confidence": 0.0, "flag": False, "score": 0.0, "angle": 0.0, "fill": ""}
 
 
 def skew_file(path: str | Path) -> dict:
-    """estimate_skew of one file, plus its thumbnail; a file that does not decode gets 0 with
-    no confidence."""
+    """estimate_skew of one file; a file that does not decode gets 0 with no confidence."""
     try:
         pixels = decode(path, max_side=DECODE_SIDE).pixels
     except ImageError:
-        return {**_NO_SKEW, "thumb": None}
-    return {**estimate_skew(pixels), "thumb": thumbnail(pixels)}
+        return dict(_NO_SKEW)
+    return estimate_skew(pixels)
 
 
 def wedge_fit(pixels: np.ndarray, deg: float) -> float:
@@ -279,23 +273,22 @@ def wedge_fit(pixels: np.ndarray, deg: float) -> float:
 
 
 def probe(item: tuple) -> dict:
-    """One file's image work, from one decode: (path, search, tests) -> its thumbnail, its own
-    skew when `search`, and its wedge_fit at each angle of `tests`."""
+    """One file's image work, from one decode: (path, search, tests) -> its own skew when
+    `search`, and its wedge_fit at each angle of `tests`."""
     path, search, tests = item
     try:
         pixels = decode(path, max_side=DECODE_SIDE).pixels
     except ImageError:
-        return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests}, "thumb": None}
-    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests},
-            "thumb": thumbnail(pixels)}
+        return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests}}
+    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests}}
 
 
-ORIENT_CACHE_VERSION = "3"  # bump when skew_file's results change meaning: old entries are ignored
+ORIENT_CACHE_VERSION = "5"  # bump when skew_file's results change meaning: old entries are ignored
 
 
 class _SkewCache:
-    """estimate_skew results and thumbnails kept per (path, size, mtime_ns): the search is most
-    of orient's time, and a re-run should redo only new or changed files."""
+    """estimate_skew results kept per (path, size, mtime_ns): the search is most of orient's
+    time, and a re-run should redo only new or changed files."""
 
     def __init__(self, cache_dir, table: pd.DataFrame, root: Path):
         from curate.cache import FileCache
@@ -308,22 +301,19 @@ class _SkewCache:
 
     def get(self, i: int) -> dict | None:
         hit = self.cache.get(*self.keys[i]) if self.cache is not None else None
+        # (the flag is re-derived, so a changed FLAG needs no new cache)
         if hit is None:
             return None
-        hit = dict(hit)
-        thumb = np.frombuffer(bytes.fromhex(hit.pop("thumb_hex")), np.float16).astype(np.float32)
-        # (the flag is re-derived, so a changed FLAG needs no new cache)
-        return {**hit, "flag": bool(hit["rotation"] == 0 and FLAG <= hit["score"] < 1.0),
-                "thumb": thumb.reshape(THUMB_SIDE, THUMB_SIDE) if thumb.size else None}
+        # the decision is re-derived, so a changed SKEW_CONFIDENCE or FLAG needs no new cache
+        conf = skew_confidence(hit["score"])
+        applied = conf >= SKEW_BAR and hit["angle"] != 0
+        return {**hit, "rotation": -hit["angle"] if applied else 0.0, "confidence": conf if applied else 1.0 - conf,
+                "flag": bool(not applied and FLAG <= hit["score"])}
 
-    def put(self, i: int, skew: dict, thumb) -> dict:
-        """Store; returns the skew with the thumbnail as a hit would give it (float16-rounded, so
-        a re-run decides exactly as this run did)."""
-        thumb = None if thumb is None else np.asarray(thumb, np.float16)
+    def put(self, i: int, skew: dict) -> None:
         if self.cache is not None:
-            self.cache.put(*self.keys[i], {**skew, "thumb_hex": "" if thumb is None else thumb.tobytes().hex()})
+            self.cache.put(*self.keys[i], skew)
             self.changed = True
-        return {**skew, "thumb": None if thumb is None else thumb.astype(np.float32)}
 
     def save(self) -> None:
         if self.changed:
@@ -399,8 +389,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     examined (rotation 0, orient_confidence empty).
     Uses the dups stage's columns when present (group, representative, dup_angle, mirrored,
     dup_score); without them every image is treated on its own. cache_dir keeps each file's
-    own skew search between runs. skews (one estimate_skew result with a "thumb" per row, or
-    None) replaces the search, e.g. in tests.
+    own skew search between runs. skews (one estimate_skew result per row, or None) replaces
+    the search, e.g. in tests.
     """
     root = Path(root)
     n = len(table)
@@ -430,25 +420,21 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             anchor = min(wanted, key=lambda i: (not rep[i], paths[i]))
             groups.append(_Group(members, anchor, angle, mirrored, score, exif, rep))
 
-    # round 1: the anchors' relations to their groups, each anchor's own search where no
-    # other pose is in its group, and thumbnails where right-angle poses may need the pose model
+    # round 1: the anchors' relations to their groups, and each anchor's own search where no
+    # other member stands at an odd angle to it
     cache = _SkewCache(cache_dir, out, root) if skews is None else None
-    found: list[dict] = [{"skew": None, "fits": {}, "thumb": None} for _ in range(n)]
-    tasks: dict[int, tuple[bool, list[float], bool]] = {}
+    found: list[dict] = [{"skew": None, "fits": {}} for _ in range(n)]
+    tasks: dict[int, tuple[bool, list[float]]] = {}
     for g in groups:
         for i, degs in g.tests().items():
-            tasks[i] = (tasks.get(i, (False, [], False))[0], tasks.get(i, (False, [], False))[1] + degs, True)
+            tasks[i] = (False, tasks.get(i, (False, []))[1] + degs)
         if not g.clusters:
-            tasks[g.anchor] = (True, tasks.get(g.anchor, (False, [], False))[1], True)
-        for w in _pose_witnesses(g, sha):
-            t = tasks.get(w, (False, [], False))
-            tasks[w] = (t[0], t[1], True)
+            tasks[g.anchor] = (True, tasks.get(g.anchor, (False, []))[1])
     _run(tasks, found, paths, root, cache, skews, workers, progress)
-
     # round 2: the anchors whose group left their odd angle open search their own wedges
     odd = {id(g): _odd_decision(g, found) for g in groups}
-    more = {g.anchor: (True, [], True) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None}
-    _run(more, found, paths, root, cache, skews, workers, progress)
+    _run({g.anchor: (True, []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
+         found, paths, root, cache, skews, workers, progress)
     if cache is not None:
         cache.save()
 
@@ -456,12 +442,10 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     source = np.array([""] * n, dtype=object)
     flag = np.array([""] * n, dtype=object)
     mirror_flag = mirrored.copy()
-    pose_logp = _pose_model([f["thumb"] for f in found if f["thumb"] is not None])
     for g in groups:
         k = g.anchor
-        decided = odd[id(g)] or _own_skew(g, found[k]["skew"])
-        odd_k, odd_conf, odd_src, odd_flag, upright, turned = decided
-        m_rep, q_conf, q_flag = _quarter(g, odd_k, found, pose_logp, sha)
+        odd_k, odd_conf, odd_src, odd_flag, upright, turned = odd[id(g)] or _own_skew(g, found[k]["skew"])
+        m_rep, q_conf = _quarter(g, odd_k, sha)
         if upright is not None:  # mirrored is said against the member that stands upright
             mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
         for i in g.members:
@@ -472,8 +456,6 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
                 r = norm_angle(r - _odd(r))  # an odd turn nothing showed: only its right-angle part
             if i != k and r and score[i] < COPY_SCORE:
                 r, fl = 0.0, "low-confidence"  # two exposures of one limb, not one picture turned
-            if q_flag:  # which right-angle pose is upright is not known: turn no one by a guess
-                r, fl = (norm_angle(odd_k) if i == k else 0.0), "low-confidence"
             rotation[i] = r
             confidence[i] = min(odd_conf, q_conf) if i == k else min(odd_conf, q_conf, group_confidence(score[i]))
             quarter_turned = abs(norm_angle(r - odd_k)) > AGREE if i == k else True
@@ -490,30 +472,25 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
 
 
 def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, workers, progress) -> None:
-    """Do the image work of `tasks` (row -> (search, test angles, thumbnail)) into `found`,
-    searches from `skews` or the cache where they are there already."""
+    """Do the image work of `tasks` (row -> (search, test angles)) into `found`; searches come
+    from `skews` or the cache where they are there already."""
     todo = []
-    for i, (search, tests, thumb) in sorted(tasks.items()):
-        if skews is not None and skews[i] is not None and found[i]["thumb"] is None:
-            found[i]["thumb"] = skews[i].get("thumb")
+    for i, (search, tests) in sorted(tasks.items()):
         known = (skews[i] if skews is not None else cache.get(i)) if search else None
         if known is not None:
-            found[i]["skew"], found[i]["thumb"] = known, known.get("thumb")
-            search = False
-        if search or tests or (thumb and found[i]["thumb"] is None and skews is None):
+            found[i]["skew"], search = known, False
+        if search or tests:
             todo.append((i, search, tests))
     if progress:
         progress(len(tasks) - len(todo))
     done = map_files(probe, [(root / paths[i], s, tuple(t)) for i, s, t in todo], workers=workers,
                      progress=progress)
     for (i, search, _), res in zip(todo, done):
-        if search:
-            res["skew"] = cache.put(i, res["skew"], res["thumb"]) if cache is not None else res["skew"]
-            res["thumb"] = res["skew"].get("thumb", res["thumb"]) if cache is not None else res["thumb"]
         found[i]["fits"].update(res["fits"])
-        found[i]["skew"] = res["skew"] if search else found[i]["skew"]
-        if found[i]["thumb"] is None:
-            found[i]["thumb"] = res["thumb"]
+        if search:
+            found[i]["skew"] = res["skew"]
+            if cache is not None:
+                cache.put(i, res["skew"])
 
 
 def _odd_decision(g: _Group, found: list) -> tuple | None:
@@ -558,96 +535,34 @@ def _own_skew(g: _Group, skew: dict | None) -> tuple:
     return 0.0, (1.0 - conf if s else conf), "", "low-confidence" if unsure else "", None, []
 
 
-def _votes(g: _Group, odd_k: float, sha) -> tuple[list[int], list[float]]:
-    """Who votes on the right-angle pose, and for which turn of the representative: each copy
-    (verified at COPY_SCORE or better; two exposures of one limb do not vote), the
-    representative and the anchor, each saying 'the representative stands upright after m' if
-    it, the voter, stands upright (up to the odd angle already decided)."""
+def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
+    """The representative's turn to upright (its right-angle pose and the odd part decided for
+    the anchor), and its confidence.
+
+    The right-angle pose is the representative's own: the dups stage keeps as representative
+    the member the others were derived from (the one without a copy's traces), and a right
+    angle leaves no wedges to say otherwise. Only when MAJORITY or more distinct copies
+    (verified at COPY_SCORE or better) stand in one other pose, and no other member in the
+    representative's, does that pose win: two turned copies agree by chance one time in three
+    (a copy mirrored and turned 90 stands as one turned 270), so two are not enough."""
     k = g.anchor
     base = (-odd_k if g.mirrored[k] else odd_k) - g.angle[k]  # the representative's turn, up to right angles
-    voters = [x for x in g.members if x == k or g.rep[x] or g.score[x] >= COPY_SCORE]
-    votes = [norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0)) for x in voters]
-    return voters, votes
+    rep = next((x for x in g.members if g.rep[x]), k)
 
+    def vote(x: int) -> float:  # 'the representative stands upright after this' if x does
+        return norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0))
 
-def _pose_witnesses(g: _Group, sha) -> list[int]:
-    """Members whose thumbnails the pose model may need: one per right-angle pose, when the
-    voters stand in more than one."""
-    voters, votes = _votes(g, 0.0, sha)
-    if len({round(v / 90.0) % 4 for v in votes}) < 2:
-        return []
-    seen, picked = set(), []
-    for x, v in zip(voters, votes):
-        if round(v / 90.0) % 4 not in seen or x == g.anchor:
-            seen.add(round(v / 90.0) % 4)
-            picked.append(x)
-    return picked
-
-
-def _quarter(g: _Group, odd_k: float, found: list, pose_logp, sha) -> tuple[float, float, bool]:
-    """The representative's turn to upright (right angle and odd part), its confidence, and
-    whether the right-angle pose is unknown (a tie nothing settles).
-
-    The pose the most copies stand in wins (the same bytes twice count once), when two or more
-    back it; a tie goes to the pose model learnt from the dataset's own images when it leads
-    clearly; otherwise the anchor's own right-angle pose stands and the group is flagged."""
-    voters, votes = _votes(g, odd_k, sha)
-    k = g.anchor
-    own = votes[voters.index(k)]
-    content = [sha[x] or x for x in voters]
-    counts = {v: len({c for v2, c in zip(votes, content) if v2 == v}) for v in votes}
-    if len(counts) == 1:
-        return own, 1.0, False
-    top = max(counts.values())
-    leaders = [v for v, c in counts.items() if c == top]
-    share = round(0.5 + 0.5 * top / len(set(content)), 3)
-    if len(leaders) == 1 and top >= 2:
-        return leaders[0], share, False
-    logps = {x: pose_logp(found[x]["thumb"]) if pose_logp and found[x]["thumb"] is not None else None
-             for x in voters}
-    judged = [(x, lp) for x, lp in logps.items() if lp is not None]
-    candidates = leaders if len(leaders) > 1 else sorted(counts)
-    if not judged or len(candidates) < 2:
-        return own, 0.5, True
-
-    def likelihood(m: float) -> float:  # of 'the representative stands upright after m'
-        total = 0.0
-        for x, lp in judged:
-            need = -(g.angle[x] + m) if g.mirrored[x] else g.angle[x] + m  # x stands upright after `need`
-            total += lp[int(round(-need / 90.0)) % 4]  # so it now looks like an upright one turned by -need
-        return total / len(judged)  # the members are one radiograph: their evidence is not independent
-
-    scored = sorted(((likelihood(m), m) for m in candidates), reverse=True)
-    lead = scored[0][0] - scored[1][0]
-    if lead < POSE_MARGIN:
-        return own, 0.5, True
-    return scored[0][1], round(float(1.0 / (1.0 + np.exp(-lead))), 3), False
-
-
-def _pose_model(thumbs: list):
-    """Which way up an image stands, learnt from the dataset itself, when first asked.
-
-    Every thumbnail turned by 0, 90, 180 and 270 degrees is an example of that turn; most
-    images of a dataset stand upright, so the model learns what upright looks like there.
-    Returns thumb -> log P(the image is an upright one turned by k * 90 CCW), k = 0..3, or None
-    for too few images."""
-    if len(thumbs) < 40:
-        return None
-    model = []
-
-    def logp(thumb) -> np.ndarray | None:
-        if thumb is None:
-            return None
-        if not model:
-            from sklearn.linear_model import LogisticRegression
-
-            pick = np.linspace(0, len(thumbs) - 1, min(len(thumbs), POSE_TRAIN)).round().astype(int)
-            x = np.array([np.rot90(thumbs[j], k).ravel() for j in pick for k in range(4)])
-            y = np.tile(np.arange(4), len(pick))
-            model.append(LogisticRegression(max_iter=300).fit(x, y))
-        return model[0].predict_log_proba(np.asarray(thumb, np.float32).reshape(1, -1))[0]
-
-    return logp
+    own = vote(rep)
+    copies = [x for x in g.members if x != rep and g.score[x] >= COPY_SCORE]
+    backing: dict[float, set] = {}
+    for x in copies:
+        backing.setdefault(vote(x), set()).add(sha[x] or x)
+    if own in backing:
+        return own, 1.0
+    best = max(backing, key=lambda v: len(backing[v]), default=None)
+    if best is not None and len(backing[best]) >= MAJORITY:
+        return best, round(0.5 + 0.5 * len(backing[best]) / (len(backing[best]) + 1), 3)
+    return own, 1.0
 
 
 def _angle_diff(a: float, b: float) -> float:

@@ -226,6 +226,32 @@ def test_orientation_fix_shows_the_image_before_and_after_rotation(tmp_path):
     assert "turn 17° clockwise" in section  # 343° CCW, said the short way round
 
 
+def test_turns_by_exif_group_and_skew_are_shown_with_their_source_and_flagged_ones_apart(tmp_path):
+    """A kept image turned by its EXIF tag shows as stored and as used; a dropped copy's turn is
+    not listed; a flagged image is shown apart, as found."""
+    root = tmp_path / "root"
+    (root / "train" / "a").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: the loader turns it 90 degrees clockwise
+    radiograph(5, size=(80, 40)).save(root / "train/a/tagged.jpg", exif=exif)
+    radiograph(6).save(root / "train/a/copy.png")
+    radiograph(7).save(root / "train/a/unsure.png")
+    table = pd.DataFrame([
+        row("train/a/tagged.jpg", "a", "train", 0, exif_orientation=6, orient_source="exif", orient_confidence=1.0),
+        row("train/a/copy.png", "a", "train", 1, keep=False, reason="duplicate", rotation=90, orient_source="group"),
+        row("train/a/unsure.png", "a", "train", 2, orient_flag="low-confidence", orient_confidence=0.55)])
+    html = render_report(table, root, {}, out_dir=tmp_path / "out", thumb_px=80)["html"].read_text()
+    section = html.split('id="orientation"')[1].split("</section>")[0]
+    fixes, flagged = section.split("Flagged, left as found")
+    tree = Tree()
+    tree.feed(fixes)
+    before, after = [a["src"] for t, a in tree.tags if t == "img"]
+    assert _data_uri_size(before) == (80, 40) and _data_uri_size(after) == (40, 80)
+    assert "from exif" in fixes and "confidence 1.00" in fixes and "copy.png" not in section
+    assert "1 kept image turned upright (1 by their EXIF tag)" in fixes
+    assert "unsure.png" in flagged and "low-confidence, confidence 0.55" in flagged
+
+
 def test_undecodable_or_missing_images_get_placeholders(dataset, tmp_path):
     root, table, summary = dataset
     # the corrupt file sits in a duplicate group, and one image has vanished since the scan

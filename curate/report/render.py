@@ -211,13 +211,14 @@ class Thumbs:
         self.budget = budget
         self.used = 0
         self.skipped = 0  # over budget
-        self._cache: dict[tuple[str, float], str | None] = {}
+        self._cache: dict[tuple[str, float, bool], str | None] = {}
 
-    def _encode(self, path: str, rotation: float) -> str | None:
+    def _encode(self, path: str, rotation: float, raw: bool = False) -> str | None:
         if self.root is None or not under_root(self.root, path):
             return None  # a tampered path or a link out of ROOT: its image never reaches the page
         try:
-            pixels = decode(self.root / path, max_side=self.px).pixels
+            img = decode(self.root / path, max_side=self.px)
+            pixels = _undo_exif(img.pixels, img.exif_orientation) if raw else img.pixels
             if rotation:
                 pixels = rotate(pixels, rotation)
             buf = io.BytesIO()
@@ -226,9 +227,10 @@ class Thumbs:
             return None  # the page shows a placeholder; the file's status says why
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
-    def img(self, path: str, rotation: float = 0.0, placeholder: str = "no preview") -> str:
-        """An <img> with the thumbnail inline, or a placeholder box saying why there is none."""
-        key = (path, float(rotation) % 360)
+    def img(self, path: str, rotation: float = 0.0, placeholder: str = "no preview", raw: bool = False) -> str:
+        """An <img> with the thumbnail inline, or a placeholder box saying why there is none
+        (raw: as stored in the file, before its EXIF orientation)."""
+        key = (path, float(rotation) % 360, raw)
         if key not in self._cache:
             self._cache[key] = self._encode(*key)
         uri = self._cache[key]
@@ -239,6 +241,13 @@ class Thumbs:
             return '<div class="ph">size limit: not inlined</div>'
         self.used += len(uri)
         return f'<img src="{_e(uri)}" alt="{_e(path)}">'
+
+
+def _undo_exif(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels as stored, before the loader applied EXIF orientation `orientation`."""
+    undo = {2: np.fliplr, 3: lambda p: np.rot90(p, 2), 4: np.flipud, 5: np.transpose, 6: lambda p: np.rot90(p, 1),
+            7: lambda p: np.rot90(p, 2).T, 8: lambda p: np.rot90(p, -1)}
+    return np.ascontiguousarray(undo[orientation](pixels)) if orientation in undo else pixels
 
 
 def under_root(root: Path, rel: str) -> bool:
@@ -665,37 +674,56 @@ def _conflicts_section(t: pd.DataFrame, thumbs: Thumbs, ids: list[int]) -> Secti
                    _md(lead) + "\n\n" + _md_table(["group", "labels", "files"], md_rows) + more_md)
 
 
+def _exif_turned(t: pd.DataFrame) -> pd.Series:
+    if "exif_orientation" in t:
+        return ~pd.to_numeric(t["exif_orientation"], errors="coerce").fillna(1).isin([0, 1])
+    return t["flags"].fillna("").astype(str).str.contains("exif-rotated", regex=False)
+
+
 def _orientation_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
-    fixes = t[(t["status"] == "ok") & (t["rotation"] % 360 != 0)].sort_values(["keep", "path"], ascending=[False, True])
-    unsure = t[t["orient_flag"] != ""]
-    exif = int(t["flags"].str.contains("exif-rotated", regex=False).sum())
-    lead = (f"{_n(len(fixes), 'image')} to turn upright. "
-            f"{exif:,} had an EXIF orientation tag, which the loader applies before anything else; "
-            f"{len(unsure):,} estimates were too unsure to apply and are flagged instead.")
+    """Each turn applied to a kept image (EXIF, the group's verified angle, the image's own
+    skew), as found and after, with its source and confidence; the flagged ones apart."""
+    ok, kept = t["status"] == "ok", t["keep"].astype(bool)
+    exif = _exif_turned(t)
+    turned = ok & (t["rotation"] % 360 != 0)
+    fixes = t[ok & kept & (turned | exif)].sort_values("path")
+    flagged = t[ok & kept & t["orient_flag"].str.contains("low-confidence", regex=False)].sort_values("path")
+    sources = fixes["orient_source"].replace("", "exif").str.split("+").explode().value_counts()
+    by = ", ".join(f"{int(sources[k]):,} {what}" for k, what in (("exif", "by their EXIF tag"),
+                   ("group", "onto their group's upright member"), ("skew", "by their own skew"))
+                   if k in sources) or "none"
+    dropped = int((ok & ~kept & turned).sum())
+    lead = (f"{_n(len(fixes), 'kept image')} turned upright ({by}); "
+            f"{len(flagged):,} kept {'estimate was' if len(flagged) == 1 else 'estimates were'} too unsure to "
+            f"apply and {'is' if len(flagged) == 1 else 'are'} flagged instead, left as found."
+            + (f" {_n(dropped, 'dropped copy')} would need a turn too." if dropped else ""))
     pairs, md_rows = [], []
     for _, r in fixes.head(MAX_ORIENT).iterrows():
         conf = f", confidence {r['orient_confidence']:.2f}" if r["orient_confidence"] == r["orient_confidence"] else ""
-        cap = (f'<b>turn {_e(_turn(r["rotation"]))}</b>'
-               f'{_e(" · from " + r["orient_source"] if r["orient_source"] else "")}{_e(conf)}'
+        how = " + ".join(filter(None, ["EXIF tag" if exif[r.name] else "",
+                                       f"turn {_turn(r['rotation'])}" if r["rotation"] % 360 else ""]))
+        source = r["orient_source"] or "exif"
+        cap = (f'<b>{_e(how)}</b>{_e(" · from " + source)}{_e(conf)}'
                f'<br><span class="path">{_e(r["path"])}</span>')
-        pairs.append(f'<div class="pairbox"><div class="pair"><figure class="th">{thumbs.img(r["path"], 0)}</figure>'
+        pairs.append(f'<div class="pairbox"><div class="pair"><figure class="th">'
+                     f'{thumbs.img(r["path"], 0, raw=bool(exif[r.name]))}</figure>'
                      f'<span class="arrow">→</span><figure class="th">{thumbs.img(r["path"], r["rotation"])}</figure>'
                      f'</div><div class="pair-cap">{cap}</div></div>')
-        md_rows.append([_md(r["path"]), _turn(r["rotation"]), _md(r["orient_source"]),
+        md_rows.append([_md(r["path"]), _turn(r["rotation"]) if r["rotation"] % 360 else "–", _md(source),
                         _fmt(r["orient_confidence"], 2)])
-    more_html, more_md = _more(len(pairs), len(fixes), "reoriented images")
+    more_html, more_md = _more(len(pairs), len(fixes), "turned images")
     unsure_html = unsure_md = ""
-    if len(unsure):
-        rows = [[f'<span class="path">{_e(r["path"])}</span>', _e(r["orient_flag"]),
-                 _e(_fmt(r["orient_confidence"], 2))]
-                for _, r in unsure.head(MAX_BROKEN).iterrows()]
-        m_html, m_md = _more(min(len(unsure), MAX_BROKEN), len(unsure), "flagged estimates")
-        unsure_html = ("<h3>Flagged, left unrotated</h3>"
-                       + _html_table(["file", "flag", "confidence"], rows, num={2}) + m_html)
-        unsure_md = "\n\n**Flagged, left unrotated**\n\n" + _md_table(
+    if len(flagged):
+        figs = [f'<figure class="th">{thumbs.img(r["path"], 0)}<figcaption>{_e(r["orient_flag"])}'
+                f'{_e(", confidence " + _fmt(r["orient_confidence"], 2))}<br><span class="path">{_e(r["path"])}'
+                f'</span></figcaption></figure>' for _, r in flagged.head(MAX_ORIENT).iterrows()]
+        m_html, m_md = _more(len(figs), len(flagged), "flagged images")
+        unsure_html = ("<h3>Flagged, left as found: look at these</h3>"
+                       f'<div class="grid">{"".join(figs)}</div>' + m_html)
+        unsure_md = "\n\n**Flagged, left as found**\n\n" + _md_table(
             ["file", "flag", "confidence"], [[_md(r["path"]), _md(r["orient_flag"]), _fmt(r["orient_confidence"], 2)]
-                                             for _, r in unsure.head(MAX_BROKEN).iterrows()]) + m_md
-    body = (f'<p class="lead">{_e(lead)} Left: as found; right: after the turn.</p>'
+                                             for _, r in flagged.head(MAX_ORIENT).iterrows()]) + m_md
+    body = (f'<p class="lead">{_e(lead)} Left: as found in the file; right: as the curated set uses it.</p>'
             f'<div class="grid">{"".join(pairs)}</div>{more_html}{unsure_html}')
     md = _md(lead)
     if md_rows:
