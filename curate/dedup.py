@@ -966,18 +966,24 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     for (a, b) in verified:
         groups.link(a, b, (0, 0.0))
 
-    # features only for files in a pair the cache does not hold (a re-run with nothing changed: none)
+    # features only for files in a pair the cache does not hold (a re-run with nothing changed:
+    # none), made round by round: a pair skipped as already joined needs none
     fresh_items = [p for p in items if cache is None or cache.get(p.a, p.b) is None]
     need = sorted({i for p in fresh_items for i in p[:2]})
     mirrored = {p.b for p in fresh_items if p.mirror}  # whose mirrored keypoints a pair will ask for
     made = len(need) // 5
-    feats = None  # on a cluster each verify batch makes its own files' features (see verify_pairs)
-    if not isinstance(workers, Executor):
-        feats = dict(zip(need, map_files(_features_of, [(paths[i], i in mirrored) for i in need], workers=workers,
-                                         progress=scaled(progress, len(need), made))))
-    advance = scaled(progress, len(items), len(need) - made)
+    shown = 0  # steps the bar has moved: it ends on n however many features were needed
+
+    def bar(k: int) -> None:
+        nonlocal shown
+        shown += k
+        progress(k)
+
+    feature_bar = scaled(bar if progress else None, len(need), made)
+    feats = None if isinstance(workers, Executor) else {}  # on a cluster each verify batch makes its own
+    advance = scaled(bar if progress else None, len(items), len(need) - made)
     if progress:  # the bar counts files: those in no pair to verify are done already
-        progress(n - len(need))
+        bar(n - len(need))
     weak: list[tuple[float, int, int]] = []  # verified, too weak to join two groups of copies
     budget = 1
     while items:
@@ -998,6 +1004,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         items, budget = left, budget * 2
         # in file order, so a file's pairs share a batch (and its band-passed images)
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
+        if feats is not None:
+            new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
+            feats.update(zip(new, map_files(_features_of, [(paths[i], i in mirrored) for i in new],
+                                            workers=workers, progress=feature_bar)))
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance, features=feats)))
         if advance:
             advance(len(taken) - len(fresh))  # (from the cache)
@@ -1014,6 +1024,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                 weak.append((score, a, b))
     for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
         groups.link(a, b, _transform(verified, a, b), strong=False)
+    if progress and shown < n:
+        progress(n - shown)
     if cache is not None:
         cache.save(verified)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
