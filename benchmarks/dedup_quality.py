@@ -35,7 +35,7 @@ from curate.imageio import decode  # noqa: E402
 from curate.hashing import hash_images  # noqa: E402
 from curate.index import HammingIndex  # noqa: E402
 from curate.layout import scan  # noqa: E402
-from curate.messy import build_messy, read_truth  # noqa: E402
+from curate.messy import build_messy, load_bases, read_truth, sample_dir  # noqa: E402
 
 # beside the repository; CURATE_FRACATLAS points elsewhere (a git worktree, say)
 FRACATLAS = Path(os.environ.get("CURATE_FRACATLAS", Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"))
@@ -100,12 +100,14 @@ def fragmented(table: pd.DataFrame, source: np.ndarray) -> None:
               f"{s} ({files[s]} files, {len(groups[s])} groups)" for s in worst) if worst else ""))
 
 
-def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, examples: int, work: Path) -> None:
+def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, generation: np.ndarray,
+                  examples: int, work: Path) -> None:
     """Print in how many duplicate groups that hold a source's original the representative, and
-    the file the default split policy keeps, is that original or a plain copy of it (PLAIN_KINDS)."""
+    the file the split policy keeps, is that original or a plain copy of it (PLAIN_KINDS, or a
+    byte copy of generation 0)."""
     from curate.split import assign_splits
 
-    split = assign_splits(table, "keep")
+    split = assign_splits(table)
     keep = split["keep"].to_numpy()
     rep = table["representative"].to_numpy()
     paths = table["path"].to_numpy()
@@ -121,7 +123,8 @@ def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, exa
             chosen = [i for i in rows if mask[i]]
             if not chosen:
                 continue  # the whole group dropped (a label conflict, no label)
-            good = any(kind[i] in PLAIN_KINDS and source[i] in originals for i in chosen)
+            good = any((kind[i] in PLAIN_KINDS or (kind[i] == "byte-copy" and generation[i] == 0))
+                       and source[i] in originals for i in chosen)
             count[name].append(good)
             if not good and name == "kept":
                 wrong[kind[chosen[0]]].append(paths[chosen[0]])
@@ -163,6 +166,8 @@ def main() -> None:
     ap.add_argument("--bases", type=int, default=1500, help="FracAtlas images to build from")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--profile", choices=sorted(PROFILES), default="benchmark", help="how the set is built")
+    ap.add_argument("--sample", action="store_true",
+                    help="build from the bundled sample instead of FracAtlas (--profile default --seed 7: the demo)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the set here")
     ap.add_argument("--examples", type=int, default=8)
@@ -175,8 +180,8 @@ def main() -> None:
         override(setting)
 
     rng = np.random.default_rng(args.seed)
-    all_files = sorted((FRACATLAS / "images").glob("*/*.jpg"))
-    sources = []
+    all_files = [] if args.sample else sorted((FRACATLAS / "images").glob("*/*.jpg"))
+    sources = [(b.path, b.label) for b in load_bases(sample_dir())] if args.sample else []
     for i in rng.permutation(len(all_files)):  # a random subset of the ones that decode
         if len(sources) == args.bases:
             break
@@ -307,7 +312,8 @@ def main() -> None:
         print(f"\nangle error vs truth (n={len(errs)}): median {np.median(errs):.2f}°, "
               f"<= 2°: {np.mean(errs <= 2):.3f}; mirror flag right: {np.mean(mirror_ok):.3f}")
 
-    kept_original(table, source, kind, args.examples, work)
+    generation = truth["generation"].reindex(table["path"]).fillna(-1).to_numpy()
+    kept_original(table, source, kind, generation, args.examples, work)
 
     false = sorted(ours - true_pairs)
     missed = sorted(true_pairs - ours)

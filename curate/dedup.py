@@ -745,19 +745,21 @@ def _quality_key(table: pd.DataFrame):
 RESAMPLED_UNIT = math.log(1 / 0.9)  # 10% less fine detail (plain copies differ by < 5%)
 FILL_UNIT, FILL_SLACK = 0.02, 0.01  # share of the frame more at black (JPEG noise moves ~0.3%)
 TONE_UNIT, TONE_SLACK = 8.0, 6.0  # grey levels further from the dataset's usual black and white
-# Members within this cost of the least marked one are equally plausible originals: the pose
-# that the marked copies (derived, so made from the original's pose) mostly share decides.
-CANDIDATE_SLACK = 0.5
+# Members within this cost of the least marked one are equally plausible originals (a copy
+# re-saved at a higher JPEG quality gains fine noise and looks up to ~7% sharper than its
+# original): how they were saved decides, then the pose the marked (derived) copies share.
+CANDIDATE_SLACK = 1.0
 DERIVED_COST = 1.0  # a member at least this much above the least marked one is a derived copy
+TONE_WEIGHT = 0.0  # of a tone mark in the cost (it orders candidates instead, see _root)
 TRACE_SIDE = 2048  # px: traces are measured at the file's own resolution, up to this side
 
 
-def traces(path: str) -> tuple[float, float, float, float] | None:
-    """(fine detail, black share, grey levels at 0.5% and 99.5%) of one file at its own
-    resolution; None when it does not decode. Fine detail: mean |Laplacian| over the same of
-    the half-size image (resampling blurs the finest level first). Black: the share at the
-    darkest level (a fill, a crushed tone); the grey levels are those of the other pixels, so
-    a fill does not move them."""
+def traces(path: str) -> tuple[float, float, float, float, float] | None:
+    """(fine detail, black share, grey levels at 2% and 98%, white share) of one file at its
+    own resolution; None when it does not decode. Fine detail: mean |Laplacian| over the same
+    of the half-size image (resampling blurs the finest level first). Black and white: the
+    shares at the darkest and brightest level (a fill, a clipped tone); the grey levels are
+    those of the other pixels, so a fill (or the JPEG ringing along its edge) does not move them."""
     try:
         pixels = decode(path, max_side=TRACE_SIDE).pixels
     except Exception:
@@ -767,10 +769,10 @@ def traces(path: str) -> tuple[float, float, float, float] | None:
     f = pixels.astype(np.float32)
     fine = float(np.abs(cv2.Laplacian(f, cv2.CV_32F, ksize=1)).mean())
     coarse = float(np.abs(cv2.Laplacian(cv2.pyrDown(f), cv2.CV_32F, ksize=1)).mean())
-    darkest = pixels == pixels.min()
-    rest = pixels[~darkest]
-    lo, hi = np.percentile(rest, [0.5, 99.5]) if rest.size else (0.0, 0.0)
-    return fine / max(coarse, 1e-6), float(darkest.mean()), float(lo), float(hi)
+    darkest, brightest = pixels == pixels.min(), pixels == pixels.max()
+    rest = pixels[~(darkest | brightest)]
+    lo, hi = np.percentile(rest, [2, 98]) if rest.size else (0.0, 0.0)
+    return fine / max(coarse, 1e-6), float(darkest.mean()), float(lo), float(hi), float(brightest.mean())
 
 
 def encoding(path: str) -> str:
@@ -810,60 +812,78 @@ def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, worker
             keys[i] = (paths[i], int(table["size"].iloc[i]), int(table["mtime_ns"].iloc[i]))
             hit = cache.get(*keys[i])
             if hit is not None:
-                out[i] = None if not hit["ok"] else (hit["fine"], hit["black"], hit["lo"], hit["hi"])
+                out[i] = None if not hit["ok"] else (hit["fine"], hit["black"], hit["lo"], hit["hi"], hit["white"])
     todo = [i for i in rows if i not in out]
     for i, tr in zip(todo, map_files(traces, [paths[i] for i in todo], workers=workers)):
         out[i] = tr
         if cache is not None:
-            fine, black, lo, hi = tr or (0.0, 0.0, 0.0, 0.0)
-            cache.put(*keys[i], {"ok": tr is not None, "fine": fine, "black": black, "lo": lo, "hi": hi})
+            fine, black, lo, hi, white = tr or (0.0,) * 5
+            cache.put(*keys[i], {"ok": tr is not None, "fine": fine, "black": black, "lo": lo, "hi": hi, "white": white})
     if cache is not None and todo:
         cache.save()
     return [out[i] for i in rows]
 
 
-TRACES_VERSION = "2"  # bump when traces() changes meaning
+TRACES_VERSION = "4"  # bump when traces() changes meaning
 
 
-def _tone_norm(traces: dict) -> tuple[float, float]:
-    """The dataset's usual black and white levels: the median over the files measured (most
-    copies keep their original's tone, so a re-toned one stands out)."""
+def _tone_norm(traces: dict, groups: list[list[int]]) -> tuple:
+    """(the dataset's usual grey range (2% and 98%), the median range of every file measured).
+    The usual range is the median over the grouped files that show no resampling or fill
+    (originals and their plain copies, mostly; a set of augmented copies has fills that move
+    the range of most of its files). (None, None) when nothing was measured."""
     found = [tr for tr in traces.values() if tr is not None]
     if not found:
-        return 0.0, 255.0
-    return float(np.median([tr[2] for tr in found])), float(np.median([tr[3] for tr in found]))
+        return None, None
+    centre = float(np.median([tr[2] for tr in found])), float(np.median([tr[3] for tr in found]))
+    plain = []
+    for members in groups:
+        marks = _derivation(members, traces, None, centre)[1]
+        plain += [traces[x] for x in members if marks[x] == "" and traces.get(x) is not None]
+    plain = plain or found
+    return (float(np.median([tr[2] for tr in plain])), float(np.median([tr[3] for tr in plain]))), centre
 
 
-def _derivation(members: list[int], traces: dict, norm: tuple[float, float]) -> tuple[dict, dict]:
+def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | None,
+                centre: tuple[float, float] | None = None) -> tuple[dict, dict]:
     """Each member's cost (see RESAMPLED_UNIT) against the least marked member, and its marks
     as text ('resampled', 'fill', 'tone', joined by '+'; '' for none). Black is compared only
     between members with the same black point (a brightened copy lifts the original's black
-    background off the darkest level); fine detail with the sharpest member neither filled nor
+    background off the darkest level), white likewise; fine detail with the sharpest member neither filled nor
     far off the group's usual tone (a crushed black makes hard edges, a flattened tone leaves
     the JPEG noise on top);
     tone only between members not resampled or filled (a fill of repeated edge pixels moves a
-    turned copy's grey range)."""
+    turned copy's grey range). norm: the usual grey range (None: no tone marks); centre: the
+    median range of every file measured, which says what is far off for the sharpness
+    reference (the usual range is itself found with that reference)."""
     known = {x: traces.get(x) for x in members if traces.get(x) is not None}
     cost = {x: DERIVED_COST for x in members}  # not measured: no claim to be the original
     marks = {x: "" for x in members}
     if not known:
         return {x: 0.0 for x in members}, marks
-    fill = {x: max(0.0, tr[1] - min(o[1] for o in known.values() if abs(o[2] - tr[2]) <= TONE_SLACK) - FILL_SLACK)
-            / FILL_UNIT for x, tr in known.items()}
-    off = {x: abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) for x, tr in known.items()}
+    def excess(x: int, share: int, point: int) -> float:  # more black (white) than the others at its level
+        tr = known[x]
+        least = min(o[share] for o in known.values() if abs(o[point] - tr[point]) <= TONE_SLACK)
+        return max(0.0, tr[share] - least - FILL_SLACK) / FILL_UNIT
+
+    fill = {x: max(excess(x, 1, 2), excess(x, 4, 3)) for x in known}
+    off = {x: abs(tr[2] - norm[0]) + abs(tr[3] - norm[1]) if norm else 0.0 for x, tr in known.items()}
 
     def tone(x: int, among: list[int]) -> float:
         return max(0.0, off[x] - min(off[y] for y in among) - TONE_SLACK) / TONE_UNIT if among else 0.0
 
     unfilled = [x for x in known if fill[x] < DERIVED_COST] or list(known)
-    typical = float(np.median([off[x] for x in unfilled]))
-    reference = [x for x in unfilled if off[x] <= typical + TONE_SLACK + TONE_UNIT]
+    far = {x: abs(known[x][2] - centre[0]) + abs(known[x][3] - centre[1]) if centre else 0.0 for x in unfilled}
+    typical = float(np.median(list(far.values())))
+    reference = [x for x in unfilled if far[x] <= typical + TONE_SLACK + TONE_UNIT]
     sharpest = max(known[x][0] for x in reference)
     resampled = {x: max(0.0, math.log(sharpest / max(tr[0], 1e-6))) / RESAMPLED_UNIT for x, tr in known.items()}
     plain = [x for x in known if max(resampled[x], fill[x]) < DERIVED_COST]
     for x in known:
         parts = {"resampled": resampled[x], "fill": fill[x], "tone": tone(x, plain) if x in plain else 0.0}
-        cost[x] = sum(parts.values())
+        # a tone change has no direction (the dataset's usual range is wide): it only orders
+        # members equal on the rest (see _root)
+        cost[x] = parts["resampled"] + parts["fill"] + (TONE_WEIGHT * parts["tone"])
         marks[x] = "+".join(k for k, v in parts.items() if v >= DERIVED_COST)
     return cost, marks
 
@@ -874,11 +894,12 @@ def _plain_quality(quality: list) -> list:
     return [q[:2] + q[3:] for q in quality]
 
 
-def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list) -> int:
+def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None) -> int:
     """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
-    among those, the one in the pose (mirror, right-angle turn) the derived members were made
-    in; then the one saved the way the dataset's files without copies are (`usual`: that
-    encoding's share, per row); then the better file (quality)."""
+    among those, the one saved the way the dataset's files without copies are (`usual`: that
+    encoding's share, per row), then the one in the pose (mirror, right-angle turn) the
+    derived members were made in, then one not re-toned (`marks`), then the less marked,
+    then the better file (quality)."""
     best = min(cost[x] for x in members)
     candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
@@ -887,7 +908,8 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list) -
         inv = _inverse(t[c])
         return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
 
-    return min(candidates, key=lambda c: (-made_from(c), -round(usual[c], 1), cost[c] > best + CANDIDATE_SLACK / 2,
+    toned = {c: "tone" in (marks or {}).get(c, "") for c in candidates}
+    return min(candidates, key=lambda c: (-usual[c], -made_from(c), toned[c], cost[c] > best + CANDIDATE_SLACK / 2,
                                           quality[c]))
 
 
@@ -1053,16 +1075,21 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
             for x in (a, b):
                 weakest[x] = min(weakest.get(x, m.score), m.score)
     derived = [""] * n
-    norm = _tone_norm(traces)
+    multi = [ms for ms in groups.members.values() if len(ms) > 1]
+    norm, centre = _tone_norm(traces, multi)
     plain = _plain_quality(quality)
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
-        cost, marks = _derivation(members, traces, norm)
-        rep = _root(members, t, cost, plain, usual)
+        cost, marks = _derivation(members, traces, norm, centre)
+        rep = _root(members, t, cost, plain, usual, marks)
         for x in members:
-            derived[x] = marks[x] if x != rep or len(members) > 1 else ""
+            derived[x] = marks[x]
+        # the kept file's marks are against itself: none. Its own turn wedges (orient) say when
+        # it is a copy kept for want of an original (black shares and grey ranges of FracAtlas's
+        # own originals vary too widely to say so: 26 of its 124 kept files would be flagged)
+        derived[rep] = ""
         inv_rep = _inverse(t[rep])
         for x in members:
             group_id[x] = gid

@@ -57,17 +57,17 @@ def test_without_the_original_the_least_changed_copy_is_kept(tmp_path, chain):
     assert out.set_index("path").loc["a/a_turned_again.jpg", "derived"] != ""
 
 
-def test_among_equally_plain_members_the_pose_the_derived_copies_were_made_in_wins():
+def test_among_equally_plain_members_the_usual_encoding_then_the_derived_copies_pose_wins():
     # rows 0 and 1: an original and its mirror image, no trace on either; rows 2 and 3: turned
     # copies made from the unmirrored pose (a small turn from row 0, a mirror + turn from row 1)
     t = {0: (0, 0.0), 1: (1, 0.0), 2: (0, 14.0), 3: (0, -20.0)}
     cost = {0: 0.0, 1: 0.0, 2: 2.0, 3: 3.0}
     quality = [(0, 0, 0, "b"), (0, 0, 0, "a"), (0, 0, 0, "c"), (0, 0, 0, "d")]
     assert _root([0, 1, 2, 3], t, cost, quality, [0.0] * 4) == 0
-    # no derived copy to say: the one saved as the dataset's own files are wins, then the path
-    assert _root([0, 1], t, cost, quality, [0.1, 0.9]) == 1
+    # but first: the one saved as the dataset's files without copies are (their encoding's share)
+    assert _root([0, 1, 2, 3], t, cost, quality, [0.1, 0.9, 0.0, 0.0]) == 1
     assert _root([0, 1], t, cost, quality, [0.9, 0.1]) == 0
-    assert _root([0, 1], t, cost, quality, [0.0, 0.0]) == 1
+    assert _root([0, 1], t, cost, quality, [0.0, 0.0]) == 1  # nothing tells them apart: the path
 
 
 def test_the_kept_file_is_the_representative_wherever_it_was_found():
@@ -80,3 +80,27 @@ def test_the_kept_file_is_the_representative_wherever_it_was_found():
     assert out.loc["test/a/orig.jpg", ["keep", "split", "orig_split"]].tolist() == [True, "train", "test"]
     assert out.loc["train/a/turned.jpg", ["keep", "reason"]].tolist() == [False, "duplicate"]
     assert out.loc["val/a/turned_again.jpg", ["keep", "reason"]].tolist() == [False, "leak"]
+
+
+def test_the_report_marks_the_kept_original_and_says_why_a_copy_stands_in(tmp_path):
+    from curate.report import render_report
+    from tests.test_report import radiograph, row
+
+    root = tmp_path / "xrays"
+    (root / "train/a").mkdir(parents=True)
+    for name in ("orig", "turned", "turned_again", "turned_more"):
+        radiograph(1 if name == "orig" else 2).save(root / f"train/a/{name}.png")
+    table = pd.DataFrame([
+        row("train/a/orig.png", "a", "train", 1, derived=""),
+        row("train/a/turned.png", "a", "train", 1, representative=False, keep=False, reason="duplicate",
+            relation="rotated 12°", derived="resampled+fill"),
+        # a group of copies only: the kept one shows a turn's wedges itself (orient straightens it)
+        row("train/a/turned_again.png", "a", "train", 2, derived="", orient_source="skew", rotation=9),
+        row("train/a/turned_more.png", "a", "train", 2, representative=False, keep=False, reason="duplicate",
+            relation="rotated -9°", derived="resampled+fill"),
+    ])
+    md = render_report(table, root, {"files": 4}, out_dir=tmp_path / "report")["markdown"].read_text()
+    line = {g: next(x for x in md.splitlines() if x.startswith(f"| {g} |")) for g in (1, 2)}
+    assert "**train/a/orig.png (train, a, original, kept)**" in line[1]
+    assert "least-changed copy (no original in the group: its own corners show a turn's wedges)" in line[2]
+    assert "turned\\_more.png (train, a, rotated -9°, dropped: duplicate)" in line[2]

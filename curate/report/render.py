@@ -533,9 +533,18 @@ def _broken_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
 
 def _relation(r) -> str:
     if r["representative"]:
-        return "representative"
+        return _kept_as(r)
     rel = r["relation"] or "duplicate"
     return rel
+
+
+def _kept_as(r) -> str:
+    """'original' (the file the others were derived from, see curate.dedup), or, when its own
+    corners show a turn's wedges (orient turned it by them), the least-changed copy of a group
+    that holds no original."""
+    if r["orient_source"] == "skew":
+        return "least-changed copy (no original in the group: its own corners show a turn's wedges)"
+    return "original"
 
 
 def _group_order(t: pd.DataFrame, ids, conflicts: set[int]) -> list[int]:
@@ -591,8 +600,10 @@ def _groups_section(t: pd.DataFrame, thumbs: Thumbs, conflicts: set[int], max_gr
         md_rows.append([str(g), str(len(rows)), _md(", ".join(splits)), _md(", ".join(labels)), members])
     lead = (f"{_n(len(ids), 'group')} of files that show the same radiograph "
             f"({int(sizes[sizes > 1].sum()) if ids else 0:,} files). Groups that cross splits come first.")
-    key = ("The representative (★, blue frame) is the best copy of each; the green tag marks the copy the "
-           "curated set keeps, red tags why the others were dropped.")
+    key = ("The representative (★, blue frame) is the original of each: the file the others were derived "
+           "from (turned, rescaled, re-toned or padded copies show marks it lacks); where a group holds no "
+           "original, the least-changed copy, and its caption says so. The green tag "
+           "marks the file the curated set keeps, red tags why the others were dropped.")
     more_html, more_md = _more(len(shown), len(ids), "groups")
     if not ids:
         return Section("duplicates", "Duplicate groups", '<p class="none">No duplicates found.</p>',
