@@ -37,7 +37,7 @@ def messy_corpus(tmp_path):
         "ok.jpg": (good, "ok", ""),
         "truncated.jpg": (good[: len(good) // 2], "corrupt", "truncated"),
         "zero.jpg": (b"", "corrupt", "zero bytes"),
-        "garbage.jpg": (os.urandom(3000), "corrupt", "garbage"),
+        "garbage.jpg": (np.random.default_rng(0).bytes(3000), "corrupt", "garbage"),  # seeded: random bytes can look like text
         "header-only.jpg": (good[:300], "corrupt", ""),
         "bad-crc.png": (bytes(bad_crc), "corrupt", ""),
         "page.jpg": (b"<html><head><title>Access denied</title></head></html>", "not-image", "HTML"),
