@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("distributed")
 
-from distributed import LocalCluster  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
 
 from curate import parallel  # noqa: E402
 from curate.cli import app  # noqa: E402
@@ -68,6 +70,34 @@ def test_a_worker_killed_mid_run_has_its_tasks_run_elsewhere(cluster, tmp_path):
         results = map_files(_double_but_die_once, items, workers=executor, chunk_size=4)
     assert (tmp_path / "died").exists()  # a worker really died
     assert results == [2 * v for v in range(40)]
+
+
+def test_a_worker_killed_during_a_run_leaves_the_manifest_unchanged(cluster, messy_root, tmp_path):
+    local = _manifest_bytes(messy_root, tmp_path / "local", 1)
+    killed, stop = [], threading.Event()
+
+    def kill_a_busy_worker(client):  # the first time a worker is running a task, its process exits
+        while not stop.is_set():
+            busy = [addr for addr, tasks in client.processing().items() if tasks]
+            if busy:
+                killed.append(busy[0])
+                try:
+                    client.run(os._exit, 1, workers=busy[:1])
+                except Exception:  # noqa: BLE001 - the worker dies before it can answer
+                    pass
+                return
+            time.sleep(0.02)
+
+    with Client(cluster.scheduler_address, set_as_default=False) as client, \
+            cluster_executor(cluster.scheduler_address) as executor:
+        watcher = threading.Thread(target=kill_a_busy_worker, args=(client,), daemon=True)
+        watcher.start()
+        on_cluster = _manifest_bytes(messy_root, tmp_path / "cluster", executor)
+        stop.set()
+        watcher.join()
+        assert killed, "no worker was killed while the run was busy"
+        assert killed[0] not in client.scheduler_info()["workers"]  # it really died (its nanny started a new one)
+    assert on_cluster == local
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(monkeypatch, tmp_path):
