@@ -505,14 +505,19 @@ def build_default(
             jpeg = src.data if src.data[:3] == b"\xff\xd8\xff" else jpeg_bytes(src.pixels)
             put(make_broken(kind, jpeg, rng), pick_split(), pick(labels), None, f"broken-{kind}")
 
-        os.chmod(tmp, 0o755)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
+        return publish(tmp, dest, rows, truth_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
+
+def publish(tmp: Path, dest: Path, rows: list[dict], truth_path: str | Path) -> pd.DataFrame:
+    """Move a finished build from `tmp` into place whole (dest never holds half a set) and write
+    its truth beside it; return the truth."""
+    os.chmod(tmp, 0o755)
+    if dest.exists():
+        dest.rmdir()
+    os.replace(tmp, dest)
     truth = pd.DataFrame(rows, columns=TRUTH_COLUMNS).sort_values("file", ignore_index=True)
     write_truth(truth, truth_path)
     return truth

@@ -40,12 +40,11 @@ from curate.messy import (
     JPEG_QUALITY,
     NEGATIVE,
     POSITIVE,
-    TRUTH_COLUMNS,
     jpeg_bytes,
     load_bases,
     png_bytes,
+    publish,
     sample_dir,
-    write_truth,
 )
 
 SIZE = 224
@@ -265,17 +264,10 @@ def build_kaggle(
                  "kind": "broken-truncated", "transform": "broken-truncated", "expected_status": "corrupt",
                  "params": f"kept {cut} of {len(data)} bytes", "parent": row["file"],
                  "generation": row["generation"]})
-        os.chmod(tmp, 0o755)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
+        return publish(tmp, dest, rows, truth_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-    truth = pd.DataFrame(rows, columns=TRUTH_COLUMNS).sort_values("file", ignore_index=True)
-    write_truth(truth, truth_path)
-    return truth
 
 
 def _geometry(row: dict) -> dict:

@@ -179,11 +179,10 @@ def _keep_fails(kept: pd.DataFrame) -> str | None:
 
 
 def _preference(table: pd.DataFrame) -> dict:
-    """Which member a group keeps: its representative (then one found in the group's split),
-    then an unflagged one, then by path."""
+    """Which member a group keeps: its representative (then one found in the group's split), then
+    by path. (Orientation runs after the split, so it cannot weigh in here.)"""
     rep = table["representative"].astype(bool) if "representative" in table.columns else pd.Series(False, index=table.index)
-    flagged = table["orient_flag"].fillna("").astype(str) != "" if "orient_flag" in table.columns else pd.Series(False, index=table.index)
-    return {i: (not rep[i], bool(flagged[i]), str(table.at[i, "path"])) for i in table.index}
+    return {i: (not rep[i], str(table.at[i, "path"])) for i in table.index}
 
 
 def _unit_splits(table, eligible, unit, label, policy, ratios, seed, group_by) -> dict:
