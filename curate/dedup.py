@@ -92,6 +92,7 @@ MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
 # must stay apart) reach 0.72-0.87 and are what most false merges are.
 MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
+FILL_SHARE = 0.01  # share of a frame that must be flat for its fill to be left out of a second correlation
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
 LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
@@ -101,13 +102,18 @@ LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see 
 # first, and one weak link would then merge them all.
 MERGE_CORRELATION = 0.88
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "10"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "11"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
 # exposures of one patient (which differ by just such a shift) pass: 3 of its 4 rescues on the
 # benchmark set, 1 of 1 on another, for a tenth of all verification time.
 NO_REFINE_CHANNELS = ("window", "twindow")
+# Bridging fragments of one chain (see _bridges): groups a pair scoring at least BRIDGE_FLOOR
+# connects try their closest pairs in rounds (the closest 2, then up to 6), stopping once
+# joined; BRIDGE_PASSES times, as one bridge can bring a third group near. On the kaggle set
+# (150 bases, seed 1, rounds up to 14) it took the radiographs in more than one group 25 -> 18.
+BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window", "twindow")
@@ -128,8 +134,11 @@ class Features:
     # is what histogram equalisation blows up, and what a tone change clips away
     clipped: float  # share of pixels at the darkest level (a tone change can clip a background)
     keypoints: tuple[np.ndarray, np.ndarray, np.ndarray]  # (points, descriptors, angles) as is
+    fill: np.ndarray | None = None  # where the frame is one flat grey (see _fill); None: nowhere
+    path: str = ""  # the file, read again for plain_keypoints
     _mirrored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     _bands: tuple[np.ndarray, np.ndarray] | None = None
+    _plain: dict | None = None
 
     @property
     def mirrored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,6 +148,28 @@ class Features:
             flip = (lambda x: np.ascontiguousarray(x[:, ::-1]))
             self._mirrored = _keypoints(flip(self.pixels), flip(_anatomy(self.flat)))
         return self._mirrored
+
+    def plain_keypoints(self, mirrored: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keypoints on the file's own grey levels (lightly smoothed), not the equalised ones,
+        made when first needed (and dropped with the bands): where the anatomy is small on a
+        wide black background, equalising blows its JPEG noise up into keypoints that no
+        re-saved copy shares (on the kaggle set: copies one augmentation apart, correlating
+        0.9+, with 2-7 right matches in 500)."""
+        if self._plain is None:
+            self._plain = {}
+        if mirrored not in self._plain:
+            try:
+                raw = decode(self.path, max_side=VERIFY_SIDE).pixels
+            except Exception:
+                return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), np.zeros(0, np.float32)
+            img = cv2.normalize(cv2.GaussianBlur(raw, (0, 0), 1.0), None, 0, 255, cv2.NORM_MINMAX)
+            mask = _anatomy(self.flat)
+            if img.shape != mask.shape:
+                return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), np.zeros(0, np.float32)
+            if mirrored:
+                img, mask = np.ascontiguousarray(img[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])
+            self._plain[mirrored] = _keypoints(img, mask)
+        return self._plain[mirrored]
 
     @property
     def bands(self) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +222,21 @@ def features(path: str) -> Features | None:
     eq = cv2.equalizeHist(pixels)
     flat = (equalise(pixels, FLAT_FLOOR) * 255).astype(np.uint8)
     clipped = float((pixels == pixels.min()).mean())
-    return Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)))
+    return Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)), _fill(pixels), str(path))
+
+
+def _fill(pixels: np.ndarray) -> np.ndarray | None:
+    """Where the frame is one flat grey, with a margin: the corners a turn or zoom on a fixed
+    canvas filled (black, white, or any grey after a later tone change). A fill is no picture,
+    and its sharp edge rings in the band-pass; a copy of a copy has other corners filled than
+    its cousin, so the two decorrelate there (on the kaggle set, true pairs 2-3 generations
+    apart correlated 0.64 aligned exactly, 0.85 without the fills). None when under FILL_SHARE."""
+    x = pixels.astype(np.float32)
+    mean = cv2.blur(x, (5, 5))
+    flat = (cv2.blur(x * x, (5, 5)) - mean * mean) < 1.0
+    if flat.mean() < FILL_SHARE:
+        return None
+    return cv2.dilate(flat.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
 
 def _anatomy(flat: np.ndarray) -> np.ndarray:
@@ -247,16 +292,21 @@ def _turned_alike(matches) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None,
-               overlap: tuple | None = None) -> tuple[float, float, float]:
+               overlap: tuple | None = None, unfilled: np.ndarray | None = None) -> tuple[float, float, float]:
     """Correlation of a with b warped onto a's frame by m (a -> b coordinates), and how much
     of each frame the other covers. a_band: _band(a), if already computed; overlap: _overlap
-    of the two shapes under m, if already computed (it depends on nothing else)."""
+    of the two shapes under m, if already computed (it depends on nothing else); unfilled:
+    the common area without either one's fill (see _without_fill), where the two may
+    correlate better: the better of the two counts."""
     inside, cover_a, cover_b = overlap or _overlap(a.shape, b.shape, m)
     if inside is None:
         return 0.0, cover_a, cover_b
     warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    x = (_band(a) if a_band is None else a_band)[inside]
-    return _ncc(x, _band(warped)[inside]), cover_a, cover_b
+    x, y = (_band(a) if a_band is None else a_band), _band(warped)
+    score = _ncc(x[inside], y[inside])
+    if unfilled is not None:
+        score = max(score, _ncc(x[unfilled], y[unfilled]))
+    return score, cover_a, cover_b
 
 
 def _overlap(shape_a: tuple[int, int], shape_b: tuple[int, int], m: np.ndarray) -> tuple:
@@ -317,16 +367,35 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
     are flattened up to that share, so the other's background noise does not count."""
     b, b_flat = _oriented(fb, mirror)
     overlap = _overlap(fa.pixels.shape, b.shape, m)  # the same for every pair of images below
-    s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0], overlap)
+    unfilled = _without_fill(fa, fb, mirror, m, overlap)
+    s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0], overlap, unfilled)
     if cover_a == 0:
         return 0.0, cover_a, cover_b
-    s2 = _correlate(fa.flat, b_flat, m, fa.bands[1], overlap)[0]
+    s2 = _correlate(fa.flat, b_flat, m, fa.bands[1], overlap, unfilled)[0]
     floor = max(fa.clipped, fb.clipped) + 0.02
     if floor > FLAT_FLOOR:
         a_deep = (equalise(fa.pixels, floor) * 255).astype(np.uint8)  # pixels keep the grey levels' ranks
         b_deep = _oriented(fb, mirror, (equalise(fb.pixels, floor) * 255).astype(np.uint8))
-        s2 = max(s2, _correlate(a_deep, b_deep, m, overlap=overlap)[0])
+        s2 = max(s2, _correlate(a_deep, b_deep, m, overlap=overlap, unfilled=unfilled)[0])
     return max(s1, s2), cover_a, cover_b
+
+
+def _without_fill(fa: Features, fb: Features, mirror: bool, m: np.ndarray, overlap: tuple) -> np.ndarray | None:
+    """The common area (overlap's mask, see _overlap) without where a or b (warped by m) is
+    fill; None when neither has a fill, or too little (under MIN_OVERLAP of it) is left."""
+    inside = overlap[0]
+    if inside is None or (fa.fill is None and fb.fill is None):
+        return None
+    keep = inside.copy()
+    if fa.fill is not None:
+        keep &= ~fa.fill
+    if fb.fill is not None:
+        b_fill = _oriented(fb, mirror, fb.fill.view(np.uint8))
+        keep &= cv2.warpAffine(b_fill, m, (keep.shape[1], keep.shape[0]),
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=1) == 0
+    if keep.sum() < MIN_OVERLAP * inside.sum():
+        return None
+    return keep
 
 
 def _oriented(f: Features, mirror: bool, img: np.ndarray | None = None):
@@ -348,11 +417,17 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     best, best_m = Match(False), None
     for mirror in (mirror_first, not mirror_first)[:tries]:
         matches = _matches_from_larger(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
-        for loose in (False, True):
-            if loose and best_m is not None:
+        for kind in ("strict", "loose", "plain"):
+            if kind != "strict" and best_m is not None:
                 break  # looser matches only where the strict ones found no alignment at all:
                 # on FracAtlas they otherwise join second exposures of one patient
-            pa, pb = _turned_alike(matches) if loose else _strict(matches)
+            loose = kind == "loose"
+            if kind == "plain":  # keypoints on the unequalised frames (see plain_keypoints)
+                if not (fa.path and fb.path) or max(fa.clipped, fb.clipped) < CLIPPED:
+                    continue  # (the equalised keypoints do well elsewhere)
+                pa, pb = _strict(_matches_from_larger(fa.plain_keypoints(False), fb.plain_keypoints(mirror)))
+            else:
+                pa, pb = _turned_alike(matches) if loose else _strict(matches)
             if len(pa) < MIN_INLIERS:
                 continue
             # the loose matches try a similarity only: a squashed copy keeps its descriptors
@@ -438,7 +513,7 @@ def _verify_batch(pairs: list[Pair]) -> list[Match]:
                    if fa is not None and fb is not None else Match(False))
     for i in {i for a, b, *_ in pairs for i in (a, b)}:
         if feats.get(i) is not None:
-            feats[i]._bands = None
+            feats[i]._bands = feats[i]._plain = None
     return out
 
 
@@ -918,6 +993,49 @@ def _near_pose(t: tuple[int, float]) -> bool:
     return t[0] == 0 and abs(_wrap(t[1])) < 45.0
 
 
+def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int]) -> list[list[Pair]]:
+    """For each two groups a verified pair scoring at least BRIDGE_FLOOR connects (a near miss,
+    or a pair too weak to join two groups), their BRIDGE_ROUNDS[-1] closest pairs of pictures by
+    the any-angle disc hashes not verified yet, closest first. A chain of augmentations (each
+    made from the one before) drifts: two fragments of it meet on its far members, which no
+    longer verify, while the members made one from the other are among the closest pairs (on
+    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4)."""
+    if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
+        return []
+    near = {tuple(sorted((groups.group_of[a], groups.group_of[b]))) for (a, b), m in verified.items()
+            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]}
+    ok = (table["hash_status"] == "ok").to_numpy()
+    discs = [table[list(cols)].to_numpy(dtype=np.uint64) for cols in (RHASH_COLUMNS, GHASH_COLUMNS)]
+    out = []
+    for ga, gb in sorted(near):
+        side = [np.array([x for x in sorted(groups.members[g]) if ok[x] and picture[x] == x]) for g in (ga, gb)]
+        if min(len(s) for s in side) == 0:
+            continue
+        dist = np.full((len(side[0]), len(side[1])), 65, dtype=np.int64)
+        variant = np.zeros_like(dist)
+        for d in discs:
+            for q, c, flip in ((0, 1, False), (1, 0, True)):  # each side's discs against the other's whole disc
+                turned = dihedral(d[side[c], 0])[None, None]
+                step = max(1, 4096 // len(side[c]))  # rows at a time: (rows, 12, C, 8) stays small
+                h = np.concatenate([np.bitwise_count(d[side[q][lo:lo + step]][:, :, None, None] ^ turned).min(axis=1)
+                                    for lo in range(0, len(side[q]), step)]).astype(np.int64)  # (Q, C, 8)
+                best, var = h.min(axis=2), h.argmin(axis=2)
+                best, var = (best.T, var.T) if flip else (best, var)
+                closer = best < dist
+                dist[closer], variant[closer] = best[closer], var[closer]
+        order = np.lexsort((np.arange(dist.size), dist.reshape(-1)))
+        pairs = []
+        for k in order:
+            i, j = divmod(int(k), dist.shape[1])
+            a, b = sorted((int(side[0][i]), int(side[1][j])))
+            if (a, b) not in verified:
+                pairs.append(Pair(a, b, bool(variant.flat[k] % 2), None, True))
+            if len(pairs) == BRIDGE_ROUNDS[-1]:
+                break
+        out.append(pairs)
+    return out
+
+
 def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
                     progress: Progress | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """Add DUP_COLUMNS to a hashed table (see hashing.hash_images). Every row gets a group.
@@ -985,6 +1103,30 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     if progress:  # the bar counts files: those in no pair to verify are done already
         bar(n - len(need))
     weak: list[tuple[float, int, int]] = []  # verified, too weak to join two groups of copies
+
+    def check(taken: list[Pair], counted: bool = True) -> None:
+        """Verify the pairs (from the cache where it holds them), then join on the strong ones."""
+        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
+        if feats is not None:
+            new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
+            feats.update(zip(new, map_files(_features_of, [(paths[i], i in mirrored) for i in new],
+                                            workers=workers, progress=feature_bar if counted else None)))
+        checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
+                                               features=feats)))
+        if advance and counted:
+            advance(len(taken) - len(fresh))  # (from the cache)
+        results = []
+        for p in taken:
+            m = checked[p] if p in checked else cache.get(p.a, p.b)
+            verified[(p.a, p.b)] = m
+            if m.ok:
+                results.append((m.score, p.a, p.b))
+        for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
+            if score >= MERGE_CORRELATION:
+                groups.link(a, b, _transform(verified, a, b))
+            else:  # weak links wait until every strong one is in (see group_pairs)
+                weak.append((score, a, b))
+
     budget = 1
     while items:
         # each group's `budget` strongest pairs to a group it is not joined with yet
@@ -1003,25 +1145,18 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             advance(len(items) - len(left) - len(taken))
         items, budget = left, budget * 2
         # in file order, so a file's pairs share a batch (and its band-passed images)
-        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
-        if feats is not None:
-            new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_of, [(paths[i], i in mirrored) for i in new],
-                                            workers=workers, progress=feature_bar)))
-        checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance, features=feats)))
-        if advance:
-            advance(len(taken) - len(fresh))  # (from the cache)
-        results = []
-        for p in taken:
-            m = checked[p] if p in checked else cache.get(p.a, p.b)
-            verified[(p.a, p.b)] = m
-            if m.ok:
-                results.append((m.score, p.a, p.b))
-        for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
-            if score >= MERGE_CORRELATION:
-                groups.link(a, b, _transform(verified, a, b))
-            else:  # weak links wait until every strong one is in (see group_pairs)
-                weak.append((score, a, b))
+        check(taken)
+    # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
+    for _ in range(BRIDGE_PASSES):
+        bridges = _bridges(table, groups, verified, picture)
+        if not bridges:
+            break
+        for k in range(len(BRIDGE_ROUNDS)):
+            lo, hi = (BRIDGE_ROUNDS[k - 1] if k else 0), BRIDGE_ROUNDS[k]
+            taken = sorted({p for ps in bridges for p in ps[lo:hi]
+                            if groups.group_of[p.a] != groups.group_of[p.b] and (p.a, p.b) not in verified})
+            if taken:
+                check(taken, counted=False)
     for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
         groups.link(a, b, _transform(verified, a, b), strong=False)
     if progress and shown < n:
