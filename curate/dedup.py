@@ -917,9 +917,9 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
     among those, the one saved the way the dataset's files without copies are (`usual`: that
     encoding's share, per row), then the less marked, then the one in the pose (mirror,
     right-angle turn) the derived members were made in, then one not re-toned (`marks`),
-    then the better file (quality). The less marked comes before the pose: on Kaggle-style
-    chains every copy is turned, and a pose shared by many copies says nothing of which
-    member they came from."""
+    then the better file (quality). The less marked (to a tenth of a unit: a lossless turn
+    measures a hair apart) comes before the pose: on Kaggle-style chains every copy is
+    turned, and a pose shared by many copies says nothing of which member they came from."""
     best = min(cost[x] for x in members)
     candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
@@ -929,7 +929,7 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
         return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
 
     toned = {c: "tone" in (marks or {}).get(c, "") for c in candidates}
-    return min(candidates, key=lambda c: (-usual[c], cost[c], -made_from(c), toned[c],
+    return min(candidates, key=lambda c: (-usual[c], round(cost[c], 1), -made_from(c), toned[c],
                                           quality[c]))
 
 
