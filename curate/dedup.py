@@ -19,12 +19,14 @@
    higher still (not a pair only the shift/zoom windows proposed). A copy crushed mostly to
    black, where ORB finds nothing, is aligned by its whole-frame hash's rotation/flip and must
    correlate as a refined pair must, aligned so or refined. This gives the angle, scale and
-   mirror between the two.
+   mirror between the two. A mostly black frame that gives no alignment tries keypoints on its
+   own grey levels (Features.plain_keypoints).
 3. Groups: verified pairs, strongest first, joined by union-find; two groups are joined only
    when their cores (best members: the least flattened to black, then the least padded, then
    the one its copies verify best with) also
    verify against each other, so one false link cannot chain unrelated images together, and
-   two groups that hold copies only on a strong link.
+   two groups that hold copies only on a strong link. Groups a near miss connects then get
+   their closest pairs tried (_bridges): fragments of one chain of augmentations.
 4. One representative per group: the member most others are aligned with (the un-rotated,
    un-mirrored original and its plain re-encodes), then the one not cut out of another,
    then the larger, better-kept file, then train > val > test, then the path.
@@ -92,7 +94,6 @@ MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
 # must stay apart) reach 0.72-0.87 and are what most false merges are.
 MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
-FILL_SHARE = 0.01  # share of a frame that must be flat for its fill to be left out of a second correlation
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
 LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
@@ -134,7 +135,6 @@ class Features:
     # is what histogram equalisation blows up, and what a tone change clips away
     clipped: float  # share of pixels at the darkest level (a tone change can clip a background)
     keypoints: tuple[np.ndarray, np.ndarray, np.ndarray]  # (points, descriptors, angles) as is
-    fill: np.ndarray | None = None  # where the frame is one flat grey (see _fill); None: nowhere
     path: str = ""  # the file, read again for plain_keypoints
     _mirrored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     _bands: tuple[np.ndarray, np.ndarray] | None = None
@@ -222,21 +222,7 @@ def features(path: str) -> Features | None:
     eq = cv2.equalizeHist(pixels)
     flat = (equalise(pixels, FLAT_FLOOR) * 255).astype(np.uint8)
     clipped = float((pixels == pixels.min()).mean())
-    return Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)), _fill(pixels), str(path))
-
-
-def _fill(pixels: np.ndarray) -> np.ndarray | None:
-    """Where the frame is one flat grey, with a margin: the corners a turn or zoom on a fixed
-    canvas filled (black, white, or any grey after a later tone change). A fill is no picture,
-    and its sharp edge rings in the band-pass; a copy of a copy has other corners filled than
-    its cousin, so the two decorrelate there (on the kaggle set, true pairs 2-3 generations
-    apart correlated 0.64 aligned exactly, 0.85 without the fills). None when under FILL_SHARE."""
-    x = pixels.astype(np.float32)
-    mean = cv2.blur(x, (5, 5))
-    flat = (cv2.blur(x * x, (5, 5)) - mean * mean) < 1.0
-    if flat.mean() < FILL_SHARE:
-        return None
-    return cv2.dilate(flat.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)), str(path))
 
 
 def _anatomy(flat: np.ndarray) -> np.ndarray:
@@ -292,21 +278,16 @@ def _turned_alike(matches) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None,
-               overlap: tuple | None = None, unfilled: np.ndarray | None = None) -> tuple[float, float, float]:
+               overlap: tuple | None = None) -> tuple[float, float, float]:
     """Correlation of a with b warped onto a's frame by m (a -> b coordinates), and how much
     of each frame the other covers. a_band: _band(a), if already computed; overlap: _overlap
-    of the two shapes under m, if already computed (it depends on nothing else); unfilled:
-    the common area without either one's fill (see _without_fill), where the two may
-    correlate better: the better of the two counts."""
+    of the two shapes under m, if already computed (it depends on nothing else)."""
     inside, cover_a, cover_b = overlap or _overlap(a.shape, b.shape, m)
     if inside is None:
         return 0.0, cover_a, cover_b
     warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    x, y = (_band(a) if a_band is None else a_band), _band(warped)
-    score = _ncc(x[inside], y[inside])
-    if unfilled is not None:
-        score = max(score, _ncc(x[unfilled], y[unfilled]))
-    return score, cover_a, cover_b
+    x = (_band(a) if a_band is None else a_band)[inside]
+    return _ncc(x, _band(warped)[inside]), cover_a, cover_b
 
 
 def _overlap(shape_a: tuple[int, int], shape_b: tuple[int, int], m: np.ndarray) -> tuple:
@@ -367,35 +348,16 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
     are flattened up to that share, so the other's background noise does not count."""
     b, b_flat = _oriented(fb, mirror)
     overlap = _overlap(fa.pixels.shape, b.shape, m)  # the same for every pair of images below
-    unfilled = _without_fill(fa, fb, mirror, m, overlap)
-    s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0], overlap, unfilled)
+    s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0], overlap)
     if cover_a == 0:
         return 0.0, cover_a, cover_b
-    s2 = _correlate(fa.flat, b_flat, m, fa.bands[1], overlap, unfilled)[0]
+    s2 = _correlate(fa.flat, b_flat, m, fa.bands[1], overlap)[0]
     floor = max(fa.clipped, fb.clipped) + 0.02
     if floor > FLAT_FLOOR:
         a_deep = (equalise(fa.pixels, floor) * 255).astype(np.uint8)  # pixels keep the grey levels' ranks
         b_deep = _oriented(fb, mirror, (equalise(fb.pixels, floor) * 255).astype(np.uint8))
-        s2 = max(s2, _correlate(a_deep, b_deep, m, overlap=overlap, unfilled=unfilled)[0])
+        s2 = max(s2, _correlate(a_deep, b_deep, m, overlap=overlap)[0])
     return max(s1, s2), cover_a, cover_b
-
-
-def _without_fill(fa: Features, fb: Features, mirror: bool, m: np.ndarray, overlap: tuple) -> np.ndarray | None:
-    """The common area (overlap's mask, see _overlap) without where a or b (warped by m) is
-    fill; None when neither has a fill, or too little (under MIN_OVERLAP of it) is left."""
-    inside = overlap[0]
-    if inside is None or (fa.fill is None and fb.fill is None):
-        return None
-    keep = inside.copy()
-    if fa.fill is not None:
-        keep &= ~fa.fill
-    if fb.fill is not None:
-        b_fill = _oriented(fb, mirror, fb.fill.view(np.uint8))
-        keep &= cv2.warpAffine(b_fill, m, (keep.shape[1], keep.shape[0]),
-                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=1) == 0
-    if keep.sum() < MIN_OVERLAP * inside.sum():
-        return None
-    return keep
 
 
 def _oriented(f: Features, mirror: bool, img: np.ndarray | None = None):

@@ -481,28 +481,6 @@ def test_a_four_generation_chain_whose_ends_do_not_verify_is_one_group(tmp_path)
     assert sorted(groups) == [[f"a/gen{k}.jpg" for k in range(5)], ["a/other.jpg"]]
 
 
-def test_the_fills_of_two_turned_cousins_are_left_out_of_their_correlation(tmp_path):
-    # two copies of one radiograph turned opposite ways on a fixed canvas, one filled white, one
-    # black: aligned exactly, their fills (and the fills' sharp edges) differ, the picture does not
-    from curate.dedup import _score, features
-
-    def turn(angle):
-        return np.vstack([cv2.getRotationMatrix2D((95.5, 95.5), angle, 0.9), [0, 0, 1]])
-
-    base = xray(5, 192, 192)
-    ta, tb = turn(20), turn(-20)
-    for name, t, fill in (("a", ta, 255), ("b", tb, 0)):
-        (tmp_path / f"{name}.jpg").write_bytes(jpeg(cv2.warpAffine(base, t[:2], (192, 192), borderValue=fill)))
-    (tmp_path / "base.jpg").write_bytes(jpeg(base))
-    fa, fb = features(str(tmp_path / "a.jpg")), features(str(tmp_path / "b.jpg"))
-    assert features(str(tmp_path / "base.jpg")).fill is None  # a noisy background is no fill
-    assert fa.fill is not None and fb.fill is not None
-    m = (tb @ np.linalg.inv(ta))[:2]  # a's frame -> b's
-    without_fills = _score(fa, fb, False, m)[0]
-    fa.fill = fb.fill = None
-    assert without_fills > _score(fa, fb, False, m)[0] + 0.15
-
-
 def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, monkeypatch):
     import curate.dedup as dedup
 
