@@ -1086,8 +1086,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         bar(n - len(need))
     weak: list[tuple[float, int, int]] = []  # verified, too weak to join two groups of copies
 
-    def check(taken: list[Pair], counted: bool = True) -> None:
-        """Verify the pairs (from the cache where it holds them), then join on the strong ones."""
+    def check(taken: list[Pair], counted: bool = True, bridge: bool = False) -> None:
+        """Verify the pairs (from the cache where it holds them), then join on the strong ones.
+        bridge: pairs _bridges chose, whose weak links are dropped (they could only bring a lone
+        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs)."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
         if feats is not None:
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
@@ -1106,7 +1108,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
             if score >= MERGE_CORRELATION:
                 groups.link(a, b, _transform(verified, a, b))
-            else:  # weak links wait until every strong one is in (see group_pairs)
+            elif not bridge:  # weak links wait until every strong one is in (see group_pairs)
                 weak.append((score, a, b))
 
     budget = 1
@@ -1138,7 +1140,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             taken = sorted({p for ps in bridges for p in ps[lo:hi]
                             if groups.group_of[p.a] != groups.group_of[p.b] and (p.a, p.b) not in verified})
             if taken:
-                check(taken, counted=False)
+                check(taken, counted=False, bridge=True)
     for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
         groups.link(a, b, _transform(verified, a, b), strong=False)
     if progress and shown < n:
