@@ -141,13 +141,14 @@ def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same
     edge, mirror, inside = half + margin + 0.5, half + 1.0 - depth, half - 1.5
     spots = [points(edge, 0), points(edge, delta), points(edge, -delta),
              points(mirror, 0), points(mirror, delta), points(mirror, -delta), points(inside, 0)]
-    return (index[sel], side.astype(np.int64), np.stack([x for x, _ in spots]).astype(np.float32),
-            np.stack([y for _, y in spots]).astype(np.float32))
+    order = np.argsort(side, kind="stable")  # side by side, so each side's sum is one run
+    return (index[sel][order], side[order], np.stack([x[order] for x, _ in spots]).astype(np.float32),
+            np.stack([y[order] for _, y in spots]).astype(np.float32))
 
 
 def _layout(h: int, w: int, hyps: tuple, sparse: bool):
     """The wedge pixels and sample points of every hypothesis (deg, stretch, same) on an h x w
-    image, end to end: what _fits needs besides the pixels."""
+    image, end to end, side by side within each: what _fits needs besides the pixels."""
     grid = _grid(h, w, sparse)
     delta = max(2.0, max(h, w) / 40)
     found = [_wedges(h, w, d, grid, delta, st * max(h, w) / FINE_SIDE, same) for d, st, same in hyps]
@@ -156,10 +157,13 @@ def _layout(h: int, w: int, hyps: tuple, sparse: bool):
         return None
     parts = [found[k] for k in live]
     lengths = np.array([len(p[0]) for p in parts])
-    label = np.repeat(np.arange(len(live)), lengths)
+    bins = np.repeat(np.arange(len(live)), lengths) * 4 + np.concatenate([p[1] for p in parts])
+    count = np.bincount(bins, minlength=4 * len(live))
+    starts = np.concatenate([[0], np.cumsum(count)[:-1]])
+    runs = np.flatnonzero(count)  # the (hypothesis, side) runs that hold points
     mx, my = _maps(np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1))
-    return np.array(live), np.concatenate([p[0] for p in parts]), label * 4 + np.concatenate([p[1] for p in parts]), \
-        mx, my, lengths
+    return np.array(live), np.concatenate([p[0] for p in parts]), count.reshape(-1, 4), runs, starts[runs], \
+        np.cumsum(lengths), mx, my
 
 
 # the first search's layouts: most of a set's images share a few sizes, and the geometry is
@@ -191,26 +195,34 @@ def _fits(img: np.ndarray, hyps: tuple, sparse: bool = False, keep: bool = False
     lay = (_kept_layout if keep else _layout)(h, w, tuple(hyps), sparse)
     if lay is None:
         return out_scores
-    live, index, bins, mx, my, lengths = lay
-    m = len(live)
+    live, index, count, runs, run_starts, ends, mx, my = lay
+    m, n_pts = len(live), len(index)
     out = img.ravel()[index]
-    samples = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()[:7 * len(index)]
+    samples = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()[:7 * n_pts]
     e0, e1, e2, m0, m1, m2, ins = samples.reshape(7, -1)
-    const = np.repeat([np.median(part) for part in np.split(out, np.cumsum(lengths)[:-1])], lengths).astype(np.float32)
-    tests = {
-        "constant": (np.abs(out - const), np.abs(ins - const)),
-        "replicate": (np.abs(out - e0), 0.5 * (np.abs(out - e1) + np.abs(out - e2))),
-        "reflect": (np.abs(out - m0), 0.5 * (np.abs(out - m1) + np.abs(out - m2))),
-    }
-    count = np.bincount(bins, minlength=4 * m).reshape(m, 4)
+    const = np.empty(n_pts, np.float32)  # each hypothesis' median wedge pixel: the constant it would be filled with
+    for a, b in zip(np.concatenate([[0], ends[:-1]]), ends):
+        lo, hi = (b - a - 1) // 2, (b - a) // 2
+        part = np.partition(out[a:b], (lo, hi))
+        const[a:b] = np.float32(0.5) * (part[lo] + part[hi])
+    # fill and null residuals of each fill (rows: constant, replicate, reflect), clipped, summed per side
+    res = np.empty((6, n_pts), np.float32)
+    np.abs(out - const, out=res[0])
+    np.abs(ins - const, out=res[1])
+    np.abs(out - e0, out=res[2])
+    res[3] = np.float32(0.5) * (np.abs(out - e1) + np.abs(out - e2))
+    np.abs(out - m0, out=res[4])
+    res[5] = np.float32(0.5) * (np.abs(out - m1) + np.abs(out - m2))
+    np.minimum(res, CLIP, out=res)
+    sums = np.zeros((6, 4 * m))
+    sums[:, runs] = np.add.reduceat(res, run_starts, axis=1, dtype=np.float64)
+    sums = sums.reshape(6, m, 4)
+    tests = {"constant": (sums[0], sums[1]), "replicate": (sums[2], sums[3]), "reflect": (sums[4], sums[5])}
     valid = count >= 6
     nvalid = valid.sum(axis=1)
     bar = np.array([THIN_BAR if abs(hyps[k][0]) < THIN else 1.0 for k in live])
     best, best_mode = np.full(m, -1.0), np.array([""] * m, dtype=object)
-    for mode, (fill, null) in tests.items():
-        fill, null = np.minimum(fill, CLIP), np.minimum(null, CLIP)
-        f = np.bincount(bins, fill, minlength=4 * m).reshape(m, 4)
-        n = np.bincount(bins, null, minlength=4 * m).reshape(m, 4)
+    for mode, (f, n) in tests.items():
         with np.errstate(invalid="ignore", divide="ignore"):
             sides = np.where(valid, (n - f) / (n + f + NOISE * count), np.inf)
         sides.sort(axis=1)
