@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--models", default="seed-cnn,compact")
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=5, help="0: the curated model on its own held-out test split")
     ap.add_argument("--curated-copies", default="all")
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                     help="a builder setting of the profile, e.g. median_files=2 (kaggle)")
@@ -123,12 +123,13 @@ def main() -> None:
         load = os.getloadavg()[0]
         secs, out = curate("compare", "--naive", str(manifests / "naive.csv"), "--curated", str(manifests / "manifest.csv"),
                            "--model", model, "--img-size", str(args.img_size), "--epochs", str(args.epochs),
-                           "--folds", str(args.folds), "--curated-copies", args.curated_copies,
-                           "--workdir", str(args.work), "--name", f"{name}-{model}", "--json", *args.extra.split())
+                           *(["--folds", str(args.folds)] if args.folds else []), "--curated-copies", args.curated_copies,
+                           "--workdir", str(args.work), "--name", f"{name}-{model}-k{args.folds}", "--json",
+                           *args.extra.split())
         result = json.loads(out)
         counts = result["counts"]
         print(f"\n## {args.profile} seed {args.seed}, {model}, {args.img_size} px, {args.epochs} epochs, "
-              f"{args.folds} folds: {secs:.0f} s (load {load:.1f} at start, {os.getloadavg()[0]:.1f} at end)")
+              f"{f'{args.folds} folds' if args.folds else 'held-out test'}: {secs:.0f} s (load {load:.1f} at start, {os.getloadavg()[0]:.1f} at end)")
         print(f"naive train {counts['naive_train']['n']} files ({counts['naive_train']['groups']} groups); "
               f"kept radiographs {counts['curated_test']['n']} ({counts['curated_test']['groups']} groups), "
               f"copies {counts['curated_copies']['n']}; epochs run {result['training']}")
