@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
+from curate.cache import FileCache
 from curate.dicom import MISSING
 from curate.errors import ImageError
 from curate.imageio import EXTENSION_FORMATS, IMAGE_EXTENSIONS, decode, open_regular
@@ -125,13 +126,31 @@ def _audit_item(item: tuple[Path, bool]) -> dict:
 
 
 def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
-          progress: Progress | None = None) -> pd.DataFrame:
+          progress: Progress | None = None, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """Add the audit columns to the table (one decode per file, over `workers` processes).
-    Rows the layout gave the role `annotation` (YOLO label files) are hashed, not decoded."""
+    Rows the layout gave the role `annotation` (YOLO label files) are hashed, not decoded.
+    With `cache_dir`, results are kept keyed by (absolute path, size, mtime_ns): a re-run
+    decodes only new or changed files (and unreadable ones, and DICOM without pydicom)."""
     root = Path(root)
     roles = table["role"] if "role" in table else pd.Series("", index=table.index)
     items = [(root / p, r == "annotation") for p, r in zip(table["path"], roles)]
-    results = map_files(_audit_item, items, workers=workers, progress=progress)
+    cache, keys = None, [None] * len(items)
+    if cache_dir is not None and {"size", "mtime_ns"} <= set(table.columns):
+        cache = FileCache(Path(cache_dir) / f"audit-v{AUDIT_VERSION}.npz")
+        absolute = root.resolve()
+        keys = [(str(absolute / p), int(sz), int(mt)) if sz >= 0 and r != "annotation" else None
+                for p, r, sz, mt in zip(table["path"], roles, table["size"], table["mtime_ns"])]
+    results: list[dict | None] = [_from_cache(cache.get(*k)) if k is not None else None for k in keys] \
+        if cache is not None else [None] * len(items)
+    todo = [i for i, r in enumerate(results) if r is None]
+    if progress and len(todo) < len(items):
+        progress(len(items) - len(todo))  # cached files count as done
+    for i, row in zip(todo, map_files(_audit_item, [items[i] for i in todo], workers=workers, progress=progress)):
+        results[i] = row
+        if cache is not None and keys[i] is not None and _lasting(row):
+            cache.put(*keys[i], _to_cache(row))
+    if cache is not None and todo:
+        cache.save()
     out = table.copy()
     outside = outside_root(root, out["path"])
     for col in AUDIT_COLUMNS:
@@ -145,6 +164,33 @@ def audit(table: pd.DataFrame, root: str | Path, *, workers: int | None = None,
         if any(values):
             out[col] = values
     return out
+
+
+AUDIT_VERSION = "1"  # bump when audit_file's columns change meaning: old caches are then ignored
+
+
+def _lasting(row: dict) -> bool:
+    """Whether a result holds as long as the bytes do (not so a permission, or a missing decoder)."""
+    return row["status"] in ("ok", "corrupt", "not-image", "too-large") and row["detail"] != MISSING
+
+
+def _to_cache(row: dict) -> dict:
+    """An audit_file row as plain cache columns (flags joined, DICOM ids as text)."""
+    out = {c: row[c] for c in AUDIT_COLUMNS if c != "flags"}
+    out["flags"] = ";".join(row["flags"])
+    for col in DICOM_COLUMNS:
+        out[f"meta_{col}"] = str(row.get("meta", {}).get(col, "") or "")
+    return out
+
+
+def _from_cache(hit: dict | None) -> dict | None:
+    if hit is None:
+        return None
+    row = {c: hit[c] for c in AUDIT_COLUMNS if c != "flags"}
+    row["flags"] = [f for f in str(hit["flags"]).split(";") if f]
+    row["colour"] = bool(row["colour"])
+    row["meta"] = {col: hit[f"meta_{col}"] for col in DICOM_COLUMNS if hit.get(f"meta_{col}")}
+    return row
 
 
 def outside_root(root: str | Path, paths) -> list[bool]:

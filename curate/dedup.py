@@ -751,6 +751,8 @@ TONE_UNIT, TONE_SLACK = 8.0, 6.0  # grey levels further from the dataset's usual
 CANDIDATE_SLACK = 1.0
 DERIVED_COST = 1.0  # a member at least this much above the least marked one is a derived copy
 TONE_WEIGHT = 0.0  # of a tone mark in the cost (it orders candidates instead, see _root)
+USUAL_FLOOR = 0.05  # an encoding rarer than this among files without copies is as unusual as one never seen
+TONE_GAIN = 1.1  # the most a tone change alone sharpens a file (fine detail, ratio; see _derivation)
 TRACE_SIDE = 2048  # px: traces are measured at the file's own resolution, up to this side
 
 
@@ -827,7 +829,8 @@ def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, worker
 TRACES_VERSION = "4"  # bump when traces() changes meaning
 
 
-def _tone_norm(traces: dict, groups: list[list[int]]) -> tuple:
+def _tone_norm(traces: dict, groups: list[list[int]], codes: list[str] | None = None,
+               usual: list[float] | None = None) -> tuple:
     """(the dataset's usual grey range (2% and 98%), the median range of every file measured).
     The usual range is the median over the grouped files that show no resampling or fill
     (originals and their plain copies, mostly; a set of augmented copies has fills that move
@@ -838,14 +841,15 @@ def _tone_norm(traces: dict, groups: list[list[int]]) -> tuple:
     centre = float(np.median([tr[2] for tr in found])), float(np.median([tr[3] for tr in found]))
     plain = []
     for members in groups:
-        marks = _derivation(members, traces, None, centre)[1]
+        marks = _derivation(members, traces, None, centre, codes, usual)[1]
         plain += [traces[x] for x in members if marks[x] == "" and traces.get(x) is not None]
     plain = plain or found
     return (float(np.median([tr[2] for tr in plain])), float(np.median([tr[3] for tr in plain]))), centre
 
 
 def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | None,
-                centre: tuple[float, float] | None = None) -> tuple[dict, dict]:
+                centre: tuple[float, float] | None = None, codes: list[str] | None = None,
+                usual: list[float] | None = None) -> tuple[dict, dict]:
     """Each member's cost (see RESAMPLED_UNIT) against the least marked member, and its marks
     as text ('resampled', 'fill', 'tone', joined by '+'; '' for none). Black is compared only
     between members with the same black point (a brightened copy lifts the original's black
@@ -855,15 +859,21 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
     tone only between members not resampled or filled (a fill of repeated edge pixels moves a
     turned copy's grey range). norm: the usual grey range (None: no tone marks); centre: the
     median range of every file measured, which says what is far off for the sharpness
-    reference (the usual range is itself found with that reference)."""
+    reference (the usual range is itself found with that reference). codes, usual: each row's
+    encoding() and its share (see _usual_encodings): black and white shares are compared only
+    between members saved alike (JPEG noise at another quality spreads an extreme level
+    differently), and the sharpness reference is among those saved the most usual way (a low
+    quality's blocks look like fine detail)."""
     known = {x: traces.get(x) for x in members if traces.get(x) is not None}
     cost = {x: DERIVED_COST for x in members}  # not measured: no claim to be the original
     marks = {x: "" for x in members}
     if not known:
         return {x: 0.0 for x in members}, marks
+    code = {x: codes[x] if codes else "" for x in members}
     def excess(x: int, share: int, point: int) -> float:  # more black (white) than the others at its level
         tr = known[x]
-        least = min(o[share] for o in known.values() if abs(o[point] - tr[point]) <= TONE_SLACK)
+        least = min(o[share] for y, o in known.items()
+                    if abs(o[point] - tr[point]) <= TONE_SLACK and code[y] == code[x])
         return max(0.0, tr[share] - least - FILL_SLACK) / FILL_UNIT
 
     fill = {x: max(excess(x, 1, 2), excess(x, 4, 3)) for x in known}
@@ -873,10 +883,18 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
         return max(0.0, off[x] - min(off[y] for y in among) - TONE_SLACK) / TONE_UNIT if among else 0.0
 
     unfilled = [x for x in known if fill[x] < DERIVED_COST] or list(known)
-    far = {x: abs(known[x][2] - centre[0]) + abs(known[x][3] - centre[1]) if centre else 0.0 for x in unfilled}
+    top = max(usual[x] for x in unfilled) if usual else 0.0
+    saved = [x for x in unfilled if not usual or usual[x] >= top / 2]
+    far = {x: abs(known[x][2] - centre[0]) + abs(known[x][3] - centre[1]) if centre else 0.0 for x in saved}
     typical = float(np.median(list(far.values())))
-    reference = [x for x in unfilled if far[x] <= typical + TONE_SLACK + TONE_UNIT]
-    sharpest = max(known[x][0] for x in reference)
+    reference = [x for x in saved if far[x] <= typical + TONE_SLACK + TONE_UNIT]
+    # a tone change adds at most ~8% fine detail to a FracAtlas film (180 tone copies): a member
+    # left out for its tone but sharper than that sets the reference all the same (an original
+    # whose grey range is far from the set's median), unless its black point is lifted (flattened
+    # shadows, whose JPEG noise looks like detail on a smooth film)
+    shadows = max(known[x][2] for x in reference) + TONE_SLACK
+    sharpest = max(max(known[x][0] for x in reference),
+                   max(known[x][0] for x in saved if known[x][2] <= shadows) / TONE_GAIN)
     resampled = {x: max(0.0, math.log(sharpest / max(tr[0], 1e-6))) / RESAMPLED_UNIT for x, tr in known.items()}
     plain = [x for x in known if max(resampled[x], fill[x]) < DERIVED_COST]
     for x in known:
@@ -897,9 +915,11 @@ def _plain_quality(quality: list) -> list:
 def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None) -> int:
     """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
     among those, the one saved the way the dataset's files without copies are (`usual`: that
-    encoding's share, per row), then the one in the pose (mirror, right-angle turn) the
-    derived members were made in, then one not re-toned (`marks`), then the less marked,
-    then the better file (quality)."""
+    encoding's share, per row), then the less marked, then the one in the pose (mirror,
+    right-angle turn) the derived members were made in, then one not re-toned (`marks`),
+    then the better file (quality). The less marked (to a tenth of a unit: a lossless turn
+    measures a hair apart) comes before the pose: on Kaggle-style chains every copy is
+    turned, and a pose shared by many copies says nothing of which member they came from."""
     best = min(cost[x] for x in members)
     candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
@@ -909,7 +929,7 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
         return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
 
     toned = {c: "tone" in (marks or {}).get(c, "") for c in candidates}
-    return min(candidates, key=lambda c: (-usual[c], -made_from(c), toned[c], cost[c] > best + CANDIDATE_SLACK / 2,
+    return min(candidates, key=lambda c: (-usual[c], round(cost[c], 1), -made_from(c), toned[c],
                                           quality[c]))
 
 
@@ -1031,8 +1051,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
     codes, share = _usual_encodings(table, paths, groups)
-    usual = [share.get(c, 0.0) for c in codes]
-    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual)
+    usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
+    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes)
 
 
 def _transform(verified: dict[tuple[int, int], Match], a: int, b: int) -> tuple[int, float]:
@@ -1058,7 +1078,8 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Grou
     return groups
 
 
-def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list) -> pd.DataFrame:
+def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list,
+                  codes: list[str] | None = None) -> pd.DataFrame:
     n = len(table)
     group_id = np.zeros(n, dtype=np.int64)
     is_rep = np.zeros(n, dtype=bool)
@@ -1076,13 +1097,13 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
                 weakest[x] = min(weakest.get(x, m.score), m.score)
     derived = [""] * n
     multi = [ms for ms in groups.members.values() if len(ms) > 1]
-    norm, centre = _tone_norm(traces, multi)
+    norm, centre = _tone_norm(traces, multi, codes, usual)
     plain = _plain_quality(quality)
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
-        cost, marks = _derivation(members, traces, norm, centre)
+        cost, marks = _derivation(members, traces, norm, centre, codes, usual)
         rep = _root(members, t, cost, plain, usual, marks)
         for x in members:
             derived[x] = marks[x]

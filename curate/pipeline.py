@@ -39,7 +39,7 @@ def through_dups(root: str | Path, *, labels_csv=None, path_pattern: str | None 
                   path_column=path_column, label_column=label_column)
     warnings = table.attrs.get("warnings", [])
     n = len(table)
-    table = timed("audit", audit, table, root, workers=workers, progress=bar("audit", n))
+    table = timed("audit", audit, table, root, workers=workers, progress=bar("audit", n), cache_dir=cache_dir)
     warnings = warnings + dicom_warnings(table)
     table = timed("hash", hash_images, table, root, workers=workers, progress=bar("hash", n), cache_dir=cache_dir)
     table = timed("dups", find_duplicates, table, root, workers=workers, progress=bar("dups", n), cache_dir=cache_dir)

@@ -110,26 +110,7 @@ def assign_splits(
         unit = unit + "|" + label
     group_split = _unit_splits(out, eligible, unit, label, policy, ratios, seed, group_by)
 
-    split = pd.Series("", index=out.index, dtype=object)
-    target = unit.map(lambda u: group_split.get(u, ""))
-    order = _preference(out)
-    for _, rows in out[eligible].groupby(unit[eligible], sort=False):
-        dest = target[rows.index[0]]
-        found = out.loc[rows.index, "orig_split"].fillna("").astype(str)
-        here = rows.index[(found == dest) | (policy == "regroup") | (found == "")]
-        elsewhere = rows.index.difference(here)
-        # the group's best member (its representative) is kept wherever it was found: it moves
-        # to the group's split (orig_split keeps where it was)
-        best = min(rows.index, key=lambda i: (order[i][0], i not in here, *order[i][1:]))
-        if not len(here):  # none at all where the unit's patient went: every copy is a leak
-            kept = []
-        elif dest == "train" and keep_copies:
-            kept = sorted(set(here) | {best})
-        else:
-            kept = [best]
-        split[kept] = dest
-        reason[here.difference(kept)] = "duplicate"
-        reason[elsewhere.difference(kept)] = "leak"
+    split, reason = _keep_one_per_unit(out, eligible, unit, group_split, policy, keep_copies, reason)
 
     out["split"] = split
     out["keep"] = reason == ""
@@ -142,8 +123,12 @@ def assign_splits(
 
 def _auto(table: pd.DataFrame, **options) -> pd.DataFrame:
     """keep when the dataset's splits survive curation, else regroup; the choice and why in attrs["split"]."""
-    kept = assign_splits(table, "keep", **options)
-    why = _keep_fails(kept)
+    usable = (table["status"] == "ok") & (table["label"].fillna("") != "")
+    if not (usable & (table["orig_split"].fillna("").astype(str) != "")).any():
+        kept, why = None, "the layout has no train/val/test folders"  # (_keep_fails' first answer, without the work)
+    else:
+        kept = assign_splits(table, "keep", **options)
+        why = _keep_fails(kept)
     if why is None:
         out, used = kept, "keep"
         why = "the dataset's splits each keep at least half of their distinct radiographs and every class"
@@ -178,11 +163,34 @@ def _keep_fails(kept: pd.DataFrame) -> str | None:
     return None
 
 
-def _preference(table: pd.DataFrame) -> dict:
-    """Which member a group keeps: its representative (then one found in the group's split), then
-    by path. (Orientation runs after the split, so it cannot weigh in here.)"""
-    rep = table["representative"].astype(bool) if "representative" in table.columns else pd.Series(False, index=table.index)
-    return {i: (not rep[i], str(table.at[i, "path"])) for i in table.index}
+def _keep_one_per_unit(out, eligible, unit, group_split, policy, keep_copies, reason):
+    """(split, reason) with each unit's kept rows: its best member (the group's representative,
+    then one found in the unit's split, then by path) wherever it was found, moved to the unit's
+    split (orig_split keeps where it was); its other rows found there (or anywhere under regroup,
+    or with no split of their own) are `duplicate`, the rest `leak`. One sort over all rows, not
+    a pandas step per group (4,000 groups took seconds)."""
+    split = np.full(len(out), "", dtype=object)
+    reason = reason.to_numpy(dtype=object).copy()
+    rows = np.flatnonzero(eligible.to_numpy())
+    units = unit.to_numpy()[rows]
+    dest = np.array([group_split.get(u, "") for u in units], dtype=object)
+    found = out["orig_split"].fillna("").astype(str).to_numpy()[rows]
+    here = (found == dest) | (policy == "regroup") | (found == "")
+    rep = out["representative"].astype(bool).to_numpy()[rows] if "representative" in out.columns else np.zeros(len(rows), bool)
+    paths = out["path"].to_numpy(dtype=str)[rows]
+    # best first within each unit (units in order of first appearance, as groupby(sort=False) had them)
+    unit_id = pd.factorize(units)[0]
+    order = np.lexsort((paths, ~here, ~rep, unit_id))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = unit_id[order][1:] != unit_id[order][:-1]
+    best = np.zeros(len(rows), dtype=bool)
+    best[order[first]] = True
+    any_here = np.bincount(unit_id, weights=here, minlength=unit_id.max() + 1 if len(rows) else 0)[unit_id] > 0
+    kept = any_here & (best | (here & (dest == "train") & keep_copies))  # none kept where no row is here
+    split[rows[kept]] = dest[kept]
+    reason[rows[~kept & here]] = "duplicate"
+    reason[rows[~kept & ~here]] = "leak"
+    return pd.Series(split, index=out.index, dtype=object), pd.Series(reason, index=out.index, dtype=object)
 
 
 def _unit_splits(table, eligible, unit, label, policy, ratios, seed, group_by) -> dict:

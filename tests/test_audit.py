@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -112,3 +113,21 @@ def test_same_result_with_one_or_two_workers(messy_corpus):
     one = audit(scan(root), root, workers=1)
     two = audit(scan(root), root, workers=2)
     assert one.drop(columns=["mean", "std"]).equals(two.drop(columns=["mean", "std"]))
+
+
+def test_a_rerun_decodes_only_new_or_changed_files(messy_corpus, tmp_path, monkeypatch):
+    root, _, _ = messy_corpus
+    cache = tmp_path / "cache"
+    first = audit(scan(root), root, workers=1, cache_dir=cache)
+    decoded = []
+    module = sys.modules["curate.audit"]  # (curate.audit is also the function's name)
+    real = module.audit_file
+    monkeypatch.setattr(module, "audit_file", lambda p: decoded.append(os.path.basename(p)) or real(p))
+    again = audit(scan(root), root, workers=1, cache_dir=cache)
+    assert decoded == []
+    assert again.equals(first)
+    changed = root / "train" / "fractured" / "ok.jpg"
+    changed.write_bytes(jpeg_bytes(radiograph(9, (120, 90)), quality=80))
+    third = audit(scan(root), root, workers=1, cache_dir=cache).set_index("path")
+    assert decoded == ["ok.jpg"]
+    assert (third.loc["train/fractured/ok.jpg", "width"], third.loc["train/fractured/ok.jpg", "height"]) == (90, 120)
