@@ -8,7 +8,7 @@ process (the run or one of its workers).
 
     .venv/bin/python benchmarks/run_speed.py                       # all three sets
     .venv/bin/python benchmarks/run_speed.py --sets fracatlas --workers 2
-    .venv/bin/python benchmarks/run_speed.py --rounds 2 --data /tmp/chains-data    # two rows per set
+    .venv/bin/python benchmarks/run_speed.py --rounds 2                   # two rows per set
 
 Sets: `fracatlas` (/work/shared/data/fracatlas/images), `messy600` (the default builder profile
 on 600 FracAtlas bases, seed 0) and `kaggle10k` (the Kaggle-style builder profile on 540 bases, seed 0:
