@@ -121,18 +121,26 @@ def main() -> None:
         print(f"curate run: {secs:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     for model in args.models.split(","):
         load = os.getloadavg()[0]
-        secs, out = curate("compare", "--naive", str(manifests / "naive.csv"), "--curated", str(manifests / "manifest.csv"),
-                           "--model", model, "--img-size", str(args.img_size), "--epochs", str(args.epochs),
-                           *(["--folds", str(args.folds)] if args.folds else []), "--curated-copies", args.curated_copies,
-                           "--workdir", str(args.work), "--name", f"{name}-{model}-k{args.folds}", "--json",
-                           *args.extra.split())
-        result = json.loads(out)
+        report = f"{name}-{model}-k{args.folds}"
+        saved = args.work / "reports" / report / "compare.json"
+        if saved.is_file():  # measured before: print it again rather than train again
+            secs, result = float("nan"), json.loads(saved.read_text())
+        else:
+            secs, out = curate("compare", "--naive", str(manifests / "naive.csv"), "--curated",
+                               str(manifests / "manifest.csv"), "--model", model, "--img-size", str(args.img_size),
+                               "--epochs", str(args.epochs), *(["--folds", str(args.folds)] if args.folds else []),
+                               "--curated-copies", args.curated_copies, "--workdir", str(args.work), "--name", report,
+                               "--json", *args.extra.split())
+            result = json.loads(out)
         counts = result["counts"]
+        copies = counts.get("curated_copies", counts["curated_train"])  # held out: what the curated model trained on
         print(f"\n## {args.profile} seed {args.seed}, {model}, {args.img_size} px, {args.epochs} epochs, "
-              f"{f'{args.folds} folds' if args.folds else 'held-out test'}: {secs:.0f} s (load {load:.1f} at start, {os.getloadavg()[0]:.1f} at end)")
+              f"{f'{args.folds} folds' if args.folds else 'held-out test'}: "
+              f"{'saved compare.json' if secs != secs else f'{secs:.0f} s'} "
+              f"(load {load:.1f} at start, {os.getloadavg()[0]:.1f} at end)")
         print(f"naive train {counts['naive_train']['n']} files ({counts['naive_train']['groups']} groups); "
-              f"kept radiographs {counts['curated_test']['n']} ({counts['curated_test']['groups']} groups), "
-              f"copies {counts['curated_copies']['n']}; epochs run {result['training']}")
+              f"curated test {counts['curated_test']['n']} ({counts['curated_test']['groups']} groups), "
+              f"curated train {copies['n']}; epochs run {result['training']}")
         print(table(result), flush=True)
 
 

@@ -8,6 +8,7 @@ process (the run or one of its workers).
 
     .venv/bin/python benchmarks/run_speed.py                       # all three sets
     .venv/bin/python benchmarks/run_speed.py --sets fracatlas --workers 2
+    .venv/bin/python benchmarks/run_speed.py --rounds 2                   # two rows per set
 
 Sets: `fracatlas` (/work/shared/data/fracatlas/images), `messy600` (the default builder profile
 on 600 FracAtlas bases, seed 0) and `kaggle10k` (the Kaggle-style builder profile on 540 bases, seed 0:
@@ -121,28 +122,31 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/tmp/run-speed"), help="where built sets are kept")
     ap.add_argument("--kaggle-bases", type=int, default=540, help="FracAtlas bases of the Kaggle-style set (540: ~10,000 files)")
     ap.add_argument("--no-rerun", action="store_true", help="skip the re-run with nothing changed")
+    ap.add_argument("--rounds", type=int, default=1, help="measure each set this many times (a row each)")
     args = ap.parse_args()
 
     rows = []
     for name in args.sets.split(","):
         root = build_set(name, args.data, args.kaggle_bases)
         files = image_files(root)
-        load = os.getloadavg()[0]
-        loop = decode_loop(files)
-        with tempfile.TemporaryDirectory(prefix="run-speed-") as work:
-            cold, summary, peak, cpu = curate_run(root, Path(work), args.workers)
-            rerun = None if args.no_rerun else curate_run(root, Path(work), args.workers)
-        rows.append((name, len(files), load, loop, cold, summary["steps"], peak, cpu, rerun))
-        print(f"{name}: {len(files)} files, load {load:.2f}, cold {cold:.1f} s ({cpu:.1f} s CPU, peak {peak:.2f} GB; "
-              + ", ".join(f"{s} {summary['steps'].get(s, 0):.1f}" for s in STEPS)
-              + f"), loop {loop:.1f} s" + (f", re-run {rerun[0]:.1f} s" if rerun else ""), flush=True)
+        for r in range(args.rounds):
+            label = name if args.rounds == 1 else f"{name}#{r + 1}"
+            load = os.getloadavg()[0]
+            loop = decode_loop(files)
+            with tempfile.TemporaryDirectory(prefix="run-speed-") as work:
+                cold, summary, peak, cpu = curate_run(root, Path(work), args.workers)
+                rerun = None if args.no_rerun else curate_run(root, Path(work), args.workers)
+            rows.append((label, len(files), load, loop, cold, summary["steps"], peak, cpu, rerun))
+            print(f"{label}: {len(files)} files, load {load:.2f}, cold {cold:.1f} s ({cpu:.1f} s CPU, peak {peak:.2f} GB; "
+                  + ", ".join(f"{s} {summary['steps'].get(s, 0):.1f}" for s in STEPS)
+                  + f"), loop {loop:.1f} s" + (f", re-run {rerun[0]:.1f} s" if rerun else ""), flush=True)
 
     print(f"\n`curate run` cold vs a decode loop ({args.workers} workers; load = 1-min load average at the start)")
-    head = f"{'set':10s} {'files':>6s} {'load':>5s} " + " ".join(f"{s:>8s}" for s in STEPS)
+    head = f"{'set':11s} {'files':>6s} {'load':>5s} " + " ".join(f"{s:>8s}" for s in STEPS)
     head += f" {'run s':>7s} {'CPU s':>7s} {'loop s':>7s} {'ratio':>6s} {'peak GB':>8s} {'re-run s':>9s}"
     print(head)
     for name, n, load, loop, cold, steps, peak, cpu, rerun in rows:
-        line = f"{name:10s} {n:6d} {load:5.2f} " + " ".join(f"{steps.get(s, 0):8.1f}" for s in STEPS)
+        line = f"{name:11s} {n:6d} {load:5.2f} " + " ".join(f"{steps.get(s, 0):8.1f}" for s in STEPS)
         line += f" {cold:7.1f} {cpu:7.1f} {loop:7.1f} {cold / loop:5.1f}x {peak:8.2f}"
         line += f" {rerun[0]:9.1f}" if rerun else f" {'-':>9s}"
         print(line)
