@@ -4,7 +4,9 @@ For each set (a seed of curate.messy's builder over N real FracAtlas radiographs
 stages up to dups (kept in --keep DIR/seed-S when given, so a second run reuses them), the keep
 split, then orient on the kept rows (cold: no skew cache), and prints per set:
 - kept turned copies (the truth says turned by a right or any angle) that stand upright
-  within 5 degrees after their `rotation` (the first figure);
+  within 5 degrees after their `rotation` (the first figure), apart for copies whose group
+  holds an upright member (the original or a plain copy: they can be turned onto it) and
+  copies whose group holds none (the set lacks their original: only their own wedges can tell);
 - kept upright images (truth angle 0) turned by more than 3 degrees (the second figure: the
   worst outcome, a user's good image turned), and how many kept rows were flagged;
 - seconds of the orient step.
@@ -97,17 +99,25 @@ def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.
     kept = rows[rows["keep"] & (rows["status"] == "ok")]
     turned, upright = kept[kept["angle"].fillna(0) != 0], kept[kept["angle"].fillna(0) == 0]
     arbitrary = turned["angle"] % 90 != 0
+    # point 1 is about kept copies whose group holds a member that stands upright (the original or
+    # a plain copy of it): the rest have nothing to be turned onto (the set lacks their original)
+    upright_groups = set(rows.loc[(rows["status"] == "ok") & (rows["angle"].fillna(0) == 0), "group"])
+    anchored = turned["group"].isin(upright_groups)
     figures = {
         "files": len(rows), "kept": len(kept), "seconds": seconds,
         "turned_upright": share(turned["err"] <= UPRIGHT_WITHIN),
         "right_angle": share(turned.loc[~arbitrary, "err"] <= UPRIGHT_WITHIN),
         "any_angle": share(turned.loc[arbitrary, "err"] <= UPRIGHT_WITHIN),
+        "anchored": share(turned.loc[anchored, "err"] <= UPRIGHT_WITHIN),
+        "lone": share(turned.loc[~anchored, "err"] <= UPRIGHT_WITHIN),
         "upright_turned": share(angle_error(upright["rotation"], 0) > TURNED_OVER),
         "flagged": share(kept["orient_flag"].str.contains("low-confidence")),
     }
     if args.show:
         cols = ["path", "kind", "border", "angle", "rotation", "orient_source", "orient_confidence", "orient_flag",
                 "relation"]
+        turned = turned.assign(upright_in_group=anchored)
+        cols.append("upright_in_group")
         bad = pd.concat([turned[turned["err"] > UPRIGHT_WITHIN],
                          upright[angle_error(upright["rotation"], 0) > TURNED_OVER]])
         if len(bad):
@@ -163,9 +173,9 @@ def main(argv=None) -> None:
     print(f"messy sets from {args.n} FracAtlas images each ({args.kaggle_n} for the kaggle profile); orient on the "
           f"kept rows, cold, {args.workers} workers (2 shared cores; others may be running too)")
     head = ("set", "files", "kept", f"kept turned copies upright (<= {UPRIGHT_WITHIN:g} deg)", "  right angle",
-            "  any angle", f"kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
+            "  any angle", "  group holds an upright member", "  group holds none", f"kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
     table = [head] + [(name, str(f["files"]), str(f["kept"]), f["turned_upright"], f["right_angle"], f["any_angle"],
-                       f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}") for name, f in results]
+                       f["anchored"], f["lone"], f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}") for name, f in results]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))

@@ -912,10 +912,12 @@ def _plain_quality(quality: list) -> list:
     return [q[:2] + q[3:] for q in quality]
 
 
-def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None) -> int:
+def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None,
+          framed=None) -> int:
     """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
     among those, the one saved the way the dataset's files without copies are (`usual`: that
-    encoding's share, per row), then the less marked, then the one in the pose (mirror,
+    encoding's share, per row), then one not shown a copy by its fill (`framed(candidates)`: the
+    set so shown, see _framed_copies), then the less marked, then the one in the pose (mirror,
     right-angle turn) the derived members were made in, then one not re-toned (`marks`),
     then the better file (quality). The less marked (to a tenth of a unit: a lossless turn
     measures a hair apart) comes before the pose: on Kaggle-style chains every copy is
@@ -929,8 +931,114 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
         return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
 
     toned = {c: "tone" in (marks or {}).get(c, "") for c in candidates}
-    return min(candidates, key=lambda c: (-usual[c], round(cost[c], 1), -made_from(c), toned[c],
+    copies = framed(sorted(candidates, key=lambda c: cost[c])[:FRAME_CANDIDATES]) if framed and len(candidates) > 1 else set()
+    return min(candidates, key=lambda c: (-usual[c], c in copies, round(cost[c], 1), -made_from(c), toned[c],
                                           quality[c]))
+
+
+# A turn or zoom on a canvas of the same size leaves fill beyond the turned frame (a constant,
+# or the edge pixel repeated) where its source had anatomy. Between two candidates of one size,
+# the one whose pixels beyond the other's frame, as the verified turn and scale put it, are fill
+# (and not the other way round) is a copy of the other.
+FRAME_SIDE = 256  # px: the fill test works on images this size (longest side)
+FRAME_FIT, FRAME_MARGIN = 0.2, 0.15  # a copy's fill fits this well, and this much better than its source's
+FRAME_CANDIDATES = 10  # the least marked candidates tested against each other
+CROP_SCALE = 0.03  # a view enlarged less than this (3%) against another is not called a crop
+FRAME_NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
+
+
+def fill_beyond(img: np.ndarray, deg: float, scale: float) -> float:
+    """How well img's pixels beyond the frame of a same-size exposure turned deg CCW and scaled
+    by `scale` about the centre are fill: a constant (against the pixels just inside the frame)
+    or the frame's edge pixel repeated (against the edge pixel moved along the edge).
+    (null - fill) / (null + fill + noise) over those pixels, the better of the two fills; 0
+    when the frame covers the canvas."""
+    h, w = img.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xs - (w - 1) / 2, ys - (h - 1) / 2
+    a, b = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    u, v = (a * dx - b * dy) / scale, (b * dx + a * dy) / scale  # canvas -> exposure
+    hu, hv = (w - 1) / 2, (h - 1) / 2
+    out = (np.abs(u) > hu + 1.5 / scale) | (np.abs(v) > hv + 1.5 / scale)  # a pixel's blur beyond the edge
+    if out.sum() < 0.01 * h * w:
+        return 0.0
+    uo, vo, vals = u[out], v[out], img[out]
+
+    def at(uu, vv, inset: float) -> np.ndarray:  # img at exposure points, moved `inset` inside the frame
+        uu, vv = np.clip(uu, -hu + inset, hu - inset), np.clip(vv, -hv + inset, hv - inset)
+        x = scale * (a * uu + b * vv) + (w - 1) / 2
+        y = scale * (-b * uu + a * vv) + (h - 1) / 2
+        pad = (-x.size) % 1024  # remap wants maps under 32k a side
+        mx, my = (np.pad(z.astype(np.float32), (0, pad)).reshape(-1, 1024) for z in (x, y))
+        return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()[:x.size]
+
+    step = max(2.0, max(h, w) / 40)
+    across_u = (np.abs(uo) - hu) > (np.abs(vo) - hv)  # beyond a left/right edge: move along v
+    shift_u, shift_v = np.where(across_u, 0.0, step), np.where(across_u, step, 0.0)
+    const = float(np.median(vals))
+    tests = ((np.abs(vals - at(uo, vo, 1.0)),
+              0.5 * (np.abs(vals - at(uo + shift_u, vo + shift_v, 1.0)) + np.abs(vals - at(uo - shift_u, vo - shift_v, 1.0)))),
+             (np.abs(vals - const), np.abs(at(uo, vo, 3.0) - const)))
+    best = -1.0
+    for fill, null in tests:
+        f, n = float(np.minimum(fill, 60).sum()), float(np.minimum(null, 60).sum())
+        best = max(best, (n - f) / (n + f + FRAME_NOISE * vals.size))
+    return best
+
+
+def _content_scales(members: list[int], verified: dict) -> dict[int, float]:
+    """Each member's content scale against the first, through the group's verified pairs."""
+    edges = defaultdict(list)
+    inside = set(members)
+    for (a, b), m in verified.items():
+        if m.ok and a in inside and b in inside and m.scale > 0:
+            edges[a].append((b, m.scale))
+            edges[b].append((a, 1.0 / m.scale))
+    scale, todo = {members[0]: 1.0}, [members[0]]
+    while todo:
+        x = todo.pop()
+        for y, s in edges[x]:
+            if y not in scale:
+                scale[y] = scale[x] * s
+                todo.append(y)
+    return scale
+
+
+def _framed_copies(candidates: list[int], t: dict, scales: dict, pixels) -> set[int]:
+    """The candidates whose fill shows them a copy of another candidate of the same size
+    (see fill_beyond). pixels(x): x's image at FRAME_SIDE, or None."""
+    shown = set()
+    for c, d in ((c, d) for c in candidates for d in candidates if c < d):
+        pc, pd_ = pixels(c), pixels(d)
+        if pc is None or pd_ is None or pc.shape != pd_.shape or c not in scales or d not in scales:
+            continue
+        beta = _compose(t[d], _inverse(t[c]))[1]  # c -> d (the sign a mirror leaves open is tried both ways)
+        s = scales[d] / scales[c]
+        fd = max(fill_beyond(pd_, sign * beta, s) for sign in (1, -1))
+        fc = max(fill_beyond(pc, sign * beta, 1 / s) for sign in (1, -1))
+        if fd >= FRAME_FIT and fd - fc >= FRAME_MARGIN:
+            shown.add(d)
+        elif fc >= FRAME_FIT and fc - fd >= FRAME_MARGIN:
+            shown.add(c)
+        elif _cropped(pc.shape, beta, s):  # no fill either way: the one that shows less was cropped
+            shown.add(d)
+        elif _cropped(pc.shape, beta, 1 / s):
+            shown.add(c)
+    return shown
+
+
+def _cropped(shape: tuple[int, int], deg: float, scale: float) -> bool:
+    """A same-size view turned deg and enlarged by `scale` (> 1 + CROP_SCALE) about the centre
+    lies inside the first one's canvas: it shows a part of what the first shows."""
+    if scale < 1 + CROP_SCALE:
+        return False
+    h, w = shape
+    hu, hv = (w - 1) / 2, (h - 1) / 2
+    a, b = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    corners = np.array([[hu, hv], [hu, -hv], [-hu, hv], [-hu, -hv]])
+    u = (a * corners[:, 0] - b * corners[:, 1]) / scale
+    v = (b * corners[:, 0] + a * corners[:, 1]) / scale
+    return bool(np.all(np.abs(u) <= hu + 1) and np.all(np.abs(v) <= hv + 1))
 
 
 def _near_pose(t: tuple[int, float]) -> bool:
@@ -1052,7 +1160,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
     codes, share = _usual_encodings(table, paths, groups)
     usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
-    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes)
+    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths)
 
 
 def _transform(verified: dict[tuple[int, int], Match], a: int, b: int) -> tuple[int, float]:
@@ -1079,7 +1187,7 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Grou
 
 
 def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list,
-                  codes: list[str] | None = None) -> pd.DataFrame:
+                  codes: list[str] | None = None, paths: list[str] | None = None) -> pd.DataFrame:
     n = len(table)
     group_id = np.zeros(n, dtype=np.int64)
     is_rep = np.zeros(n, dtype=bool)
@@ -1104,7 +1212,20 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
         cost, marks = _derivation(members, traces, norm, centre, codes, usual)
-        rep = _root(members, t, cost, plain, usual, marks)
+        framed = None
+        if paths is not None:
+            scales, seen = _content_scales(members, verified), {}
+
+            def pixels(x: int):
+                if x not in seen:
+                    try:
+                        seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
+                    except Exception:
+                        seen[x] = None
+                return seen[x]
+
+            framed = lambda cands, t=t, scales=scales, pixels=pixels: _framed_copies(cands, t, scales, pixels)  # noqa: E731
+        rep = _root(members, t, cost, plain, usual, marks, framed)
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,3 +105,36 @@ def test_the_report_marks_the_kept_original_and_says_why_a_copy_stands_in(tmp_pa
     assert "**train/a/orig.png (train, a, original, kept)**" in line[1]
     assert "least-changed copy (no original in the group: its own corners show a turn's wedges)" in line[2]
     assert "turned\\_more.png (train, a, rotated -9°, dropped: duplicate)" in line[2]
+
+
+def kaggle_step(pixels: np.ndarray, angle: float, zoom: float, fill: int | None) -> np.ndarray:
+    """A Kaggle-style augmentation: turned and zoomed about the centre on the same canvas, the
+    corners filled with a constant (or the edge pixel repeated when fill is None)."""
+    h, w = pixels.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, zoom)
+    mode = cv2.BORDER_REPLICATE if fill is None else cv2.BORDER_CONSTANT
+    return cv2.warpAffine(pixels, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=fill or 0)
+
+
+def test_on_a_fixed_canvas_zoomed_out_and_cropped_copies_are_told_from_the_original(tmp_path):
+    # a 224 px original; a copy zoomed out on white fill, re-toned (so the fill is off the white
+    # level); one zoomed in with a small turn (a crop: no fill at all) and a copy of that. The
+    # copies' names come first, so the path cannot decide
+    from curate.dedup import _cropped, _framed_copies, fill_beyond
+
+    original = cv2.resize(decode(sorted((sample_dir() / "fractured").glob("*.jpg"))[3]).pixels, (224, 224),
+                          interpolation=cv2.INTER_AREA)
+    retone = lambda p: np.clip(((p / 255.0) ** 0.9 * 255 - 128) * 0.9 + 122, 0, 255).astype(np.uint8)  # noqa: E731
+    zoomed_out = retone(kaggle_step(original, -9.0, 0.86, 255))
+    crop = kaggle_step(original, 4.0, 1.2, None)
+    files = {"a_zoomed_out": jpeg(zoomed_out), "b_crop": jpeg(crop),
+             "c_crop_again": jpeg(kaggle_step(crop, -12.0, 1.05, 0)), "z_original": jpeg(original)}
+    assert representative(tmp_path, files)[0] == "z_original"
+    # the evidence: the zoomed-out copy's pixels beyond the original's frame are fill, the
+    # original's beyond the copy's frame are anatomy; the crop's whole view lies inside the original's
+    pixels = {0: original.astype(np.float32), 1: zoomed_out.astype(np.float32), 2: crop.astype(np.float32)}
+    assert fill_beyond(pixels[1], -9.0, 0.86) >= 0.3 > 0.1 >= fill_beyond(pixels[0], 9.0, 1 / 0.86)
+    assert _cropped((224, 224), 4.0, 1.2) and not _cropped((224, 224), -4.0, 1 / 1.2)
+    assert not _cropped((224, 224), 20.0, 1.2)  # turned this far, its corners reach beyond the original's
+    t = {0: (0, 0.0), 1: (0, -9.0), 2: (0, 4.0)}
+    assert _framed_copies([0, 1, 2], t, {0: 1.0, 1: 0.86, 2: 1.2}, pixels.get) == {1, 2}
