@@ -10,9 +10,9 @@ Three policies over duplicate groups (the `group` column of the dups stage):
   representative (the original, see curate.dedup) wherever it was found, moved to that split;
   another member found in another split is dropped as `leak`, one found in the group's split
   as `duplicate`.
-- regroup: a fresh split of whole groups, stratified by label (scikit-learn's
-  StratifiedGroupKFold); a val or test split left without a class takes a radiograph of it
-  from train when train has two or more.
+- regroup: a fresh split of whole groups, stratified by label (the folds of scikit-learn's
+  StratifiedGroupKFold, computed here: see group_folds); a val or test split left without a
+  class takes a radiograph of it from train when train has two or more.
 
 Under both, groups that share a value of `group_by` (a patient id from the labels CSV, a
 --path-pattern's group, DICOM's patient_id) are linked and travel as one: under keep, a patient
@@ -24,7 +24,6 @@ When the layout has no split at all, `keep` has nothing to keep and behaves like
 
 from __future__ import annotations
 
-import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -241,26 +240,49 @@ def _folds(ratios) -> tuple[int, list[str]]:
 
 def _stratified(units: pd.Series, linked: pd.Series, label: pd.Series, ratios, seed) -> dict:
     """A fresh split of whole linked units, stratified by label. unit id -> split."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
     n_folds, fold_split = _folds(ratios)
     n_linked = linked.nunique()
     # StratifiedGroupKFold refuses when no class has a member per fold (e.g. 11 images, 5 and 6)
     if n_linked < n_folds or label.nunique() < 2 or label.value_counts().max() < n_folds:
         split_of_linked = _small_split(linked, label, ratios, seed)
     else:
-        cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        # sklearn's fold order depends on the row order: sort so the result depends on the data only.
+        # the fold order depends on the row order: sort so the result depends on the data only.
         order = np.argsort(units.to_numpy(dtype=str), kind="stable")
         y, groups = label.to_numpy()[order], linked.to_numpy()[order]
-        split_of_linked = {}
-        with warnings.catch_warnings():  # "least populated class has only k members": fine here
-            warnings.simplefilter("ignore", UserWarning)
-            for fold, (_, test_idx) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
-                for g in set(groups[test_idx]):
-                    split_of_linked[g] = fold_split[fold]
+        names, fold = group_folds(y, groups, n_folds, seed)
+        split_of_linked = {g: fold_split[f] for g, f in zip(names, fold)}
     _every_class(split_of_linked, label.groupby(linked).first(), ratios, seed)
     return {u: split_of_linked[g] for u, g in zip(units, linked)}
+
+
+def group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(group names, the fold of each): scikit-learn's StratifiedGroupKFold(n_splits,
+    shuffle=True, random_state=seed) to the fold, without importing scikit-learn (a second
+    and more of every run) or its per-fold Python loop. Groups are shuffled, taken in order of
+    falling spread of their class counts, and each goes to the fold that keeps the classes'
+    shares most even (ties: the fold with fewer rows, then the first)."""
+    _, y_inv, y_cnt = np.unique(y, return_inverse=True, return_counts=True)
+    names, groups_inv = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(names), len(y_cnt)))
+    np.add.at(counts, (groups_inv, y_inv), 1)
+    perm = np.arange(len(names))
+    np.random.RandomState(seed).shuffle(perm)
+    counts = counts[perm]
+    per_fold = np.zeros((n_splits, len(y_cnt)))
+    fold_of = np.empty(len(names), dtype=np.int64)
+    eye = np.eye(n_splits)[:, :, None]
+    for g in np.argsort(-np.std(counts, axis=1), kind="stable"):
+        # every fold tried at once: fold i's counts with the group added, the others as they are
+        trial = per_fold[None, :, :] + eye * counts[g][None, None, :]
+        evals = np.std(trial / y_cnt, axis=1).mean(axis=1)
+        sizes = per_fold.sum(axis=1)
+        best, best_eval, best_size = 0, evals[0], sizes[0]
+        for i in range(1, n_splits):  # sklearn's order of comparisons, ties within np.isclose
+            if evals[i] < best_eval or (np.isclose(evals[i], best_eval) and sizes[i] < best_size):
+                best, best_eval, best_size = i, evals[i], sizes[i]
+        per_fold[best] += counts[g]
+        fold_of[perm[g]] = best
+    return names, fold_of
 
 
 def _every_class(split_of_linked: dict, label_of: pd.Series, ratios, seed) -> None:

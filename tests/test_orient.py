@@ -254,3 +254,31 @@ def test_dropped_copies_are_not_looked_at(tmp_path, monkeypatch):
     assert sorted(decoded) == ["kept.png", "skewed.png"]  # the skewed copy decides whether kept is turned
     assert out.loc["kept.png", "rotation"] == 0 and out.loc["skewed.png", "rotation"] == 17.0
     assert out.loc["leak.png", "rotation"] == 0 and np.isnan(out.loc["leak.png", "orient_confidence"])
+
+
+def _decide(angles: list[float], fits: dict[int, dict]):
+    """The group's odd-angle decision for member 0 (kept) given each member's wedge fits."""
+    from curate.orient import _Group, _odd_decision
+
+    n = len(angles)
+    group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
+                   np.array([True] + [False] * (n - 1)))
+    return _odd_decision(group, [{"skew": None, "fits": fits.get(i, {})} for i in range(n)])
+
+
+def test_a_kept_image_padded_at_its_one_tested_angle_gets_that_turn():
+    turn, _, source, flag, upright, _ = _decide([0.0, 20.0], {0: {20.0: 0.5}, 1: {-20.0: 0.0}})
+    assert (turn, source, flag, upright) == (-20.0, "group", "", 1)
+
+
+def test_a_chance_fit_among_several_tested_angles_is_flagged_not_turned():
+    """A straight original tested against many copies fits one angle now and then."""
+    turn, _, _, flag, _, _ = _decide([0.0, 20.0, -33.0], {0: {20.0: 0.5, -33.0: 0.1}})
+    assert turn == 0.0 and flag == "low-confidence"
+    turn, *_ = _decide([0.0, 20.0, -33.0], {0: {20.0: 0.9, -33.0: 0.1}})  # from SUPPORT it is a turn
+    assert turn == -20.0
+
+
+def test_a_copy_whose_wedges_show_the_kept_image_straight_outweighs_a_weaker_fit():
+    turn, _, source, flag, _, turned = _decide([0.0, 20.0, -33.0], {0: {20.0: 0.9, -33.0: 0.1}, 2: {33.0: 1.4}})
+    assert (turn, source, flag) == (0.0, "", "") and turned == [33.0]

@@ -209,3 +209,25 @@ def test_regroup_gives_val_and_test_every_class_when_train_can_spare_one():
     rows = rows[:-2]  # two: train keeps one, test the other, val says so
     out = assign_splits(table(rows), "regroup", seed=0)
     assert any("val has no 'frac' image even after a fresh split" in w for w in split_report(out, "regroup")["warnings"])
+
+
+def test_group_folds_are_scikit_learns_stratified_group_k_fold():
+    import warnings
+
+    import numpy as np
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from curate.split import group_folds
+
+    rng = np.random.default_rng(5)
+    for n, k, classes in ((60, 3, 2), (400, 10, 2), (300, 5, 3), (900, 10, 4)):
+        y = rng.choice([f"c{i}" for i in range(classes)], n, p=rng.dirichlet(np.ones(classes)))
+        groups = rng.integers(0, n // 2, n).astype(str)
+        expected = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            cv = StratifiedGroupKFold(k, shuffle=True, random_state=n)
+            for fold, (_, test) in enumerate(cv.split(np.zeros(n), y, groups)):
+                expected.update({g: fold for g in groups[test]})
+        names, fold = group_folds(y, groups, k, n)
+        assert dict(zip(names, fold.tolist())) == expected
