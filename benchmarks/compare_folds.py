@@ -133,7 +133,7 @@ def main() -> None:
                                "--json", *args.extra.split())
             result = json.loads(out)
         counts = result["counts"]
-        copies = counts.get("curated_copies", counts["curated_train"])  # held out: what the curated model trained on
+        copies = counts["curated_copies"] if "curated_copies" in counts else counts["curated_train"]  # held out: what the curated model trained on
         print(f"\n## {args.profile} seed {args.seed}, {model}, {args.img_size} px, {args.epochs} epochs, "
               f"{f'{args.folds} folds' if args.folds else 'held-out test'}: "
               f"{'saved compare.json' if secs != secs else f'{secs:.0f} s'} "

@@ -687,15 +687,20 @@ class _PairCache:
                      int(row["inliers"]), row["cover_a"], row["cover_b"])
 
     def save(self, verified: dict[tuple[int, int], Match]) -> None:
-        """Keep exactly this run's pairs (so the cache does not grow with old ones)."""
-        keep = set()
+        """Keep exactly this run's pairs (so the cache does not grow with old ones); not written
+        again when it holds just those already (a re-run with nothing changed)."""
+        keep, added = set(), False
         for (a, b), m in verified.items():
             if self.usable[a] and self.usable[b]:
                 key = self._key(a, b)
                 keep.add(key[0])
-                self.cache.put(*key, {"ok": int(m.ok), "score": float(m.score), "mirrored": int(m.mirrored),
-                                      "beta": float(m.beta), "scale": float(m.scale), "inliers": int(m.inliers),
-                                      "cover_a": float(m.cover_a), "cover_b": float(m.cover_b)})
+                if self.cache.get(*key) is None:  # (a cached pair is never verified again: same values)
+                    added = True
+                    self.cache.put(*key, {"ok": int(m.ok), "score": float(m.score), "mirrored": int(m.mirrored),
+                                          "beta": float(m.beta), "scale": float(m.scale), "inliers": int(m.inliers),
+                                          "cover_a": float(m.cover_a), "cover_b": float(m.cover_b)})
+        if not added and len(self.cache) == len(keep):
+            return
         self.cache.keep_only(keep)
         self.cache.save()
 

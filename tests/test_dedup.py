@@ -504,9 +504,12 @@ def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
     orig = xray(8)
     root, table = hashed_folder(tmp_path, {"orig": jpeg(orig), "turned": jpeg(rotate_expand(orig, 15, "constant"))})
     find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache")
+    pair_cache = next((tmp_path / "cache").glob("pairs-*.npz"))
+    written = pair_cache.stat().st_mtime_ns
     made = []
     real = dedup.features
     monkeypatch.setattr(dedup, "features", lambda path: made.append(path) or real(path))
     steps = []
     again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache", progress=steps.append)
     assert made == [] and again["group"].nunique() == 1 and sum(steps) == len(table)
+    assert pair_cache.stat().st_mtime_ns == written  # nothing new to keep: not written again
