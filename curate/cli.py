@@ -173,8 +173,9 @@ def on_cluster(func: Callable) -> Callable:
 
 
 @contextmanager
-def progress_bar(description: str, total: int, *, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A rich bar on stderr (so --json stdout stays clean); yields advance(n)."""
+def progress_bar(description: str, total: int | None, *, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A rich bar on stderr (so --json stdout stays clean); yields advance(n). total None: a count
+    with no end (orientation looks at kept rows and at the members that decide them, in rounds)."""
     if quiet:
         yield lambda n: None
         return
@@ -396,7 +397,7 @@ def _through_dups(root: Path, ws, layout: dict, workers: int | None, busy: bool)
 def _orient(table, root: Path, ws, workers: int | None, busy: bool, needed):
     from curate.orient import orient as run_orient
 
-    with progress_bar("orient", int(needed.sum()), quiet=busy) as advance:
+    with progress_bar("orient", None, quiet=busy) as advance:
         return run_orient(table, root, needed=needed, workers=workers, progress=advance, cache_dir=ws.cache)
 
 

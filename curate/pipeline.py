@@ -75,7 +75,7 @@ def run_pipeline(root: str | Path, ws: Workspace, *, labels_csv=None, path_patte
     manifest_seconds = time.perf_counter() - t
     # orientation after the split: only kept images (and what decides them) are looked at
     t = time.perf_counter()
-    table = orient(table, root, workers=workers, cache_dir=ws.cache, progress=bar("orient", int(table["keep"].sum())))
+    table = orient(table, root, workers=workers, cache_dir=ws.cache, progress=bar("orient", None))
     seconds["orient"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter() - manifest_seconds
