@@ -792,7 +792,6 @@ TONE_UNIT, TONE_SLACK = 8.0, 6.0  # grey levels further from the dataset's usual
 # original): how they were saved decides, then the pose the marked (derived) copies share.
 CANDIDATE_SLACK = 1.0
 DERIVED_COST = 1.0  # a member at least this much above the least marked one is a derived copy
-TONE_WEIGHT = 0.0  # of a tone mark in the cost (it orders candidates instead, see _root)
 USUAL_FLOOR = 0.05  # an encoding rarer than this among files without copies is as unusual as one never seen
 TONE_GAIN = 1.1  # the most a tone change alone sharpens a file (fine detail, ratio; see _derivation)
 TRACE_SIDE = 2048  # px: traces are measured at the file's own resolution, up to this side
@@ -941,9 +940,9 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
     plain = [x for x in known if max(resampled[x], fill[x]) < DERIVED_COST]
     for x in known:
         parts = {"resampled": resampled[x], "fill": fill[x], "tone": tone(x, plain) if x in plain else 0.0}
-        # a tone change has no direction (the dataset's usual range is wide): it only orders
-        # members equal on the rest (see _root)
-        cost[x] = parts["resampled"] + parts["fill"] + (TONE_WEIGHT * parts["tone"])
+        # a tone change has no direction (the dataset's usual range is wide): it is no cost, it
+        # only orders members equal on the rest (see _root)
+        cost[x] = parts["resampled"] + parts["fill"]
         marks[x] = "+".join(k for k, v in parts.items() if v >= DERIVED_COST)
     return cost, marks
 
