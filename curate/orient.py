@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -469,6 +470,17 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     """
     root = Path(root)
     n = len(table)
+    stage = key = None
+    if cache_dir is not None and skews is None:  # nothing changed since the last run: its result
+        from curate import imageio
+        from curate.cache import StageCache, source_digest, table_digest
+
+        stage = StageCache(cache_dir, "orient")
+        key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
+                           source_digest(sys.modules[__name__], imageio))
+        hit = stage.get(key, table, ORIENT_COLUMNS)
+        if hit is not None:
+            return hit
     out = table.copy()
     ok = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(n, bool)
     if needed is None:
@@ -545,6 +557,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     out["orient_confidence"] = np.round(confidence, 3)
     out["orient_flag"] = np.array([";".join(f for f in (fl, "mirrored" if m else "") if f)
                                    for fl, m in zip(flag, mirror_flag & ok)], dtype=object)
+    if stage is not None:
+        stage.put(key, out, ORIENT_COLUMNS)
     return out
 
 

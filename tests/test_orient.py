@@ -213,6 +213,25 @@ def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path, monkeypatch):
     assert abs(turned[0] + 25.0) <= 2 and turned[1:] == [0.0, 0.0]
 
 
+def test_a_rerun_with_the_same_input_looks_at_no_image(tmp_path, monkeypatch):
+    """The whole stage's result comes back when the table (files, groups, kept rows) is the same."""
+    monkeypatch.setattr("curate.orient.SKEW_CONFIDENCE", 0.5)  # at the estimator's own bar
+    import curate.orient as orient_module
+    from curate.audit import audit
+    from curate.layout import scan
+
+    root = tmp_path / "data"
+    save(root / "a" / "0.png", rotate_expand(scan_like(7), 25.0, "constant"))
+    save(root / "a" / "1.png", scan_like(1))
+    table = audit(scan(root), root, workers=1)
+    first = orient(table, root, cache_dir=tmp_path / "cache", workers=1)
+    monkeypatch.setattr(orient_module, "probe", lambda item: pytest.fail("looked again"))
+    pd.testing.assert_frame_equal(first, orient(table, root, cache_dir=tmp_path / "cache", workers=1))
+    # another input is decided again (here from the per-file skews), not given the stored columns
+    flipped = orient(table.iloc[::-1].reset_index(drop=True), root, cache_dir=tmp_path / "cache", workers=1)
+    assert flipped["rotation"].tolist() == first["rotation"].tolist()[::-1] != first["rotation"].tolist()
+
+
 @pytest.mark.parametrize("border", ["constant", "replicate", "reflect"])
 def test_a_kept_turned_copy_gets_the_verified_angle_onto_its_upright_original(tmp_path, border):
     """The kept file is the turned copy (its original is dropped as a leak): the pair's angle
