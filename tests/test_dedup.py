@@ -411,6 +411,42 @@ def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
     assert proposed(trimmed) == {(0, 1, "twindow")}
 
 
+def test_a_copy_turned_and_zoomed_is_asked_for_by_its_ring_hash():
+    # Ring codes made by hand: file 1's window moved by two rings (a zoom) sits 3 bits from
+    # file 0's middle window; files 2 and 3 are unrelated. The ring hash cannot tell a mirror,
+    # so such a pair is verified both ways (Pair.tries, set in find_duplicates).
+    from curate.dedup import candidate_pairs
+    from curate.hashing import RING_COLUMNS
+
+    rng = np.random.default_rng(2)
+    rings = rng.integers(0, 2**63, (4, len(RING_COLUMNS)), dtype=np.uint64)  # far apart
+    table = pd.DataFrame(rings, columns=list(RING_COLUMNS))
+    table.insert(0, "phash", rng.integers(0, 2**63, 4, dtype=np.uint64))
+    table.insert(0, "hash_status", "ok")
+    pairs = candidate_pairs(table)
+    assert pairs.empty
+    table.loc[1, "ring_2"] = table.loc[0, "ring_4"] ^ np.uint64((1 << 3) | (1 << 31) | (1 << 60))
+    pairs = candidate_pairs(table)
+    assert set(zip(pairs["a"], pairs["b"], pairs["channel"])) == {(0, 1, "ring")}
+
+
+def test_a_copy_turned_about_the_centre_is_scored_on_the_common_area_alone():
+    # b: a turned 20 degrees and zoomed 0.9 about the centre, corners filled white. Aligned
+    # exactly, the band-pass rings along the white corners' edges in b, not in a: the plain
+    # correlation falls below MERGE_CORRELATION; on the common area alone it is ~1.
+    from curate.dedup import MERGE_CORRELATION, _centred, _correlate
+
+    a = cv2.equalizeHist(xray(5, 192, 192))
+    m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
+    b = cv2.warpAffine(a, m, (192, 192), borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    back = cv2.invertAffineTransform(m)  # b's frame -> a's
+    assert _centred(back, b.shape, a.shape)
+    assert _correlate(b, a, back)[0] < MERGE_CORRELATION
+    assert _correlate(b, a, back, common=True)[0] > 0.98
+    shifted = back + np.array([[0, 0, 6.0], [0, 0, -4.0]])  # a shift moves the centre: not augmentation's turn
+    assert not _centred(shifted, b.shape, a.shape)
+
+
 # ---- grouping verified pairs: strong links chain, weak links only bring a lone picture -------
 
 
