@@ -3,10 +3,12 @@
 For each set (a seed of curate.messy's builder over N real FracAtlas radiographs), runs the
 stages up to dups (kept in --keep DIR/seed-S when given, so a second run reuses them), the keep
 split, then orient on the kept rows (cold: no skew cache), and prints per set:
-- kept turned copies (the truth says turned by a right or any angle) that stand upright
-  within 5 degrees after their `rotation` (the first figure), apart for copies whose group
-  holds an upright member (the original or a plain copy: they can be turned onto it) and
-  copies whose group holds none (the set lacks their original: only their own wedges can tell);
+- the first figure: kept turned copies (the truth says turned by a right or any angle) whose
+  group holds an upright member (truth angle 0: the original or a copy of it that was not
+  turned) that stand upright within 5 degrees after their `rotation` (they can be turned onto
+  that member), split by right and any angle;
+- apart, the other kept turned copies: their group holds no upright member (dups left their
+  original in another group, or the set lacks it), so only their own wedges can tell;
 - kept upright images (truth angle 0) turned by more than 3 degrees (the second figure: the
   worst outcome, a user's good image turned), and how many kept rows were flagged;
 - seconds of the orient step.
@@ -68,12 +70,16 @@ def sources(n: int, seed: int) -> list[tuple[Path, str]]:
 
 def build(work: Path, n: int, seed: int, copy_fraction: float, workers: int,
           profile: str | None) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    """The messy set and its table through dups; reused from `work` when already there."""
+    """The messy set and its table through dups; reused from `work` when already there (delete
+    dups.pkl to redo the stages after a change to them: the set itself is kept)."""
     root, truth_csv, table_pkl = work / "messy", work / "truth.csv", work / "dups.pkl"
     if table_pkl.is_file():
         return root, read_truth(truth_csv), pd.read_pickle(table_pkl)
-    extra = {"profile": profile} if profile else {"copy_fraction": copy_fraction}
-    truth = build_messy(sources(n, seed), root, seed=seed, truth_path=truth_csv, **extra)
+    if truth_csv.is_file():
+        truth = read_truth(truth_csv)
+    else:
+        extra = {"profile": profile} if profile else {"copy_fraction": copy_fraction}
+        truth = build_messy(sources(n, seed), root, seed=seed, truth_path=truth_csv, **extra)
     table = through_dups(root, workers=workers, cache_dir=work / "cache")
     table.to_pickle(table_pkl)
     return root, truth, table
@@ -84,7 +90,7 @@ def share(mask) -> str:
     return f"{mask.sum()}/{mask.size} = {100 * mask.mean():.1f}%" if mask.size else "n/a"
 
 
-def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def one_set(work: Path, args, seed: int, profile: str | None, fresh: bool = False) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """The set's two figures, and its rows (with truth) and estimate_skew on turned copies and originals."""
     work.mkdir(parents=True, exist_ok=True)
     n = args.kaggle_n if profile == "kaggle" else args.n
@@ -105,15 +111,14 @@ def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.
     anchored = turned["group"].isin(upright_groups)
     figures = {
         "files": len(rows), "kept": len(kept), "seconds": seconds,
-        "turned_upright": share(turned["err"] <= UPRIGHT_WITHIN),
-        "right_angle": share(turned.loc[~arbitrary, "err"] <= UPRIGHT_WITHIN),
-        "any_angle": share(turned.loc[arbitrary, "err"] <= UPRIGHT_WITHIN),
         "anchored": share(turned.loc[anchored, "err"] <= UPRIGHT_WITHIN),
+        "right_angle": share(turned.loc[anchored & ~arbitrary, "err"] <= UPRIGHT_WITHIN),
+        "any_angle": share(turned.loc[anchored & arbitrary, "err"] <= UPRIGHT_WITHIN),
         "lone": share(turned.loc[~anchored, "err"] <= UPRIGHT_WITHIN),
         "upright_turned": share(angle_error(upright["rotation"], 0) > TURNED_OVER),
         "flagged": share(kept["orient_flag"].str.contains("low-confidence")),
     }
-    if args.show:
+    if args.show and not fresh:  # a never-tuned set's rows are not looked at
         cols = ["path", "kind", "border", "angle", "rotation", "orient_source", "orient_confidence", "orient_flag",
                 "relation"]
         turned = turned.assign(upright_in_group=anchored)
@@ -123,6 +128,8 @@ def one_set(work: Path, args, seed: int, profile: str | None) -> tuple[dict, pd.
         if len(bad):
             print(f"\nseed {seed}{' ' + profile if profile else ''}: kept rows not upright (first {args.show}):")
             print(bad[cols].head(args.show).to_string(index=False))
+    if not args.curve:
+        return figures, rows, pd.DataFrame(columns=["truth", "angle", "score"])
     ok = rows["status"] == "ok"
     lone = rows[ok & ((rows["kind"] == "original") | (rows["angle"].fillna(0) % 90 != 0))]
     est = pd.DataFrame(map_files(skew_file, [root / p for p in lone["path"]], workers=args.workers), index=lone.index)
@@ -154,6 +161,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--copy-fraction", type=float, default=0.5)
     ap.add_argument("--show", type=int, default=0, help="list up to this many kept rows left turned, per set")
+    ap.add_argument("--no-curve", dest="curve", action="store_false",
+                    help="skip the calibration of a skew from one image alone (a search on every turned copy)")
     ap.add_argument("--keep", type=Path, help="keep the sets and their dups tables here (reused next time)")
     args = ap.parse_args(argv)
 
@@ -166,16 +175,18 @@ def main(argv=None) -> None:
             seed, _, profile = spec.partition(":")
             name = f"seed-{seed}" + (f"-{profile}" if profile else "")
             n = args.kaggle_n if profile == "kaggle" else args.n
-            figures, _, est = one_set(base / f"n{n}-{name}", args, int(seed), profile or None)
+            figures, _, est = one_set(base / f"n{n}-{name}", args, int(seed), profile or None, kind == "fresh")
             results.append((f"{name} ({kind})", figures))
-            skews.append(est.assign(set=name, kind=kind))
+            if len(est):
+                skews.append(est.assign(set=name, kind=kind))
 
     print(f"messy sets from {args.n} FracAtlas images each ({args.kaggle_n} for the kaggle profile); orient on the "
           f"kept rows, cold, {args.workers} workers (2 shared cores; others may be running too)")
-    head = ("set", "files", "kept", f"kept turned copies upright (<= {UPRIGHT_WITHIN:g} deg)", "  right angle",
-            "  any angle", "  group holds an upright member", "  group holds none", f"kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
-    table = [head] + [(name, str(f["files"]), str(f["kept"]), f["turned_upright"], f["right_angle"], f["any_angle"],
-                       f["anchored"], f["lone"], f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}") for name, f in results]
+    head = ("set", "files", "kept", f"1: kept turned copies, group holds an upright member: upright (<= {UPRIGHT_WITHIN:g} deg)",
+            "  right angle", "  any angle", "apart: group holds none: upright",
+            f"2: kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
+    table = [head] + [(name, str(f["files"]), str(f["kept"]), f["anchored"], f["right_angle"], f["any_angle"],
+                       f["lone"], f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}") for name, f in results]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
@@ -183,7 +194,7 @@ def main(argv=None) -> None:
     for kind in ("tuned", "fresh"):
         est = pd.concat([e for e in skews if e["kind"].iloc[0] == kind]) if any(
             len(e) and e["kind"].iloc[0] == kind for e in skews) else None
-        if est is None:
+        if est is None or not len(est):
             continue
         print(f"\nskew from one image alone, {kind} sets: {int((est['truth'] % 90 != 0).sum())} turned by any angle, "
               f"{int((est['truth'] == 0).sum())} straight; applied from the threshold (now {SKEW_CONFIDENCE})")

@@ -381,21 +381,25 @@ def hash_images(table: pd.DataFrame, root: str | Path, *, workers: int | None = 
     cache = FileCache(cache_path(cache_dir)) if cache_dir is not None else None
 
     results: list[dict | None] = [None] * len(table)
-    todo = []
+    todo, failed = [], {}
     for i, (p, size, mtime) in enumerate(zip(abs_paths, sizes, mtimes)):
         hit = cache.get(p, size, mtime) if cache is not None and size >= 0 else None
         if hit is not None and hit["hash_status"] == "ok":  # a failure is tried again: a decoder may have come (pydicom)
             results[i] = hit
         else:
             todo.append(i)
+            if hit is not None:
+                failed[i] = hit  # (failing the same way again is nothing to write down)
     if progress and len(todo) < len(table):
         progress(len(table) - len(todo))  # cached files count as done
     fresh = map_files(_hash_with_sha, [Path(abs_paths[i]) for i in todo], workers=workers, progress=progress)
+    changed = False
     for i, row in zip(todo, fresh):
         results[i] = row
-        if cache is not None and sizes[i] >= 0:
+        if cache is not None and sizes[i] >= 0 and failed.get(i, {}).get("hash_status") != row["hash_status"]:
             cache.put(abs_paths[i], sizes[i], mtimes[i], row)
-    if cache is not None and todo:
+            changed = True
+    if changed:  # (not when only the same files failed the same way again)
         cache.save()
 
     out = table.copy()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -78,6 +79,7 @@ SKEW_CONFIDENCE = 0.85  # a lone image's own skew is applied from this confidenc
 NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
 AGREE = 3.0  # degrees: votes within this of each other agree
+WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) whose wedges are tested
 
 
 # ---- skew from the image itself ---------------------------------------------------------------
@@ -401,17 +403,34 @@ def _odd(turn: float) -> float:
 class _Group:
     """One duplicate group's geometry (from the dups stage), its anchor (the member whose
     orientation is wanted: the representative when wanted, else the first wanted one) and the
-    anchor's odd-angle relations to the other members."""
+    anchor's odd-angle relations to the other members.
 
-    def __init__(self, members: list[int], anchor: int, angle, mirrored, score, exif, rep):
+    resampled[x]: the dups stage found x resampled against the group's least-marked member
+    (its `derived` marks): made from another member. A cluster whose every tested member is
+    so marked, while the anchor is not, cannot hold the upright member the anchor was turned
+    from (on Kaggle-style chains such clusters are copies turned further)."""
+
+    def __init__(self, members: list[int], anchor: int, angle, mirrored, score, exif, rep,
+                 sha=None, resampled=None):
         self.members, self.anchor = members, anchor
         self.angle, self.mirrored, self.score, self.rep = angle, mirrored, score, rep
+        self.resampled = resampled if resampled is not None else np.zeros(len(angle), bool)
         # the clusters of members at an odd angle to the anchor: (anchor's turn onto them, witness)
         self.clusters: list[tuple[float, int]] = []
+        # up to WITNESSES distinct members of each cluster, the witness first: any of them whose
+        # wedges show its turn shows the anchor straight (one copy's wedges can be faint)
+        self.seen: dict[int, list[int]] = {}
         for x in sorted((x for x in members if x != anchor), key=lambda x: (bool(exif[x]), -score[x], x)):
             o = _odd(self.turn(anchor, x))
-            if abs(o) >= GROUP_SNAP and not any(_angle_diff(o, c) <= AGREE for c, _ in self.clusters):
+            if abs(o) < GROUP_SNAP:
+                continue
+            c = next((w for c, w in self.clusters if _angle_diff(o, c) <= AGREE), None)
+            if c is None:
                 self.clusters.append((o, x))  # the witness: no EXIF turn, the best-verified copy
+                self.seen[x] = [x]
+            elif len(self.seen[c]) < WITNESSES and not exif[x] and (
+                    sha is None or not sha[x] or all(sha[x] != sha[y] for y in self.seen[c])):
+                self.seen[c].append(x)
 
     def turn(self, x: int, y: int) -> float:
         """The turn (CCW) that stands x upright if y stands upright: with rotate(mirror^m(x), a_x)
@@ -425,8 +444,13 @@ class _Group:
         need: dict[int, list[float]] = {}
         for o, w in self.clusters:
             need.setdefault(self.anchor, []).append(round(-o, 2))
-            need.setdefault(w, []).append(round(-_odd(self.turn(w, self.anchor)), 2))
+            for x in self.seen[w]:
+                need.setdefault(x, []).append(self.test_angle(x))
         return need
+
+    def test_angle(self, x: int) -> float:
+        """The angle x's wedges are tested at: its own turn onto the anchor."""
+        return round(-_odd(self.turn(x, self.anchor)), 2)
 
 
 def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int | None = None,
@@ -446,6 +470,17 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     """
     root = Path(root)
     n = len(table)
+    stage = key = None
+    if cache_dir is not None and skews is None:  # nothing changed since the last run: its result
+        from curate import imageio
+        from curate.cache import StageCache, source_digest, table_digest
+
+        stage = StageCache(cache_dir, "orient")
+        key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
+                           source_digest(sys.modules[__name__], imageio))
+        hit = stage.get(key, table, ORIENT_COLUMNS)
+        if hit is not None:
+            return hit
     out = table.copy()
     ok = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(n, bool)
     if needed is None:
@@ -460,6 +495,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     exif = (~out["exif_orientation"].fillna(1).astype(int).isin([0, 1])).to_numpy() if "exif_orientation" in out \
         else np.zeros(n, bool)
     sha = out["sha256"].fillna("").astype(str).to_numpy() if "sha256" in out else np.array([""] * n, object)
+    resampled = out["derived"].fillna("").astype(str).str.contains("resampled").to_numpy() if "derived" in out \
+        else np.zeros(n, bool)
     paths = out["path"].astype(str).tolist()
 
     members_of: dict = {}
@@ -470,7 +507,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
         wanted = [i for i in members if need[i]]
         if wanted:
             anchor = min(wanted, key=lambda i: (not rep[i], paths[i]))
-            groups.append(_Group(members, anchor, angle, mirrored, score, exif, rep))
+            groups.append(_Group(members, anchor, angle, mirrored, score, exif, rep, sha, resampled))
 
     # round 1: the anchors' relations to their groups, and each anchor's own search where no
     # other member stands at an odd angle to it
@@ -520,6 +557,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     out["orient_confidence"] = np.round(confidence, 3)
     out["orient_flag"] = np.array([";".join(f for f in (fl, "mirrored" if m else "") if f)
                                    for fl, m in zip(flag, mirror_flag & ok)], dtype=object)
+    if stage is not None:
+        stage.put(key, out, ORIENT_COLUMNS)
     return out
 
 
@@ -567,8 +606,9 @@ def _odd_decision(g: _Group, found: list) -> tuple | None:
     padded, straight = [], []
     for o, w in g.clusters:
         fk = found[k]["fits"].get(round(-o, 2), 0.0)
-        fw = found[w]["fits"].get(round(-_odd(g.turn(w, k)), 2), 0.0)
-        if fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT):
+        fw = max(found[x]["fits"].get(g.test_angle(x), 0.0) for x in g.seen[w])
+        if fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT) \
+                and (g.resampled[k] or not all(g.resampled[x] for x in g.seen[w])):
             padded.append((fk, o, w))
         elif fw >= PAIR_FIT and fw - fk >= PAIR_MARGIN:
             straight.append((fw, w))

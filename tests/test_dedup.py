@@ -498,6 +498,25 @@ def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, m
     assert 4 <= len(asked) < 10  # a tree over the five pictures, not all 10 pairs
 
 
+def test_a_rerun_with_the_same_input_takes_the_last_result_back(tmp_path, monkeypatch):
+    """Same files, same table, same code: no candidates, no verification, the same columns;
+    any change to the table (here a label) works again."""
+    import curate.dedup as dedup
+
+    orig = xray(8)
+    root, table = hashed_folder(tmp_path, {"orig": jpeg(orig), "turned": jpeg(rotate_expand(orig, 15, "constant")),
+                                           "other": jpeg(xray(9))})
+    first = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache")
+    real = dedup.candidate_pairs
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: pytest.fail("worked again"))
+    again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache")
+    pd.testing.assert_frame_equal(first, again)
+    calls = []
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: calls.append(1) or real(t))
+    relabelled = find_duplicates(table.assign(label="x"), root, workers=1, cache_dir=tmp_path / "cache")
+    assert calls == [1] and relabelled["group"].tolist() == first["group"].tolist()
+
+
 def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
     import curate.dedup as dedup
 

@@ -213,6 +213,25 @@ def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path, monkeypatch):
     assert abs(turned[0] + 25.0) <= 2 and turned[1:] == [0.0, 0.0]
 
 
+def test_a_rerun_with_the_same_input_looks_at_no_image(tmp_path, monkeypatch):
+    """The whole stage's result comes back when the table (files, groups, kept rows) is the same."""
+    monkeypatch.setattr("curate.orient.SKEW_CONFIDENCE", 0.5)  # at the estimator's own bar
+    import curate.orient as orient_module
+    from curate.audit import audit
+    from curate.layout import scan
+
+    root = tmp_path / "data"
+    save(root / "a" / "0.png", rotate_expand(scan_like(7), 25.0, "constant"))
+    save(root / "a" / "1.png", scan_like(1))
+    table = audit(scan(root), root, workers=1)
+    first = orient(table, root, cache_dir=tmp_path / "cache", workers=1)
+    monkeypatch.setattr(orient_module, "probe", lambda item: pytest.fail("looked again"))
+    pd.testing.assert_frame_equal(first, orient(table, root, cache_dir=tmp_path / "cache", workers=1))
+    # another input is decided again (here from the per-file skews), not given the stored columns
+    flipped = orient(table.iloc[::-1].reset_index(drop=True), root, cache_dir=tmp_path / "cache", workers=1)
+    assert flipped["rotation"].tolist() == first["rotation"].tolist()[::-1] != first["rotation"].tolist()
+
+
 @pytest.mark.parametrize("border", ["constant", "replicate", "reflect"])
 def test_a_kept_turned_copy_gets_the_verified_angle_onto_its_upright_original(tmp_path, border):
     """The kept file is the turned copy (its original is dropped as a leak): the pair's angle
@@ -256,13 +275,14 @@ def test_dropped_copies_are_not_looked_at(tmp_path, monkeypatch):
     assert out.loc["leak.png", "rotation"] == 0 and np.isnan(out.loc["leak.png", "orient_confidence"])
 
 
-def _decide(angles: list[float], fits: dict[int, dict]):
-    """The group's odd-angle decision for member 0 (kept) given each member's wedge fits."""
+def _decide(angles: list[float], fits: dict[int, dict], resampled: tuple[int, ...] = ()):
+    """The group's odd-angle decision for member 0 (kept) given each member's wedge fits (and
+    the members the dups stage marked resampled)."""
     from curate.orient import _Group, _odd_decision
 
     n = len(angles)
     group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
-                   np.array([True] + [False] * (n - 1)))
+                   np.array([True] + [False] * (n - 1)), resampled=np.isin(np.arange(n), resampled))
     return _odd_decision(group, [{"skew": None, "fits": fits.get(i, {})} for i in range(n)])
 
 
@@ -282,3 +302,17 @@ def test_a_chance_fit_among_several_tested_angles_is_flagged_not_turned():
 def test_a_copy_whose_wedges_show_the_kept_image_straight_outweighs_a_weaker_fit():
     turn, _, source, flag, _, turned = _decide([0.0, 20.0, -33.0], {0: {20.0: 0.9, -33.0: 0.1}, 2: {33.0: 1.4}})
     assert (turn, source, flag) == (0.0, "", "") and turned == [33.0]
+
+
+def test_any_copy_at_the_pairs_angle_can_show_the_kept_image_straight():
+    """Two copies turned 41 and 41.5 degrees from a kept original: the first's wedges are faint
+    (a chance fit of the original beats it), the second's are clear (seed 13: an original turned 41)."""
+    turn, _, _, flag, _, turned = _decide([0.0, 41.0, 41.5], {0: {41.0: 0.54}, 1: {-41.0: 0.24}, 2: {-41.5: 1.05}})
+    assert (turn, flag) == (0.0, "") and turned == [-41.0]
+
+
+def test_a_kept_image_is_not_turned_onto_copies_made_from_another_member():
+    """The kept image fits wedges at its turn onto a copy, but every copy at that angle is marked
+    resampled while the kept one is not: they were turned further (Kaggle-style chains)."""
+    assert _decide([0.0, 20.0, 20.5], {0: {20.0: 0.9}}, resampled=(1, 2)) is None  # open: its own skew decides
+    assert _decide([0.0, 20.0, 20.5], {0: {20.0: 0.9}}, resampled=(1,))[0] == -20.0  # one is not: it may be upright
