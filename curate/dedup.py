@@ -7,7 +7,8 @@
    the frame with its black share flattened (`lhash_*`: darkened copies whose background
    went black), deskewed disc hashes (`rhash_*`, `ghash_*`: any angle) and shifted / zoomed
    windows (`whash_*`: shifts and zooms up to 10%, and both at once; `twhash`, the trimmed
-   frame's centred window, for copies shifted into a fill).
+   frame's centred window, for copies shifted into a fill), and ring hashes (`ring_*`: a turn
+   and a zoom about the centre at once, as augmentation scripts make them).
 2. Verification on the images, because radiographs look alike to any global hash: ORB
    keypoints on the anatomy (not the background noise) of both images (the second also
    mirrored), ratio-tested matches, RANSAC on a similarity (then a general affine, for
@@ -16,7 +17,9 @@
    warped onto the first and the two must correlate on their common area (band-passed detail,
    on two equalisations so tone changes and clipped backgrounds do not matter). A pair that
    nearly makes it is aligned again to sub-pixel precision (ECC) and must then correlate
-   higher still (not a pair only the shift/zoom windows proposed). A copy crushed mostly to
+   higher still (not a pair only the shift/zoom windows proposed). A pair aligned by a turn or
+   zoom about the frame centres that falls short is scored again on the common area alone (a
+   fixed canvas's fill beyond the turned frame rings into the band-pass). A copy crushed mostly to
    black, where ORB finds nothing, is aligned by its whole-frame hash's rotation/flip and must
    correlate as a refined pair must, aligned so or refined. This gives the angle, scale and
    mirror between the two. A mostly black frame that gives no alignment tries keypoints on its
@@ -51,8 +54,8 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ImageError
-from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COLUMNS, WHASH_COLUMNS, dihedral,
-                            equalise)
+from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COLUMNS, RING_COLUMNS, WHASH_COLUMNS,
+                            dihedral, equalise)
 from curate.imageio import decode
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
@@ -73,6 +76,10 @@ FILL_DARK, FILL_TOP = 0.1, 1
 # only each image's WHASH_TOP nearest (radiographs' windows look alike; copies come first).
 # On the 1,200-base benchmark set: 71 of 73 shifted copies found, 2,400 more pairs to verify.
 WHASH_RADIUS, WHASH_TOP = 10, 3
+# Turn and zoom at once (hashing.ring_hashes, blind to both and to a mirror): each image's
+# moved ring windows against every image's middle one within RING_RADIUS bits, and only each
+# image's RING_TOP nearest not proposed yet (most are copies already joined, never verified).
+RING_RADIUS, RING_TOP = 8, 5
 # Trimmed frames (hashing.thash, the frame without flat edge strips): a copy shifted into a
 # black fill lines up with its original again. Only pairs with a trimmed side, each image's
 # THASH_TOP nearest not proposed yet.
@@ -98,13 +105,26 @@ REFINED_CORRELATION = 0.86
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
 LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
+# A near miss is first refined at half size: under COARSE_FLOOR there, it is not refined at full
+# size. On FracAtlas's 29,872 candidate pairs, 4,644 of the 5,353 refined ones stop there; none
+# of them reached more than 0.75 when refined in full (REFINED_CORRELATION is 0.86).
+COARSE_FLOOR = 0.65
 # Two groups that already hold copies meet: the strongest pair between them, or their cores,
 # must correlate this well. Two exposures of one patient (the same limb X-rayed twice) pass as a
 # pair at 0.78-0.87, as heavily resampled copies do; but each exposure gathers its own copies
 # first, and one weak link would then merge them all.
 MERGE_CORRELATION = 0.88
+# A pair whose alignment keeps the frame centres together (within CENTRED of the side: a turn
+# or zoom about the centre, as augmentation scripts make them) and scores below
+# MERGE_CORRELATION is scored again on the common area alone (_common_band), which counts only
+# if it reaches MERGE_CORRELATION. On the kaggle set (seed 1) one-step parent/child pairs that
+# fragments meet on went from 0.48-0.88 to 0.73-0.99 (8 of 12 over 0.88); second exposures of
+# one patient (FracAtlas) are rarely centred (offsets 0.04-0.10); centred ones went from
+# 0.58-0.78 to 0.71-0.86, which passed as weak links on the default set (seed 11: one more
+# pair of exposures joined) until the common score had to be strong.
+CENTRED = 0.01
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "11"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "12"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -118,7 +138,7 @@ NO_REFINE_CHANNELS = ("window", "twindow")
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
-CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "window", "twindow")
+CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "ring", "window", "twindow")
 
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score", "derived")
 
@@ -279,16 +299,37 @@ def _turned_alike(matches) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None,
-               overlap: tuple | None = None) -> tuple[float, float, float]:
+               overlap: tuple | None = None, common: bool = False) -> tuple[float, float, float]:
     """Correlation of a with b warped onto a's frame by m (a -> b coordinates), and how much
     of each frame the other covers. a_band: _band(a), if already computed; overlap: _overlap
-    of the two shapes under m, if already computed (it depends on nothing else)."""
+    of the two shapes under m, if already computed (it depends on nothing else). common: both
+    band-passed on the common area only (_common_band)."""
     inside, cover_a, cover_b = overlap or _overlap(a.shape, b.shape, m)
     if inside is None:
         return 0.0, cover_a, cover_b
     warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    if common:
+        return _ncc(*(_common_band(x, inside)[inside] for x in (a, warped))), cover_a, cover_b
     x = (_band(a) if a_band is None else a_band)[inside]
     return _ncc(x, _band(warped)[inside]), cover_a, cover_b
+
+
+def _common_band(img: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """_band computed from the pixels inside the mask only (blurs normalised by the mask's):
+    what lies beyond the common area (one image's fill, the other's missing corner) does not
+    ring into it."""
+    w = inside.astype(np.float32)
+    f = img.astype(np.float32) * w
+    return (cv2.GaussianBlur(f, (0, 0), 1.0) / np.maximum(cv2.GaussianBlur(w, (0, 0), 1.0), 1e-3)
+            - _wide_blur(f) / np.maximum(_wide_blur(w), 1e-3))
+
+
+def _centred(m: np.ndarray, shape_a: tuple[int, int], shape_b: tuple[int, int]) -> bool:
+    """m (a -> b) takes a's frame centre to b's, within CENTRED of the longer side: a turn or
+    zoom about the centre, as augmentation makes them (a mirror keeps the centre too)."""
+    (ha, wa), (hb, wb) = shape_a, shape_b
+    x, y = m @ np.array([(wa - 1) / 2, (ha - 1) / 2, 1.0])
+    return math.hypot(x - (wb - 1) / 2, y - (hb - 1) / 2) <= CENTRED * max(ha, wa)
 
 
 def _overlap(shape_a: tuple[int, int], shape_b: tuple[int, int], m: np.ndarray) -> tuple:
@@ -325,14 +366,28 @@ def _ncc(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * y).sum()) / denom if denom > 0 else 0.0
 
 
-def _refine(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray | None:
+def _refine(a: np.ndarray, b: np.ndarray, m: np.ndarray, gauss: int = 5) -> np.ndarray | None:
     """Sub-pixel alignment (ECC, affine) of b onto a, starting from m; None if it fails."""
     try:
         _, w = cv2.findTransformECC(a.astype(np.float32), b.astype(np.float32), m.astype(np.float32),
-                                    cv2.MOTION_AFFINE, _ECC_CRITERIA, None, 5)
+                                    cv2.MOTION_AFFINE, _ECC_CRITERIA, None, gauss)
     except cv2.error:
         return None
     return w.astype(np.float64)
+
+
+def _coarse_refine(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray | None:
+    """_refine on the two images at half size (a quarter of the cost), as a full-size transform."""
+    (ha, wa), (hb, wb) = a.shape, b.shape
+    small = [cv2.resize(x, (max(8, x.shape[1] // 2), max(8, x.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+             for x in (a, b)]
+    sa = np.array([small[0].shape[1] / wa, small[0].shape[0] / ha])
+    sb = np.array([small[1].shape[1] / wb, small[1].shape[0] / hb])
+    half = np.hstack([np.diag(sb) @ m[:, :2] @ np.diag(1 / sa), (sb * m[:, 2])[:, None]])
+    w = _refine(*small, half, gauss=3)
+    if w is None:
+        return None
+    return np.hstack([np.diag(1 / sb) @ w[:, :2] @ np.diag(sa), (w[:, 2] / sb)[:, None]])
 
 
 def _plausible(m: np.ndarray) -> bool:
@@ -358,6 +413,14 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
         a_deep = (equalise(fa.pixels, floor) * 255).astype(np.uint8)  # pixels keep the grey levels' ranks
         b_deep = _oriented(fb, mirror, (equalise(fb.pixels, floor) * 255).astype(np.uint8))
         s2 = max(s2, _correlate(a_deep, b_deep, m, overlap=overlap)[0])
+    if max(s1, s2) < MERGE_CORRELATION and _centred(m, fa.pixels.shape, b.shape):
+        # a turn/zoom about the centre on a fixed canvas: the fill beyond the turned frame (and the
+        # missing corners) rang into the band-pass; scored on the common area alone instead, which
+        # counts only when strong (a second look: second exposures gain too, to 0.71-0.86)
+        common = max(_correlate(fa.pixels, b, m, overlap=overlap, common=True)[0],
+                     _correlate(fa.flat, b_flat, m, overlap=overlap, common=True)[0])
+        if common >= MERGE_CORRELATION:
+            return common, cover_a, cover_b
     return max(s1, s2), cover_a, cover_b
 
 
@@ -416,17 +479,24 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     if refine and best_m is not None and best.score >= REFINE_FLOOR:
         mirror = best.mirrored
         b, b_flat = _oriented(fb, mirror)
-        if best.cover_a >= best.cover_b:
-            w = _refine(fa.pixels, b, best_m)
-            score = _score(fa, fb, mirror, w)[0] if w is not None and _plausible(w) else 0.0
-        else:  # a shows more than b (a rotated copy's wedges, say): refine b's frame against a
-            w_ba = _refine(b, fa.pixels, cv2.invertAffineTransform(best_m))
+        forward = best.cover_a >= best.cover_b  # else a shows more than b (a rotated copy's
+        # wedges, say): refine b's frame against a
+
+        def refined(refine_with) -> tuple[float, np.ndarray | None]:
+            if forward:
+                w = refine_with(fa.pixels, b, best_m)
+                return (_score(fa, fb, mirror, w)[0] if w is not None and _plausible(w) else 0.0), w
+            w_ba = refine_with(b, fa.pixels, cv2.invertAffineTransform(best_m))
             w = cv2.invertAffineTransform(w_ba) if w_ba is not None else None
-            score = 0.0
-            if w is not None and _plausible(w):
-                overlap = _overlap(b.shape, fa.pixels.shape, w_ba)
-                score = max(_correlate(b, fa.pixels, w_ba, overlap=overlap)[0],
-                            _correlate(b_flat, fa.flat, w_ba, overlap=overlap)[0])
+            if w is None or not _plausible(w):
+                return 0.0, w
+            overlap = _overlap(b.shape, fa.pixels.shape, w_ba)
+            return max(_correlate(b, fa.pixels, w_ba, overlap=overlap)[0],
+                       _correlate(b_flat, fa.flat, w_ba, overlap=overlap)[0]), w
+
+        if refined(_coarse_refine)[0] < COARSE_FLOOR:
+            return best  # far from a copy even aligned at half size: the full refinement would not get there
+        score, w = refined(_refine)
         if score >= REFINED_CORRELATION:
             return _match(True, score, mirror, w, best.inliers, best.cover_a, best.cover_b)
     return best
@@ -462,6 +532,7 @@ class Pair(NamedTuple):
     mirror: bool  # b is mirrored: trusted (verifying both ways would double the cost)
     frame: int | None  # a whole-frame hash's rotation/flip (a ~ T_v(b)), else None
     refine: bool  # a near miss gets a sub-pixel re-alignment
+    tries: int = 1  # 2: the hash cannot tell a mirror, so b is tried both ways
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
@@ -472,7 +543,7 @@ def _verify_batch(pairs: list[Pair]) -> list[Match]:
     out = []
     for p in pairs:
         fa, fb = feats.get(p.a), feats.get(p.b)
-        out.append(verify(fa, fb, p.mirror, tries=1, frame=p.frame, refine=p.refine)
+        out.append(verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
                    if fa is not None and fb is not None else Match(False))
     for i in {i for a, b, *_ in pairs for i in (a, b)}:
         if feats.get(i) is not None:
@@ -525,7 +596,7 @@ def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, 
 def _verify_batch_from_files(task: tuple[list[Pair], dict[int, str]]) -> list[Match]:
     batch, files = task
     feats = {i: features(path) for i, path in files.items()}
-    return [verify(feats[p.a], feats[p.b], p.mirror, tries=1, frame=p.frame, refine=p.refine)
+    return [verify(feats[p.a], feats[p.b], p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
             if feats[p.a] is not None and feats[p.b] is not None else Match(False) for p in batch]
 
 
@@ -579,6 +650,10 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
                                        queries=np.arange(len(ok)), query_codes=disc)
                 _add_nearest_new(frames, ok, n, found, RHASH_TOP, "b", channel)  # b: the indexed image
                 _add_nearest_new(frames, ok, n, found, FILL_TOP, "a", channel, keep=dark[found[0]] >= FILL_DARK)
+
+        if RING_COLUMNS[-1] in table:
+            rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
+            _add_nearest_new(frames, ok, n, ring_pairs(rings, RING_RADIUS), RING_TOP, "ab", "ring")
 
         if WHASH_COLUMNS[-1] in table:
             windows = table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
@@ -648,6 +723,20 @@ def window_pairs(windows: np.ndarray, radius: int, queries: np.ndarray | None = 
     keep = a != b
     a, b, d, var = best_per_pair(a[keep], b[keep], d[keep], var[keep])
     return a, b, d, _INVERSE_VARIANT[var]  # the query's variant: T_v(a) ~ b, so a ~ T_v^-1(b)
+
+
+def ring_pairs(rings: np.ndarray, radius: int) -> tuple[np.ndarray, ...]:
+    """Turn/zoom candidates: every image's moved ring windows (hashing.RING_COLUMNS) against
+    every image's middle one. Returns (a, b, distance, variant 0) with a < b, the nearest window
+    per image pair (the variant says nothing: the hash is blind to turns and mirrors)."""
+    n, k = rings.shape
+    index = HammingIndex(rings[:, k // 2], max_radius=radius)
+    q, c, d = index.search(rings.reshape(-1), radius)
+    a, b = q // k, c
+    keep = a != b
+    a, b, d = np.minimum(a, b)[keep], np.maximum(a, b)[keep], d[keep]
+    a, b, d, v = best_per_pair(a, b, d, np.zeros(len(a), dtype=np.int64))
+    return a, b, d, v
 
 
 def nearest(who: np.ndarray, dist: np.ndarray, top: int) -> np.ndarray:
@@ -1222,7 +1311,7 @@ def _near_pose(t: tuple[int, float]) -> bool:
 def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int]) -> list[list[Pair]]:
     """For each two groups a verified pair scoring at least BRIDGE_FLOOR connects (a near miss,
     or a pair too weak to join two groups), their BRIDGE_ROUNDS[-1] closest pairs of pictures by
-    the any-angle disc hashes not verified yet, closest first. A chain of augmentations (each
+    the any-angle disc hashes and the ring hashes not verified yet, closest first. A chain of augmentations (each
     made from the one before) drifts: two fragments of it meet on its far members, which no
     longer verify, while the members made one from the other are among the closest pairs (on
     the kaggle set the parent was its child's nearest in the other fragment 3 times in 4)."""
@@ -1232,6 +1321,7 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
             if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]}
     ok = (table["hash_status"] == "ok").to_numpy()
     discs = [table[list(cols)].to_numpy(dtype=np.uint64) for cols in (RHASH_COLUMNS, GHASH_COLUMNS)]
+    rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64) if RING_COLUMNS[-1] in table else None
     out = []
     for ga, gb in sorted(near):
         side = [np.array([x for x in sorted(groups.members[g]) if ok[x] and picture[x] == x]) for g in (ga, gb)]
@@ -1249,13 +1339,21 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
                 best, var = (best.T, var.T) if flip else (best, var)
                 closer = best < dist
                 dist[closer], variant[closer] = best[closer], var[closer]
+        if rings is not None:  # each side's moved ring windows against the other's middle one (no variant)
+            r0, r1 = rings[side[0]], rings[side[1]]
+            k = rings.shape[1] // 2
+            best = np.minimum(np.bitwise_count(r0[:, None, :] ^ r1[None, :, k, None]).min(axis=2),
+                              np.bitwise_count(r1[None, :, :] ^ r0[:, None, k, None]).min(axis=2)).astype(np.int64)
+            closer = best < dist
+            dist[closer], variant[closer] = best[closer], -1
         order = np.lexsort((np.arange(dist.size), dist.reshape(-1)))
         pairs = []
         for k in order:
             i, j = divmod(int(k), dist.shape[1])
             a, b = sorted((int(side[0][i]), int(side[1][j])))
             if (a, b) not in verified:
-                pairs.append(Pair(a, b, bool(variant.flat[k] % 2), None, True))
+                v = int(variant.flat[k])  # -1: the ring hashes, which cannot tell a mirror
+                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 else 1))
             if len(pairs) == BRIDGE_ROUNDS[-1]:
                 break
         out.append(pairs)
@@ -1310,8 +1408,9 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
     frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
     refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
-    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r))
-             for a, b, v, f, r in zip(todo["a"], todo["b"], todo["variant"], frames, refine)]
+    tries = np.where(todo["channel"] == "ring", 2, 1)  # (a ring hash cannot tell a mirror)
+    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t))
+             for a, b, v, f, r, t in zip(todo["a"], todo["b"], todo["variant"], frames, refine, tries)]
 
     dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
     quality = _quality_key(table)

@@ -411,6 +411,42 @@ def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
     assert proposed(trimmed) == {(0, 1, "twindow")}
 
 
+def test_a_copy_turned_and_zoomed_is_asked_for_by_its_ring_hash():
+    # Ring codes made by hand: file 1's window moved by two rings (a zoom) sits 3 bits from
+    # file 0's middle window; files 2 and 3 are unrelated. The ring hash cannot tell a mirror,
+    # so such a pair is verified both ways (Pair.tries, set in find_duplicates).
+    from curate.dedup import candidate_pairs
+    from curate.hashing import RING_COLUMNS
+
+    rng = np.random.default_rng(2)
+    rings = rng.integers(0, 2**63, (4, len(RING_COLUMNS)), dtype=np.uint64)  # far apart
+    table = pd.DataFrame(rings, columns=list(RING_COLUMNS))
+    table.insert(0, "phash", rng.integers(0, 2**63, 4, dtype=np.uint64))
+    table.insert(0, "hash_status", "ok")
+    pairs = candidate_pairs(table)
+    assert pairs.empty
+    table.loc[1, "ring_2"] = table.loc[0, "ring_4"] ^ np.uint64((1 << 3) | (1 << 31) | (1 << 60))
+    pairs = candidate_pairs(table)
+    assert set(zip(pairs["a"], pairs["b"], pairs["channel"])) == {(0, 1, "ring")}
+
+
+def test_a_copy_turned_about_the_centre_is_scored_on_the_common_area_alone():
+    # b: a turned 20 degrees and zoomed 0.9 about the centre, corners filled white. Aligned
+    # exactly, the band-pass rings along the white corners' edges in b, not in a: the plain
+    # correlation falls below MERGE_CORRELATION; on the common area alone it is ~1.
+    from curate.dedup import MERGE_CORRELATION, _centred, _correlate
+
+    a = cv2.equalizeHist(xray(5, 192, 192))
+    m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
+    b = cv2.warpAffine(a, m, (192, 192), borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    back = cv2.invertAffineTransform(m)  # b's frame -> a's
+    assert _centred(back, b.shape, a.shape)
+    assert _correlate(b, a, back)[0] < MERGE_CORRELATION
+    assert _correlate(b, a, back, common=True)[0] > 0.98
+    shifted = back + np.array([[0, 0, 6.0], [0, 0, -4.0]])  # a shift moves the centre: not augmentation's turn
+    assert not _centred(shifted, b.shape, a.shape)
+
+
 # ---- grouping verified pairs: strong links chain, weak links only bring a lone picture -------
 
 
@@ -532,3 +568,17 @@ def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
     again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache", progress=steps.append)
     assert made == [] and again["group"].nunique() == 1 and sum(steps) == len(table)
     assert pair_cache.stat().st_mtime_ns == written  # nothing new to keep: not written again
+
+
+def test_the_half_size_refinement_finds_the_full_size_transform():
+    """_coarse_refine aligns at half size but answers in full-size coordinates: from a start a
+    few pixels off it lands within a pixel of the true transform (a -> b), as _refine does."""
+    from curate.dedup import _coarse_refine, _refine
+
+    a = cv2.resize(xray(5), (150, 190), interpolation=cv2.INTER_AREA)
+    true = cv2.getRotationMatrix2D((70.0, 100.0), 4.0, 1.05)  # a's coordinates -> b's
+    b = cv2.warpAffine(a, true, (a.shape[1], a.shape[0]), borderMode=cv2.BORDER_REFLECT)  # b(true x) = a(x)
+    start = true + np.array([[0.0, 0.0, 3.0], [0.0, 0.0, -2.5]])
+    corners = np.array([[0, 0, 1], [149, 0, 1], [0, 189, 1], [149, 189, 1]], float).T
+    for w in (_coarse_refine(a, b, start), _refine(a, b, start)):
+        assert w is not None and np.abs(w @ corners - true @ corners).max() < 1.0

@@ -162,3 +162,32 @@ def test_cache_is_reused_and_a_changed_file_is_hashed_again(tmp_path, monkeypatc
     assert hashed == ["1.png"]
     assert third.loc[1, "phash"] != first.loc[1, "phash"]
     assert third.loc[0, "phash"] == first.loc[0, "phash"]
+
+
+def test_a_copy_turned_and_zoomed_about_the_centre_keeps_its_ring_hash_close():
+    # Kaggle-style augmentation: a turn and a zoom about the centre on the fixed canvas, corners
+    # filled white. The ring hashes (the best of the moved windows against the middle one) of
+    # such a copy sit within RING_RADIUS of the original's, nearer than any of ten other fake
+    # radiographs'.
+    from curate.dedup import RING_RADIUS
+    from curate.hashing import ring_hashes
+
+    def turned(img, angle, zoom):
+        m = cv2.getRotationMatrix2D((111.5, 111.5), angle, zoom)
+        return cv2.warpAffine(img, m, (224, 224), borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+
+    def rings(img):
+        return np.array(ring_hashes(cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA)), dtype=np.uint64)
+
+    def distance(x, y):
+        k = len(x) // 2
+        return int(min(np.bitwise_count(x ^ y[k]).min(), np.bitwise_count(y ^ x[k]).min()))
+
+    others = [rings(xray(s, 224, 224)) for s in range(20, 30)]
+    for seed in (5, 9):
+        original = xray(seed, 224, 224)
+        for angle, zoom in ((15, 1.1), (-20, 0.88), (25, 1.2)):
+            copy = rings(turned(original, angle, zoom))
+            near = distance(rings(original), copy)
+            assert near <= RING_RADIUS
+            assert near < min(distance(other, copy) for other in others)
