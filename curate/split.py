@@ -278,7 +278,9 @@ def group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> 
         sizes = per_fold.sum(axis=1)
         best, best_eval, best_size = 0, evals[0], sizes[0]
         for i in range(1, n_splits):  # sklearn's order of comparisons, ties within np.isclose
-            if evals[i] < best_eval or (np.isclose(evals[i], best_eval) and sizes[i] < best_size):
+            # (its formula written out: np.isclose on two scalars took 1.5 s of a 4,083-file run)
+            close = abs(evals[i] - best_eval) <= 1e-8 + 1e-5 * abs(best_eval)
+            if evals[i] < best_eval or (close and sizes[i] < best_size):
                 best, best_eval, best_size = i, evals[i], sizes[i]
         per_fold[best] += counts[g]
         fold_of[perm[g]] = best

@@ -568,3 +568,17 @@ def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
     again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache", progress=steps.append)
     assert made == [] and again["group"].nunique() == 1 and sum(steps) == len(table)
     assert pair_cache.stat().st_mtime_ns == written  # nothing new to keep: not written again
+
+
+def test_the_half_size_refinement_finds_the_full_size_transform():
+    """_coarse_refine aligns at half size but answers in full-size coordinates: from a start a
+    few pixels off it lands within a pixel of the true transform (a -> b), as _refine does."""
+    from curate.dedup import _coarse_refine, _refine
+
+    a = cv2.resize(xray(5), (150, 190), interpolation=cv2.INTER_AREA)
+    true = cv2.getRotationMatrix2D((70.0, 100.0), 4.0, 1.05)  # a's coordinates -> b's
+    b = cv2.warpAffine(a, true, (a.shape[1], a.shape[0]), borderMode=cv2.BORDER_REFLECT)  # b(true x) = a(x)
+    start = true + np.array([[0.0, 0.0, 3.0], [0.0, 0.0, -2.5]])
+    corners = np.array([[0, 0, 1], [149, 0, 1], [0, 189, 1], [149, 189, 1]], float).T
+    for w in (_coarse_refine(a, b, start), _refine(a, b, start)):
+        assert w is not None and np.abs(w @ corners - true @ corners).max() < 1.0
