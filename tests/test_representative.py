@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from curate.dedup import _root, find_duplicates
-from curate.imageio import decode
+from curate.imageio import decode, decode_bytes
 from curate.messy import sample_dir
 from curate.split import assign_splits
 from tests.test_dedup import hashed_folder, jpeg, rotate_expand
@@ -138,3 +138,35 @@ def test_on_a_fixed_canvas_zoomed_out_and_cropped_copies_are_told_from_the_origi
     assert not _cropped((224, 224), 20.0, 1.2)  # turned this far, its corners reach beyond the original's
     t = {0: (0, 0.0), 1: (0, -9.0), 2: (0, 4.0)}
     assert _framed_copies([0, 1, 2], t, {0: 1.0, 1: 0.86, 2: 1.2}, pixels.get) == {1, 2}
+
+
+def test_a_turned_or_zoomed_copy_has_less_fine_detail_than_its_original_on_either_geometry():
+    # zoomed out (its own pixels are then denser) and re-toned, or zoomed in: put on one
+    # geometry, the copy shows less fine detail; a mirror resamples nothing and says nothing
+    from curate.dedup import ALIGN_MARGIN, aligned_detail
+
+    retone = lambda p: np.clip(((p / 255.0) ** 0.9 * 255 - 128) * 1.12 + 128, 0, 255).astype(np.uint8)  # noqa: E731
+    saved = lambda p: decode_bytes(jpeg(p)).pixels.astype(np.float32)  # noqa: E731
+    for k in (0, 3):
+        original = cv2.resize(decode(sorted((sample_dir() / "fractured").glob("*.jpg"))[k]).pixels, (224, 224),
+                              interpolation=cv2.INTER_AREA)
+        for zoom, angle in ((0.86, 12.0), (1.15, 18.0)):
+            o, copy = saved(original), saved(retone(kaggle_step(original, angle, zoom, 255)))
+            assert aligned_detail(o, copy, False, angle, zoom) > ALIGN_MARGIN
+            assert aligned_detail(copy, o, False, -angle, 1 / zoom) < -ALIGN_MARGIN
+        assert aligned_detail(saved(original), saved(np.fliplr(original)), True, 0.0, 1.0) is None
+
+
+def test_an_original_with_a_black_border_of_its_own_is_kept_over_the_copies_that_crop_it(tmp_path):
+    # a film edge along two sides, flat black like a turn's fill: the original measures more
+    # black than its zoomed-in copies (which crop the edge away), so its black share alone
+    # would call it the filled one; on one geometry with each copy it has the finer detail
+    original = cv2.resize(decode(sorted((sample_dir() / "fractured").glob("*.jpg"))[0]).pixels, (224, 224),
+                          interpolation=cv2.INTER_AREA)
+    original[:, :36] = 0
+    original[:24, :] = 0
+    crop = kaggle_step(original, 14.0, 1.25, None)
+    files = {"a_crop": jpeg(crop), "b_crop_again": jpeg(kaggle_step(crop, -10.0, 1.1, 255)),
+             "c_other": jpeg(kaggle_step(original, -16.0, 1.22, None)), "z_original": jpeg(original)}
+    rep, out = representative(tmp_path, files)
+    assert rep == "z_original"
