@@ -68,6 +68,7 @@ GROUP_SNAP = MIN_SKEW  # degrees: a group turn closer than this to a right angle
 # only where the file's own wedges show that turn. Messy-set turned copies: median 0.94 (a
 # quarter under 0.9); FracAtlas's own turned pairs: 0.72-0.88.
 COPY_SCORE = 0.9
+VOTE_SCORE = 0.85  # a member verified this well votes on the right-angle pose (a plain copy of a film kept turned 180 scored 0.8996)
 WEDGE_AGREE = 2.0  # degrees: a file's own skew and its group's turn agree this closely
 # Wedge fit (of ACCEPT) that confirms a group's odd-angle turn at the pair's precise angle: 10
 # of 4024 straight FracAtlas films reach it at their best angle; weakly-wedged copies, 0.78-0.96.
@@ -645,7 +646,7 @@ def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
     The right-angle pose is the representative's own: the dups stage keeps as representative
     the member the others were derived from (the one without a copy's traces), and a right
     angle leaves no wedges to say otherwise. Only when MAJORITY or more distinct copies
-    (verified at COPY_SCORE or better) stand in one other pose, and no other member in the
+    (verified at VOTE_SCORE or better) stand in one other pose, and no other member in the
     representative's, does that pose win: two turned copies agree by chance one time in three
     (a copy mirrored and turned 90 stands as one turned 270), so two are not enough."""
     k = g.anchor
@@ -656,7 +657,7 @@ def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
         return norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0))
 
     own = vote(rep)
-    copies = [x for x in g.members if x != rep and g.score[x] >= COPY_SCORE]
+    copies = [x for x in g.members if x != rep and g.score[x] >= VOTE_SCORE]
     backing: dict[float, set] = {}
     for x in copies:
         backing.setdefault(vote(x), set()).add(sha[x] or x)

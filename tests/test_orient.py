@@ -136,6 +136,9 @@ def test_a_rotated_representative_yields_to_a_clear_majority(tmp_path):
     out = orient(t, tmp_path, workers=1).set_index("path")
     assert out.loc["rep_rot90.png", "rotation"] == -90
     assert (out.loc[[f"up{i}.png" for i in range(3)], "rotation"] == 0).all()
+    # a plain copy verified a little under COPY_SCORE against a turned film still votes (seed 1: 0.8996)
+    t["dup_score"] = [1.0, 0.99, 0.96, 0.87]
+    assert orient(t, tmp_path, workers=1).set_index("path").loc["rep_rot90.png", "rotation"] == -90
 
 
 def test_a_lone_skewed_scan_is_straightened_from_its_wedges(tmp_path, monkeypatch):

@@ -696,7 +696,7 @@ def _orientation_section(t: pd.DataFrame, thumbs: Thumbs) -> Section:
     lead = (f"{_n(len(fixes), 'kept image')} turned upright ({by}); "
             f"{len(flagged):,} kept {'estimate was' if len(flagged) == 1 else 'estimates were'} too unsure to "
             f"apply and {'is' if len(flagged) == 1 else 'are'} flagged instead, left as found."
-            + (f" {_n(dropped, 'dropped copy')} would need a turn too." if dropped else ""))
+            + (f" {dropped:,} dropped {'copy' if dropped == 1 else 'copies'} would need a turn too." if dropped else ""))
     pairs, md_rows = [], []
     for _, r in fixes.head(MAX_ORIENT).iterrows():
         conf = f", confidence {r['orient_confidence']:.2f}" if r["orient_confidence"] == r["orient_confidence"] else ""
