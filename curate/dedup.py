@@ -55,8 +55,8 @@ import pandas as pd
 
 from curate.errors import ImageError
 from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COLUMNS, RING_COLUMNS, WHASH_COLUMNS,
-                            dihedral, equalise)
-from curate.imageio import decode
+                            dihedral, equalise, mid_ranks)
+from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 
@@ -738,8 +738,7 @@ def ring_pairs(rings: np.ndarray, radius: int) -> tuple[np.ndarray, ...]:
     a, b = q // k, c
     keep = a != b
     a, b, d = np.minimum(a, b)[keep], np.maximum(a, b)[keep], d[keep]
-    a, b, d, v = best_per_pair(a, b, d, np.zeros(len(a), dtype=np.int64))
-    return a, b, d, v
+    return best_per_pair(a, b, d, np.zeros(len(a), dtype=np.int64))
 
 
 def nearest(who: np.ndarray, dist: np.ndarray, top: int) -> np.ndarray:
@@ -1123,9 +1122,7 @@ def fill_beyond(img: np.ndarray, deg: float, scale: float) -> float:
         uu, vv = np.clip(uu, -hu + inset, hu - inset), np.clip(vv, -hv + inset, hv - inset)
         x = scale * (a * uu + b * vv) + (w - 1) / 2
         y = scale * (-b * uu + a * vv) + (h - 1) / 2
-        pad = (-x.size) % 1024  # remap wants maps under 32k a side
-        mx, my = (np.pad(z.astype(np.float32), (0, pad)).reshape(-1, 1024) for z in (x, y))
-        return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()[:x.size]
+        return cv2.remap(img, *remap_maps(x, y), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()[:x.size]
 
     step = max(2.0, max(h, w) / 40)
     across_u = (np.abs(uo) - hu) > (np.abs(vo) - hv)  # beyond a left/right edge: move along v
@@ -1240,8 +1237,7 @@ def _pose_matrix(shape_c: tuple[int, int], shape_d: tuple[int, int], mirror: boo
 def _ranks(v: np.ndarray) -> np.ndarray:
     """Each grey level's mid-rank among v (levels to a whole grey)."""
     levels = np.clip(np.rint(v), 0, 255).astype(np.int64)
-    counts = np.bincount(levels, minlength=256)
-    return (np.cumsum(counts) - counts / 2)[levels]
+    return mid_ranks(levels)[levels]
 
 
 def _line_up(c: np.ndarray, d: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, float]:

@@ -165,7 +165,7 @@ def equalise(pixels: np.ndarray, floor: float = 0.35) -> np.ndarray:
     """Grey levels -> their mid-rank (0..1): brightness, contrast and gamma changes drop out.
     The darkest `floor` share of pixels (the background) all map to 0, so a copy whose dark
     levels were clipped together by a tone change still agrees with its original."""
-    return cv2.LUT(pixels, _floor_lut(_mid_ranks(pixels), floor))  # = lut[pixels], faster
+    return cv2.LUT(pixels, _floor_lut(mid_ranks(pixels), floor))  # = lut[pixels], faster
 
 
 def _floor_lut(ranks: np.ndarray, floor: float) -> np.ndarray:
@@ -173,7 +173,7 @@ def _floor_lut(ranks: np.ndarray, floor: float) -> np.ndarray:
     return np.clip((ranks - floor) / (1.0 - floor), 0.0, 1.0).astype(np.float32)
 
 
-def _mid_ranks(pixels: np.ndarray) -> np.ndarray:
+def mid_ranks(pixels: np.ndarray) -> np.ndarray:
     """The mid-rank (0..1) of each of the 256 grey levels among the image's pixels."""
     hist = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
     return (np.cumsum(hist) - hist / 2) / max(hist.sum(), 1.0)
@@ -215,7 +215,7 @@ def centred_window_hash(eq: np.ndarray) -> int:
 def clip_hashes(pixels: np.ndarray) -> np.ndarray:
     """LHASH_COLUMNS: the frame hashed like phash with its darkest CLIP_FLOORS flattened.
     The four equalisations are the channels of one image: one look-up, one resize."""
-    ranks = _mid_ranks(pixels)
+    ranks = mid_ranks(pixels)
     luts = np.stack([_floor_lut(ranks, floor) for floor in CLIP_FLOORS], axis=1)
     four = cv2.LUT(cv2.merge([pixels] * len(CLIP_FLOORS)), luts[:, None, :])
     small = cv2.resize(four, (32, 32), interpolation=cv2.INTER_AREA)
@@ -343,9 +343,7 @@ def ring_hashes(pixels: np.ndarray) -> list[int]:
     """The ring hashes (RING_COLUMNS) of a greyscale frame: see the module docstring."""
     h, w = pixels.shape
     mx, my, disc = _ring_maps(h, w)
-    hist = np.bincount(pixels[disc], minlength=256).astype(np.float64)
-    cdf = np.cumsum(hist)
-    ranks = ((cdf - hist / 2) / max(cdf[-1], 1.0)).astype(np.float32)  # equalised on the inner disc only
+    ranks = mid_ranks(pixels[disc]).astype(np.float32)  # equalised on the inner disc only
     rings = cv2.remap(cv2.GaussianBlur(ranks[pixels], (0, 0), 1.0), mx, my, cv2.INTER_LINEAR)
     mags = np.log1p(np.abs(np.fft.rfft(rings, axis=1))[:, :RING_FREQS] * (20 / RING_ANGLES)).astype(np.float32)
     stack = np.stack([mags[s:s + RING_WINDOW] for s in range(2 * RING_SHIFT + 1)])

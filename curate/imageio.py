@@ -326,6 +326,14 @@ def _describe_decode_error(exc: Exception) -> str:
     return text
 
 
+def remap_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points (x, y) as the 2-D maps cv2.remap samples at (it wants each side under 32k)."""
+    cols = 1024
+    pad = (-x.size) % cols
+    return (np.pad(x.ravel().astype(np.float32), (0, pad)).reshape(-1, cols),
+            np.pad(y.ravel().astype(np.float32), (0, pad)).reshape(-1, cols))
+
+
 def fit(pixels: np.ndarray, max_side: int) -> np.ndarray:
     """Shrink so the longest side is max_side (area averaging; never enlarges)."""
     h, w = pixels.shape[:2]

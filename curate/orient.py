@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ImageError
-from curate.imageio import decode, fit
+from curate.imageio import decode, fit, remap_maps
 from curate.parallel import Progress, map_files
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
@@ -94,14 +94,6 @@ def _frame_size(w: int, h: int, deg: float) -> tuple[float, float] | None:
         return None
     w0, h0 = (w * c - h * s) / det, (h * c - w * s) / det  # canvas was enlarged to hold it all
     return (w0, h0) if min(w0, h0) > 8 else None
-
-
-def _maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points (x, y) as the 2-D maps cv2.remap samples at (it wants each side under 32k)."""
-    cols = 1024
-    pad = (-x.size) % cols
-    return (np.pad(x.ravel().astype(np.float32), (0, pad)).reshape(-1, cols),
-            np.pad(y.ravel().astype(np.float32), (0, pad)).reshape(-1, cols))
 
 
 def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same: bool):
@@ -164,7 +156,7 @@ def _layout(h: int, w: int, hyps: tuple, sparse: bool):
     count = np.bincount(bins, minlength=4 * len(live))
     starts = np.concatenate([[0], np.cumsum(count)[:-1]])
     runs = np.flatnonzero(count)  # the (hypothesis, side) runs that hold points
-    mx, my = _maps(np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1))
+    mx, my = remap_maps(np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1))
     return np.array(live), np.concatenate([p[0] for p in parts]), count.reshape(-1, 4), runs, starts[runs], \
         np.cumsum(lengths), mx, my
 

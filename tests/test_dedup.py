@@ -387,6 +387,15 @@ def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     assert proposed(0.3) == {(0, 1), (0, 2), (0, 3), (0, 4)}
 
 
+def _far_apart_codes(columns, seed: int) -> pd.DataFrame:
+    """Four hashed files whose codes (columns, and a phash) are random, so far apart: no pairs."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame(rng.integers(0, 2**63, (4, len(columns)), dtype=np.uint64), columns=list(columns))
+    table.insert(0, "phash", rng.integers(0, 2**63, 4, dtype=np.uint64))
+    table.insert(0, "hash_status", "ok")
+    return table
+
+
 def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
     # Window codes made by hand. File 1 is a shifted copy of file 0: its own centred window
     # (whash_0) is far from all of 0's windows, but the centred window of its trimmed frame
@@ -394,14 +403,10 @@ def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
     from curate.dedup import candidate_pairs
     from curate.hashing import WHASH_COLUMNS
 
-    rng = np.random.default_rng(1)
-    windows = rng.integers(0, 2**63, (4, len(WHASH_COLUMNS)), dtype=np.uint64)  # far apart
-    table = pd.DataFrame(windows, columns=list(WHASH_COLUMNS))
-    table.insert(0, "phash", rng.integers(0, 2**63, 4, dtype=np.uint64))
-    table.insert(0, "hash_status", "ok")
+    table = _far_apart_codes(WHASH_COLUMNS, seed=1)
     untrimmed = table["whash_0"].to_numpy()  # twhash is whash_0 when there was nothing to trim
     trimmed = untrimmed.copy()
-    trimmed[1] = windows[0, 17] ^ np.uint64((1 << 5) | (1 << 30) | (1 << 61))
+    trimmed[1] = table.loc[0, WHASH_COLUMNS[17]] ^ np.uint64((1 << 5) | (1 << 30) | (1 << 61))
 
     def proposed(twhash) -> set:
         pairs = candidate_pairs(table.assign(twhash=twhash))
@@ -418,11 +423,7 @@ def test_a_copy_turned_and_zoomed_is_asked_for_by_its_ring_hash():
     from curate.dedup import candidate_pairs
     from curate.hashing import RING_COLUMNS
 
-    rng = np.random.default_rng(2)
-    rings = rng.integers(0, 2**63, (4, len(RING_COLUMNS)), dtype=np.uint64)  # far apart
-    table = pd.DataFrame(rings, columns=list(RING_COLUMNS))
-    table.insert(0, "phash", rng.integers(0, 2**63, 4, dtype=np.uint64))
-    table.insert(0, "hash_status", "ok")
+    table = _far_apart_codes(RING_COLUMNS, seed=2)
     pairs = candidate_pairs(table)
     assert pairs.empty
     table.loc[1, "ring_2"] = table.loc[0, "ring_4"] ^ np.uint64((1 << 3) | (1 << 31) | (1 << 60))
