@@ -175,7 +175,7 @@ class Features:
 
     def plain_keypoints(self, mirrored: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Keypoints on the file's own grey levels (lightly smoothed), not the equalised ones,
-        made when first needed (and dropped with the bands): where the anatomy is small on a
+        made when first needed: where the anatomy is small on a
         wide black background, equalising blows its JPEG noise up into keypoints that no
         re-saved copy shares (on the kaggle set: copies one augmentation apart, correlating
         0.9+, with 2-7 right matches in 500)."""
@@ -302,29 +302,37 @@ def _turned_alike(matches) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _correlate(a: np.ndarray, b: np.ndarray, m: np.ndarray, a_band: np.ndarray | None = None,
-               overlap: tuple | None = None, common: bool = False) -> tuple[float, float, float]:
+               overlap: tuple | None = None, common: bool = False, weights: tuple | None = None) -> tuple[float, float, float]:
     """Correlation of a with b warped onto a's frame by m (a -> b coordinates), and how much
     of each frame the other covers. a_band: _band(a), if already computed; overlap: _overlap
     of the two shapes under m, if already computed (it depends on nothing else). common: both
-    band-passed on the common area only (_common_band)."""
+    band-passed on the common area only (_common_band), with its weights (_common_weights of
+    the overlap's mask) if already computed."""
     inside, cover_a, cover_b = overlap or _overlap(a.shape, b.shape, m)
     if inside is None:
         return 0.0, cover_a, cover_b
     warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    if common:
-        return _ncc(*(_common_band(x, inside)[inside] for x in (a, warped))), cover_a, cover_b
+    if common or weights is not None:
+        weights = weights or _common_weights(inside)
+        return _ncc(*(_common_band(x, weights)[inside] for x in (a, warped))), cover_a, cover_b
     x = (_band(a) if a_band is None else a_band)[inside]
     return _ncc(x, _band(warped)[inside]), cover_a, cover_b
 
 
-def _common_band(img: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """_band computed from the pixels inside the mask only (blurs normalised by the mask's):
-    what lies beyond the common area (one image's fill, the other's missing corner) does not
-    ring into it."""
+def _common_weights(inside: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The common area as weights, and its two blurs (what _common_band divides by): the same
+    for every image compared on that area, so made once per alignment."""
     w = inside.astype(np.float32)
+    return w, np.maximum(cv2.GaussianBlur(w, (0, 0), 1.0), 1e-3), np.maximum(_wide_blur(w), 1e-3)
+
+
+def _common_band(img: np.ndarray, weights: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """_band computed from the pixels inside the common area only (blurs normalised by the
+    area's, see _common_weights): what lies beyond it (one image's fill, the other's missing
+    corner) does not ring into it."""
+    w, near, wide = weights
     f = img.astype(np.float32) * w
-    return (cv2.GaussianBlur(f, (0, 0), 1.0) / np.maximum(cv2.GaussianBlur(w, (0, 0), 1.0), 1e-3)
-            - _wide_blur(f) / np.maximum(_wide_blur(w), 1e-3))
+    return cv2.GaussianBlur(f, (0, 0), 1.0) / near - _wide_blur(f) / wide
 
 
 def _centred(m: np.ndarray, shape_a: tuple[int, int], shape_b: tuple[int, int]) -> bool:
@@ -408,7 +416,7 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
     b, b_flat = _oriented(fb, mirror)
     overlap = _overlap(fa.pixels.shape, b.shape, m)  # the same for every pair of images below
     s1, cover_a, cover_b = _correlate(fa.pixels, b, m, fa.bands[0], overlap)
-    if cover_a == 0:
+    if overlap[0] is None:  # too little in common: every score below is 0
         return 0.0, cover_a, cover_b
     s2 = _correlate(fa.flat, b_flat, m, fa.bands[1], overlap)[0]
     floor = max(fa.clipped, fb.clipped) + 0.02
@@ -420,8 +428,9 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
         # a turn/zoom about the centre on a fixed canvas: the fill beyond the turned frame (and the
         # missing corners) rang into the band-pass; scored on the common area alone instead, which
         # counts only when strong (a second look: second exposures gain too, to 0.71-0.86)
-        common = max(_correlate(fa.pixels, b, m, overlap=overlap, common=True)[0],
-                     _correlate(fa.flat, b_flat, m, overlap=overlap, common=True)[0])
+        weights = _common_weights(overlap[0])
+        common = max(_correlate(fa.pixels, b, m, overlap=overlap, weights=weights)[0],
+                     _correlate(fa.flat, b_flat, m, overlap=overlap, weights=weights)[0])
         if common >= MERGE_CORRELATION:
             return common, cover_a, cover_b
     return max(s1, s2), cover_a, cover_b
@@ -550,7 +559,7 @@ def _verify_batch(pairs: list[Pair]) -> list[Match]:
                    if fa is not None and fb is not None else Match(False))
     for i in {i for a, b, *_ in pairs for i in (a, b)}:
         if feats.get(i) is not None:
-            feats[i]._bands = feats[i]._plain = None
+            feats[i]._bands = None  # (the plain keypoints stay: small, and each costs a decode)
     return out
 
 
