@@ -354,11 +354,11 @@ def _ranked_common(a: np.ndarray, b: np.ndarray, m: np.ndarray, inside: np.ndarr
     keep = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if keep.sum() < MIN_OVERLAP * keep.size / 4:
         return 0.0
-    ranked = []
+    ranked, weights = [], _common_weights(keep)
     for img in (a, warped):
         r = np.zeros(img.shape, np.float32)
         r[keep] = mid_ranks(img[keep])[img[keep]] * 255
-        ranked.append(_common_band(r, keep)[keep])
+        ranked.append(_common_band(r, weights)[keep])
     return _ncc(*ranked)
 
 
