@@ -579,8 +579,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     mirror_flag = mirrored.copy()
     for g in groups:
         k = g.anchor
-        odd_k, odd_conf, odd_src, odd_flag, upright, turned, *onto = odd[id(g)] or _own_skew(g, found[k]["skew"])
-        m_rep, q_conf = _quarter(g, odd_k, sha, onto[0] if onto else None)
+        odd_k, odd_conf, odd_src, odd_flag, upright, turned = odd[id(g)] or _own_skew(g, found[k]["skew"])
+        m_rep, q_conf = _quarter(g, odd_k, sha)
         if upright is not None:  # mirrored is said against the member that stands upright
             mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
         for i in g.members:
@@ -662,7 +662,8 @@ def _upright_tests(g: _Group, content, dims) -> list[tuple[int, list[float], lis
 def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float:
     """How surely x is u turned (0: not shown): x is padded (its wedges at the pair's angle fit
     SUPPORT at least and PAIR_MARGIN better than u's: a straight film fits one angle by chance
-    up to ~0.55) or cut (it shows the picture CUT_SCALE larger, u's pixels beyond x's frame are
+    up to ~0.55, a thin one up to 0.85; and u does not show the picture larger: a copy cut from
+    x would) or cut (it shows the picture CUT_SCALE larger, u's pixels beyond x's frame are
     picture, not a zoom out's fill, u is not the padded one, and u bears no mark at all: a
     Kaggle-style chain copy can shrink without a fill that beyond_fill sees, and such a copy
     seldom escapes every mark)."""
@@ -670,7 +671,8 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
     frame = _frame(g, x, u, content, dims)
     beyond, picture = found[u].get("beyond", {}).get(frame, (1.0, 0.0)) if frame is not None else (1.0, 0.0)
-    if fx >= SUPPORT and fx - fu >= PAIR_MARGIN:
+    shows_less = content[u] >= (1 + CUT_SCALE) * content[x]  # u itself cut: not the one x came from
+    if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and not shows_less:
         return fx
     if g.unmarked[u] and not (fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN) and beyond < BEYOND_FILL \
             and picture >= PICTURE:
@@ -684,8 +686,8 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     The candidates (unmarked by the dups stage, no EXIF turn, one picture with the anchor at an
     odd angle) the anchor is shown turned from (_turned_from), less those shown turned from
     another of them, are judged upright; when they agree on the anchor's odd turn, the anchor
-    gets the turn onto the first (the representative first), right angles too, whatever copies
-    turned further say (their wedges call any less turned member straight). When they disagree
+    gets the turn onto the first (the representative first; the right-angle pose stays
+    _quarter's), whatever copies turned further say (their wedges call any less turned member straight). When they disagree
     the anchor is flagged and left as it is. None when no candidate is so shown."""
     k = g.anchor
     shown = [(u, e) for u in g.candidates if (e := _turned_from(g, found, k, u, content, dims)) > 0]
@@ -699,7 +701,7 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
         return 0.0, 0.5, "", "low-confidence", None, []
     u, e = upright[0]
     conf = min(group_confidence(g.score[u]), round(0.5 + 0.5 * min(1.0, e), 3))
-    return turns[0], conf, "group", "", u, [0.0], u
+    return turns[0], conf, "group", "", u, [0.0]
 
 
 def _odd_decision(g: _Group, found: list) -> tuple | None:
@@ -756,7 +758,7 @@ def _own_skew(g: _Group, skew: dict | None) -> tuple:
     return 0.0, (1.0 - conf if s else conf), "", "low-confidence" if unsure else "", None, []
 
 
-def _quarter(g: _Group, odd_k: float, sha, onto: int | None = None) -> tuple[float, float]:
+def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
     """The representative's turn to upright (its right-angle pose and the odd part decided for
     the anchor), and its confidence.
 
@@ -773,8 +775,6 @@ def _quarter(g: _Group, odd_k: float, sha, onto: int | None = None) -> tuple[flo
     def vote(x: int) -> float:  # 'the representative stands upright after this' if x does
         return norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0))
 
-    if onto is not None:  # the member judged upright (see _onto_upright): its pose, right angles too
-        return vote(onto), 1.0
     own = vote(rep)
     copies = [x for x in g.members if x != rep and g.score[x] >= VOTE_SCORE]
     backing: dict[float, set] = {}
