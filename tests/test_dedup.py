@@ -479,6 +479,25 @@ def test_two_groups_join_on_a_strong_pair_even_if_their_cores_match_less_well():
     assert grouped(pairs) == [[0, 1, 2, 3]]
 
 
+
+def test_a_re_toned_turned_copy_is_scored_on_the_ranks_of_the_common_area():
+    # b: a turned 20 degrees and zoomed 0.9 about the centre, corners filled white, then a gamma,
+    # contrast and brightness change (as kaggle-style augmentation does). Each frame equalised as
+    # a whole (fill included) bends the two copies' grey levels apart: on the common area they
+    # correlate < 0.75; their grey levels' ranks there correlate ~1; another radiograph's do not.
+    from curate.dedup import RANK_CORRELATION, _correlate, _overlap, _ranked_common
+
+    raw = xray(5, 192, 192)
+    m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
+    b = cv2.warpAffine(raw, m, (192, 192), borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    b = np.clip(np.rint(((b / 255.0) ** 1.25 * 255.0 - 128) * 1.1 + 128 - 18), 0, 255).astype(np.uint8)
+    a, b = cv2.equalizeHist(raw), cv2.equalizeHist(b)
+    back = cv2.invertAffineTransform(m)  # b's frame -> a's
+    inside = _overlap(b.shape, a.shape, back)[0]
+    assert _correlate(b, a, back, common=True)[0] < 0.75
+    assert _ranked_common(b, a, back, inside) > RANK_CORRELATION
+    assert _ranked_common(b, cv2.equalizeHist(xray(15, 192, 192)), back, inside) < 0.5
+
 def test_a_chain_of_strong_links_is_one_group_though_its_ends_do_not_match():
     # a copy of a copy of a copy: each verifies against the one it was made from, not beyond
     pairs = {(0, 1): Match(True, 0.95), (1, 2): Match(True, 0.92), (2, 3): Match(True, 0.90)}
