@@ -554,6 +554,35 @@ def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, m
     assert 4 <= len(asked) < 10  # a tree over the five pictures, not all 10 pairs
 
 
+def test_a_round_takes_each_groups_strongest_pairs_and_window_pairs_only_for_a_lone_picture():
+    from curate.dedup import Pair, _Groups, _round
+
+    groups = _Groups(6, lambda x, y: x < y)
+    groups.link(0, 1, (0, 0.0))
+    groups.link(2, 3, (0, 0.0))  # two groups of copies; 4 and 5 alone
+    items = [Pair(0, 1, False, None, True),  # already joined
+             Pair(1, 2, False, None, False, lone=True),  # a window pair between two groups of copies
+             Pair(0, 4, False, None, False, lone=True),  # one for a lone picture
+             Pair(0, 2, False, None, True), Pair(1, 3, False, None, True), Pair(4, 5, False, None, True)]
+    taken, left = _round(items, groups, budget=1)
+    assert [p[:2] for p in taken] == [(0, 4), (0, 2), (4, 5)]
+    assert [p[:2] for p in left] == [(1, 3)]  # both groups used their one pair this round
+
+
+def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch):
+    import curate.dedup as dedup
+
+    files = {f"q{q}": jpeg(xray(7), q) for q in (95, 85)} | {"q95 - Copy": jpeg(xray(7), 95)}
+    root, table = hashed_folder(tmp_path, files)
+    asked = []
+    real = dedup.verify_pairs
+    monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: asked.extend(items) or real(items, *a, **k))
+    monkeypatch.setattr(dedup, "MAX_BUDGET", 0)  # no round at all
+    out = find_duplicates(table, root, workers=1)
+    assert asked == []
+    assert sorted(out.groupby("group")["path"].agg(sorted).tolist()) == [["a/q85.jpg"], ["a/q95 - Copy.jpg", "a/q95.jpg"]]
+
+
 def test_a_rerun_with_the_same_input_takes_the_last_result_back(tmp_path, monkeypatch):
     """Same files, same table, same code: no candidates, no verification, the same columns;
     any change to the table (here a label) works again."""
