@@ -648,3 +648,13 @@ def test_two_nearest_matches_opencv_with_and_without_faiss(monkeypatch):
         assert d.dtype == ref_d.dtype and np.array_equal(d, ref_d)
         unique = ref_d[:, 0] < ref_d[:, 1]
         assert np.array_equal(n[unique, 0], ref_n[unique, 0]) and np.array_equal(n[:40, 0], np.arange(40))
+
+
+def test_dup_scale_is_each_members_content_scale_against_the_representative(dataset):
+    """orient tells a copy cut from its original (zoomed in: it shows less) by it."""
+    root, table = dataset
+    g = table[table["group"] == group_of(table, "train/a/orig1.jpg")].set_index("path")
+    assert g.loc["train/a/orig1.jpg", "dup_scale"] == 1.0
+    zoomed = g.filter(like="/zoomed1", axis=0)["dup_scale"].iloc[0]
+    resized = g.filter(like="/resized1", axis=0)["dup_scale"].iloc[0]
+    assert abs(zoomed - 1.08) <= 0.02 and abs(resized - 138 / 200) <= 0.04, (zoomed, resized)  # measured: 1.089, 0.718
