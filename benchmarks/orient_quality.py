@@ -11,7 +11,10 @@ split, then orient on the kept rows (cold: no skew cache), and prints per set:
   original in another group, or the set lacks it), so only their own wedges can tell;
 - kept upright images (truth angle 0) turned by more than 3 degrees (the second figure: the
   worst outcome, a user's good image turned), and how many kept rows were flagged;
-- seconds of the orient step.
+- seconds of the orient step;
+- the first figure again over many more cases ("as if kept"): every turned copy whose group
+  holds an upright member, each in turn the one row of its group orient is asked about (up to
+  --as-kept rounds per group; the kept ones are a few per set, too few to measure 95%).
 Then the calibration of a skew from one image alone (estimate_skew on every turned copy and
 every original of the sets): for each confidence threshold, the turns it would apply that are
 right (within 2 degrees) and wrong (a straight image turned, or a turned one turned wrongly).
@@ -118,6 +121,17 @@ def one_set(work: Path, args, seed: int, profile: str | None, fresh: bool = Fals
         "upright_turned": share(angle_error(upright["rotation"], 0) > TURNED_OVER),
         "flagged": share(kept["orient_flag"].str.contains("low-confidence")),
     }
+    if args.as_kept:
+        cases = as_if_kept(table, root, rows, args)
+        arb = cases["angle"] % 90 != 0
+        figures["as_kept"] = share(cases["err"] <= UPRIGHT_WITHIN)
+        figures["as_kept_right"] = share(cases.loc[~arb, "err"] <= UPRIGHT_WITHIN)
+        figures["as_kept_any"] = share(cases.loc[arb, "err"] <= UPRIGHT_WITHIN)
+        if args.show and not fresh and len(cases):
+            bad = cases[cases["err"] > UPRIGHT_WITHIN]
+            print(f"\nseed {seed}{' ' + profile if profile else ''}: as if kept, not upright (first {args.show}):")
+            print(bad[["path", "kind", "border", "zoom", "angle", "rotation", "orient_source", "orient_flag",
+                       "representative"]].head(args.show).to_string(index=False))
     if args.show and not fresh:  # a never-tuned set's rows are not looked at
         cols = ["path", "kind", "border", "angle", "rotation", "orient_source", "orient_confidence", "orient_flag",
                 "relation"]
@@ -135,6 +149,61 @@ def one_set(work: Path, args, seed: int, profile: str | None, fresh: bool = Fals
     est = pd.DataFrame(map_files(skew_file, [root / p for p in lone["path"]], workers=args.workers), index=lone.index)
     est["truth"] = -lone["angle"].fillna(0)
     return figures, rows, est
+
+
+def kept_instead(table: pd.DataFrame, x: int) -> pd.DataFrame:
+    """The table as if the dups stage had kept x as its group's representative: the group's
+    dup_angle and mirrored re-based onto x (rotate(mirror^m(y), a_y) == x for each member y),
+    dup_scale likewise, x's derived marks cleared (the stage clears its representative's)."""
+    g = table["group"].to_numpy() == table["group"].iloc[x]
+    out = table.copy()
+    a = out["dup_angle"].to_numpy(float).copy()
+    m = out["mirrored"].to_numpy(bool).copy()
+    ax, mx = a[x], m[x]
+    turned = a[g] - ax
+    a[g] = [((-d if mx else d) + 180) % 360 - 180 for d in turned]
+    m[g] = m[g] != mx
+    out["dup_angle"], out["mirrored"] = a, m
+    rep = np.zeros(len(out), bool)
+    rep[g] = False
+    rep[~g] = out["representative"].to_numpy(bool)[~g]
+    rep[x] = True
+    out["representative"] = rep
+    if "dup_scale" in out:
+        sc = out["dup_scale"].to_numpy(float).copy()
+        sc[g] = sc[g] / sc[x]
+        out["dup_scale"] = sc
+    out.loc[out.index[x], "derived"] = ""
+    out.loc[out.index[x], "dup_score"] = 1.0
+    return out
+
+
+def as_if_kept(table: pd.DataFrame, root: Path, rows: pd.DataFrame, args) -> pd.DataFrame:
+    """Each turned copy whose group holds an upright member (truth), oriented as if the dups stage
+    had kept it (see kept_instead): round r re-bases each such group onto its r-th turned copy (in
+    path order; one orient run per round, every group at once). Returns those rows with their
+    rotation and error."""
+    assert (rows.index == np.arange(len(table))).all()  # rows is table merged with the truth, row for row
+    ok = (rows["status"] == "ok") & rows["group"].notna()
+    truth_angle = rows["angle"].fillna(0)
+    upright_groups = set(rows.loc[ok & (truth_angle == 0), "group"])
+    turned = rows[ok & (truth_angle != 0) & rows["group"].isin(upright_groups)].sort_values("path")
+    out = []
+    for r in range(args.as_kept):
+        pick = turned.groupby("group").nth(r)
+        if not len(pick):
+            break
+        t = table
+        for x in pick.index:
+            t = kept_instead(t, int(x))
+        needed = t["representative"].to_numpy(bool) & t["group"].isin(set(pick["group"])).to_numpy()
+        done = orient(t, root, needed=needed, workers=args.workers)
+        found = pick.copy()
+        for c in ("rotation", "orient_source", "orient_flag"):
+            found[c] = done.loc[pick.index, c].to_numpy()
+        found["err"] = angle_error(found["rotation"], -found["angle"])
+        out.append(found)
+    return pd.concat(out) if out else turned.head(0).assign(err=[])
 
 
 def curve(est: pd.DataFrame) -> list[tuple[float, int, int, int]]:
@@ -163,6 +232,9 @@ def main(argv=None) -> None:
     ap.add_argument("--show", type=int, default=0, help="list up to this many kept rows left turned, per set")
     ap.add_argument("--no-curve", dest="curve", action="store_false",
                     help="skip the calibration of a skew from one image alone (a search on every turned copy)")
+    ap.add_argument("--as-kept", type=int, default=3,
+                    help="rounds of the 'as if kept' figure (each turned copy of a group with an upright member, "
+                         "asked about alone); 0 skips it")
     ap.add_argument("--keep", type=Path, help="keep the sets and their dups tables here (reused next time)")
     args = ap.parse_args(argv)
 
@@ -184,9 +256,12 @@ def main(argv=None) -> None:
           f"kept rows, cold, {args.workers} workers (2 shared cores; others may be running too)")
     head = ("set", "files", "kept", f"1: kept turned copies, group holds an upright member: upright (<= {UPRIGHT_WITHIN:g} deg)",
             "  right angle", "  any angle", "apart: group holds none: upright",
-            f"2: kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s")
+            f"2: kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s",
+            "1 as if kept: upright", "  right angle", "  any angle")
     table = [head] + [(name, str(f["files"]), str(f["kept"]), f["anchored"], f["right_angle"], f["any_angle"],
-                       f["lone"], f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}") for name, f in results]
+                       f["lone"], f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}",
+                       f.get("as_kept", "-"), f.get("as_kept_right", "-"), f.get("as_kept_any", "-"))
+                      for name, f in results]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))

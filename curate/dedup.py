@@ -162,7 +162,7 @@ SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "ring", "window", "twindow")
 
-DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score", "derived")
+DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score", "derived", "dup_scale")
 
 
 # ---- verification of one pair ------------------------------------------------------------------
@@ -1191,12 +1191,13 @@ CROP_SCALE = 0.03  # a view enlarged less than this (3%) against another is not 
 FRAME_NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 
 
-def fill_beyond(img: np.ndarray, deg: float, scale: float) -> float:
+def fill_beyond(img: np.ndarray, deg: float, scale: float, residual: bool = False):
     """How well img's pixels beyond the frame of a same-size exposure turned deg CCW and scaled
     by `scale` about the centre are fill: a constant (against the pixels just inside the frame)
     or the frame's edge pixel repeated (against the edge pixel moved along the edge).
     (null - fill) / (null + fill + noise) over those pixels, the better of the two fills; 0
-    when the frame covers the canvas."""
+    when the frame covers the canvas. residual: (that, and the better fill's mean residual in
+    grey levels: how much those pixels hold that no fill explains, 0 when the frame covers it)."""
     h, w = img.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     dx, dy = xs - (w - 1) / 2, ys - (h - 1) / 2
@@ -1205,7 +1206,7 @@ def fill_beyond(img: np.ndarray, deg: float, scale: float) -> float:
     hu, hv = (w - 1) / 2, (h - 1) / 2
     out = (np.abs(u) > hu + 1.5 / scale) | (np.abs(v) > hv + 1.5 / scale)  # a pixel's blur beyond the edge
     if out.sum() < 0.01 * h * w:
-        return 0.0
+        return (0.0, 0.0) if residual else 0.0
     uo, vo, vals = u[out], v[out], img[out]
 
     def at(uu, vv, inset: float) -> np.ndarray:  # img at exposure points, moved `inset` inside the frame
@@ -1221,11 +1222,13 @@ def fill_beyond(img: np.ndarray, deg: float, scale: float) -> float:
     tests = ((np.abs(vals - at(uo, vo, 1.0)),
               0.5 * (np.abs(vals - at(uo + shift_u, vo + shift_v, 1.0)) + np.abs(vals - at(uo - shift_u, vo - shift_v, 1.0)))),
              (np.abs(vals - const), np.abs(at(uo, vo, 3.0) - const)))
-    best = -1.0
+    best, left = -1.0, 0.0
     for fill, null in tests:
         f, n = float(np.minimum(fill, 60).sum()), float(np.minimum(null, 60).sum())
-        best = max(best, (n - f) / (n + f + FRAME_NOISE * vals.size))
-    return best
+        fit = (n - f) / (n + f + FRAME_NOISE * vals.size)
+        if fit > best:
+            best, left = fit, f / vals.size
+    return (best, left) if residual else best
 
 
 def _scale_edges(verified: dict) -> dict[int, list[tuple[int, float]]]:
@@ -1642,6 +1645,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     angle = np.zeros(n)
     mirrored = np.zeros(n, dtype=bool)
     score = np.zeros(n)
+    content_scale = np.full(n, np.nan)
     sha = table["sha256"].fillna("").tolist() if "sha256" in table else [""] * n
     pix = table["pixel_hash"].fillna("").tolist() if "pixel_hash" in table else [""] * n
 
@@ -1688,6 +1692,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
         # it is a copy kept for want of an original (black shares and grey ranges of FracAtlas's
         # own originals vary too widely to say so: 26 of its 124 kept files would be flagged)
         derived[rep] = ""
+        content_scale[members] = _scales_to(members, rep, edges)
         inv_rep = _inverse(t[rep])
         for x in members:
             group_id[x] = gid
@@ -1715,7 +1720,19 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     out["mirrored"] = mirrored
     out["dup_score"] = score
     out["derived"] = derived
+    out["dup_scale"] = np.round(content_scale, 4)
     return out
+
+
+def _scales_to(members: list[int], rep: int, edges: dict) -> list[float]:
+    """Each member's content scale against the representative (> 1: it shows the picture
+    larger, so less of it: zoomed in or cut), NaN where no verified pair links it; orient
+    tells a cut copy from the member it was cut from by it."""
+    if len(members) == 1:
+        return [1.0]
+    scales = _content_scales(members, edges)
+    ref = scales.get(rep)
+    return [scales[x] / ref if ref and x in scales else float("nan") for x in members]
 
 
 def _same_pose(t: tuple[int, float]) -> bool:

@@ -11,8 +11,13 @@ with no image work). Three sources, in this order of trust:
    members is one exposure turned inside a canvas: the turned one shows the turn's fill
    wedges at exactly that angle and the other does not; each side is tested at that angle
    (`wedge_fit`), and a kept image that is the turned side gets the verified angle onto the
-   other. The right-angle pose is the representative's (the dups stage keeps the member the
-   others were derived from), unless several unmirrored copies agree on another.
+   other. First, though, the members the dups stage found neither resampled nor filled are
+   tried as the upright one the anchor was turned from (`_onto_upright`): an anchor padded by
+   a turn's wedges against such a member, or cut from it (it shows the picture larger, by the
+   dups stage's `dup_scale`, while the member shows picture, not fill, beyond its frame), gets
+   the verified turn onto it, whatever copies turned further say. The right-angle pose is the
+   representative's (the dups stage keeps the member the others were derived from), unless
+   several unmirrored copies agree on another.
 3. The image itself, when its group says nothing: a scan turned by an arbitrary angle inside
    an enlarged canvas shows wedges of fill at its corners (constant/black, replicated edge
    pixels, or a mirror of the inside). `estimate_skew` tests, for each candidate angle,
@@ -81,6 +86,16 @@ NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no ev
 CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
 AGREE = 3.0  # degrees: votes within this of each other agree
 WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) whose wedges are tested
+# The member judged upright (see _onto_upright): up to UPRIGHT_CANDIDATES members per group that
+# the dups stage found neither resampled nor filled are tested. A copy cut from one shows the
+# picture at least CUT_SCALE larger (the dups stage's dup_scale).
+UPRIGHT_CANDIDATES = 3
+UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
+CUT_SCALE = 0.03
+# Beyond a cut copy's frame its original fits a fill under 0.2 (95th percentile, kaggle seeds 1
+# and 7, 120 pairs) and holds at least PICTURE grey levels per pixel that no fill explains (59
+# of 60, seed 1); a dark, flat border explains nothing either way, so it says nothing.
+BEYOND_FILL, PICTURE = 0.2, 6.0
 
 
 # ---- skew from the image itself ---------------------------------------------------------------
@@ -333,14 +348,31 @@ def wedge_fit(pixels: np.ndarray, deg: float) -> float:
 
 
 def probe(item: tuple) -> dict:
-    """One file's image work, from one decode: (path, search, tests) -> its own skew when
-    `search`, and its wedge_fit at each angle of `tests`."""
-    path, search, tests = item
+    """One file's image work, from one decode: (path, search, tests[, frames]) -> its own skew
+    when `search`, its wedge_fit at each angle of `tests`, and at each (deg, scale) of `frames`
+    how well its pixels beyond the frame of another member so placed are fill (beyond_fill)."""
+    path, search, tests = item[:3]
+    frames = item[3] if len(item) > 3 else ()
     try:
         pixels = decode(path, max_side=DECODE_SIDE).pixels
     except ImageError:
-        return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests}}
-    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests}}
+        return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests},
+                "beyond": {f: (1.0, 0.0) for f in frames}}  # nothing to go by: no claim that it was cut
+    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests},
+            "beyond": {f: beyond_fill(pixels, *f) for f in frames}}
+
+
+def beyond_fill(pixels: np.ndarray, deg: float, scale: float) -> tuple[float, float]:
+    """How well the pixels beyond the frame of another member of the same size, turned `deg` CCW
+    and scaled by `scale` into this image, are fill (dups.fill_beyond; either sign of the turn, as
+    a mirror leaves it open), and how much they hold that the fill does not explain (grey levels
+    per pixel): a good fit when this image was padded around that member's picture; a poor fit
+    and much left over when it shows picture there (that member was cut from it)."""
+    from curate.dedup import fill_beyond
+
+    img = pixels.astype(np.float32)
+    fit, left = max(fill_beyond(img, sign * deg, scale, residual=True) for sign in (1, -1))
+    return round(fit, 3), round(left, 2)
 
 
 ORIENT_CACHE_VERSION = "5"  # bump when skew_file's results change meaning: old entries are ignored
@@ -417,10 +449,23 @@ class _Group:
     from (on Kaggle-style chains such clusters are copies turned further)."""
 
     def __init__(self, members: list[int], anchor: int, angle, mirrored, score, exif, rep,
-                 sha=None, resampled=None):
+                 sha=None, resampled=None, plain=None, unmarked=None):
         self.members, self.anchor = members, anchor
         self.angle, self.mirrored, self.score, self.rep = angle, mirrored, score, rep
         self.resampled = resampled if resampled is not None else np.zeros(len(angle), bool)
+        # members that may be the upright one the anchor was turned from (see _onto_upright):
+        # plain (the dups stage found no resampling or fill; a tone change does not turn), no
+        # EXIF turn, one picture with the anchor, at an odd angle to it; the representative first.
+        # unmarked: not even re-toned (the cut test asks that)
+        self.candidates: list[int] = []
+        self.unmarked = unmarked if unmarked is not None else np.zeros(len(angle), bool)
+        if plain is not None:
+            for x in sorted((x for x in members if x != anchor and plain[x] and not exif[x]
+                             and score[x] >= UPRIGHT_SCORE and abs(_odd(self.turn(anchor, x))) >= GROUP_SNAP),
+                            key=lambda x: (not rep[x], -score[x], x)):
+                if len(self.candidates) < UPRIGHT_CANDIDATES and (
+                        sha is None or not sha[x] or all(sha[x] != sha[y] for y in self.candidates)):
+                    self.candidates.append(x)
         # the clusters of members at an odd angle to the anchor: (anchor's turn onto them, witness)
         self.clusters: list[tuple[float, int]] = []
         # up to WITNESSES distinct members of each cluster, the witness first: any of them whose
@@ -503,6 +548,11 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     sha = out["sha256"].fillna("").astype(str).to_numpy() if "sha256" in out else np.array([""] * n, object)
     resampled = out["derived"].fillna("").astype(str).str.contains("resampled").to_numpy() if "derived" in out \
         else np.zeros(n, bool)
+    plain = ~out["derived"].fillna("").astype(str).str.contains("resampled|fill").to_numpy() if "derived" in out \
+        else np.ones(n, bool)
+    unmarked = (out["derived"].fillna("").astype(str) == "").to_numpy() if "derived" in out else np.ones(n, bool)
+    content = out["dup_scale"].astype(float).to_numpy() if "dup_scale" in out else np.full(n, np.nan)
+    dims = list(zip(out["width"], out["height"])) if {"width", "height"} <= set(out.columns) else [None] * n
     paths = out["path"].astype(str).tolist()
 
     members_of: dict = {}
@@ -513,7 +563,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
         wanted = [i for i in members if need[i]]
         if wanted:
             anchor = min(wanted, key=lambda i: (not rep[i], paths[i]))
-            groups.append(_Group(members, anchor, angle, mirrored, score, exif, rep, sha, resampled))
+            groups.append(_Group(members, anchor, angle, mirrored, score, exif, rep, sha, resampled, plain, unmarked))
 
     # round 1: the anchors' relations to their groups, and each anchor's own search where no
     # other member stands at an odd angle to it
@@ -525,9 +575,12 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             tasks[i] = (False, tasks.get(i, (False, []))[1] + degs)
         if not g.clusters:
             tasks[g.anchor] = (True, tasks.get(g.anchor, (False, []))[1])
+        for i, degs, frames in _upright_tests(g, content, dims):
+            search, tests, *rest = tasks.get(i, (False, []))
+            tasks[i] = (search, tests + degs, (rest[0] if rest else []) + frames)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
     # round 2: the anchors whose group left their odd angle open search their own wedges
-    odd = {id(g): _odd_decision(g, found) for g in groups}
+    odd = {id(g): _onto_upright(g, found, content, dims) or _odd_decision(g, found) for g in groups}
     _run({g.anchor: (True, []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
          found, paths, root, cache, skews, workers, progress)
     if cache is not None:
@@ -572,22 +625,96 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
     """Do the image work of `tasks` (row -> (search, test angles)) into `found`; searches come
     from `skews` or the cache where they are there already."""
     todo = []
-    for i, (search, tests) in sorted(tasks.items()):
+    for i, (search, tests, *rest) in sorted(tasks.items()):
+        frames = tuple(rest[0]) if rest else ()
         known = (skews[i] if skews is not None else cache.get(i)) if search else None
         if known is not None:
             found[i]["skew"], search = known, False
-        if search or tests:
-            todo.append((i, search, tests))
+        if search or tests or frames:
+            todo.append((i, search, tests, frames))
     if progress:
         progress(len(tasks) - len(todo))
-    done = map_files(probe, [(root / paths[i], s, tuple(t)) for i, s, t in todo], workers=workers,
-                     progress=progress)
-    for (i, search, _), res in zip(todo, done):
+    done = map_files(probe, [(root / paths[i], s, tuple(t), f) if f else (root / paths[i], s, tuple(t))
+                             for i, s, t, f in todo], workers=workers, progress=progress)
+    for (i, search, _, _), res in zip(todo, done):
         found[i]["fits"].update(res["fits"])
+        found[i].setdefault("beyond", {}).update(res.get("beyond", {}))
         if search:
             found[i]["skew"] = res["skew"]
             if cache is not None:
                 cache.put(i, res["skew"])
+
+
+def _frame(g: _Group, x: int, u: int, content, dims) -> tuple[float, float] | None:
+    """(turn, scale) that put x's picture into u's canvas, for beyond_fill; None when the two
+    differ in size or a content scale is unknown (nothing to compare)."""
+    if dims[x] is None or tuple(dims[x]) != tuple(dims[u]) or not (content[x] > 0 and content[u] > 0):
+        return None
+    return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4)
+
+
+def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
+    """The image work that says whether x was turned from u (see _turned_from): x's wedges at its
+    turn onto u, u's at its turn onto x and, where x shows the picture larger (cut from u?),
+    u's pixels beyond x's frame."""
+    frame = _frame(g, x, u, content, dims)
+    cut = frame is not None and frame[1] <= 1 / (1 + CUT_SCALE)
+    return [(x, [round(-_odd(g.turn(x, u)), 2)], []), (u, [round(-_odd(g.turn(u, x)), 2)], [frame] if cut else [])]
+
+
+def _upright_tests(g: _Group, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
+    """The image work _onto_upright needs: the anchor against each candidate, and the
+    candidates against each other."""
+    out = []
+    for u in g.candidates:
+        out += _pair_tests(g, g.anchor, u, content, dims)
+        out += [t for v in g.candidates if v != u for t in _pair_tests(g, u, v, content, dims)]
+    return out
+
+
+def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float:
+    """How surely x is u turned (0: not shown): x is padded (its wedges at the pair's angle fit
+    SUPPORT at least and PAIR_MARGIN better than u's: a straight film fits one angle by chance
+    up to ~0.55, a thin one up to 0.85; and u does not show the picture larger: a copy cut from
+    x would) or cut (it shows the picture CUT_SCALE larger, u's pixels beyond x's frame are
+    picture, not a zoom out's fill, u is not the padded one, and u bears no mark at all: a
+    Kaggle-style chain copy can shrink without a fill that beyond_fill sees, and such a copy
+    seldom escapes every mark)."""
+    fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
+    fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
+    frame = _frame(g, x, u, content, dims)
+    beyond, picture = found[u].get("beyond", {}).get(frame, (1.0, 0.0)) if frame is not None else (1.0, 0.0)
+    shows_less = content[u] >= (1 + CUT_SCALE) * content[x]  # u itself cut: not the one x came from
+    if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and not shows_less:
+        return fx
+    if g.unmarked[u] and not (fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN) and beyond < BEYOND_FILL \
+            and picture >= PICTURE:
+        return 1.0 - beyond
+    return 0.0
+
+
+def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
+    """The verified turn onto the member judged upright, when the anchor was turned from it.
+
+    The candidates (unmarked by the dups stage, no EXIF turn, one picture with the anchor at an
+    odd angle) the anchor is shown turned from (_turned_from), less those shown turned from
+    another of them, are judged upright; when they agree on the anchor's odd turn, the anchor
+    gets the turn onto the first (the representative first; the right-angle pose stays
+    _quarter's), whatever copies turned further say (their wedges call any less turned member straight). When they disagree
+    the anchor is flagged and left as it is. None when no candidate is so shown."""
+    k = g.anchor
+    shown = [(u, e) for u in g.candidates if (e := _turned_from(g, found, k, u, content, dims)) > 0]
+    if not shown:
+        return None
+    upright = [(u, e) for u, e in shown
+               if not any(v != u and abs(_odd(g.turn(u, v))) >= GROUP_SNAP and _turned_from(g, found, u, v, content, dims) > 0
+                          for v, _ in shown)]
+    turns = [_odd(g.turn(k, u)) for u, _ in upright]
+    if not upright or any(_angle_diff(t, turns[0]) > AGREE for t in turns):
+        return 0.0, 0.5, "", "low-confidence", None, []
+    u, e = upright[0]
+    conf = min(group_confidence(g.score[u]), round(0.5 + 0.5 * min(1.0, e), 3))
+    return turns[0], conf, "group", "", u, [0.0]
 
 
 def _odd_decision(g: _Group, found: list) -> tuple | None:

@@ -631,3 +631,13 @@ def test_the_half_size_refinement_finds_the_full_size_transform():
     corners = np.array([[0, 0, 1], [149, 0, 1], [0, 189, 1], [149, 189, 1]], float).T
     for w in (_coarse_refine(a, b, start), _refine(a, b, start)):
         assert w is not None and np.abs(w @ corners - true @ corners).max() < 1.0
+
+
+def test_dup_scale_is_each_members_content_scale_against_the_representative(dataset):
+    """orient tells a copy cut from its original (zoomed in: it shows less) by it."""
+    root, table = dataset
+    g = table[table["group"] == group_of(table, "train/a/orig1.jpg")].set_index("path")
+    assert g.loc["train/a/orig1.jpg", "dup_scale"] == 1.0
+    zoomed = g.filter(like="/zoomed1", axis=0)["dup_scale"].iloc[0]
+    resized = g.filter(like="/resized1", axis=0)["dup_scale"].iloc[0]
+    assert abs(zoomed - 1.08) <= 0.02 and abs(resized - 138 / 200) <= 0.04, (zoomed, resized)  # measured: 1.089, 0.718

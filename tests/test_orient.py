@@ -319,3 +319,46 @@ def test_a_kept_image_is_not_turned_onto_copies_made_from_another_member():
     resampled while the kept one is not: they were turned further (Kaggle-style chains)."""
     assert _decide([0.0, 20.0, 20.5], {0: {20.0: 0.9}}, resampled=(1, 2)) is None  # open: its own skew decides
     assert _decide([0.0, 20.0, 20.5], {0: {20.0: 0.9}}, resampled=(1,))[0] == -20.0  # one is not: it may be upright
+
+
+def cut_copy(img: np.ndarray, angle: float, zoom: float, fill: int = 0) -> np.ndarray:
+    """Kaggle-style: turned and zoomed about the centre on the same canvas, corners filled."""
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, zoom)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill)
+
+
+def kaggle_group(tmp_path, kept: str) -> pd.DataFrame:
+    """An original, a copy turned 20 and zoomed in so far that no wedge is left (cut), and that
+    copy turned 15 more with wedges; `kept` is the representative. dup_angle and dup_scale as the
+    dups stage gives them (onto the representative; content scale against it)."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    cut = cut_copy(base, 20.0, 1.45)
+    save(tmp_path / "cut.png", cut)
+    save(tmp_path / "further.png", cut_copy(cut, 15.0, 1.0))
+    # (dup_angle, dup_scale, derived) of each file against the original
+    geo = {"orig.png": (0.0, 1.0, ""), "cut.png": (-20.0, 1.45, ""), "further.png": (-35.0, 1.45, "resampled")}
+    a0, s0, _ = geo[kept]
+    rows = [(p, "ok", 1, p == kept, a - a0, False, 1.0 if p == kept else 0.93) for p, (a, _, _) in geo.items()]
+    t = dup_table(rows)
+    t["dup_scale"] = [s / s0 for _, s, _ in geo.values()]
+    t["derived"] = ["" if p == kept else d for p, (_, _, d) in geo.items()]
+    t["width"], t["height"] = 200, 240
+    t["keep"] = t["representative"]
+    return t
+
+
+def test_a_kept_cut_copy_is_turned_onto_the_original_it_was_cut_from(tmp_path):
+    """No wedges on the kept copy (zoomed in past its corners), and a copy turned further calls it
+    straight by its own wedges; the original in its group shows the picture the copy was cut
+    from: the kept copy gets the verified turn onto it."""
+    out = orient(kaggle_group(tmp_path, "cut.png"), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
+    assert out.loc["cut.png", "orient_source"] == "group" and out.loc["cut.png", "orient_flag"] == ""
+    assert out.loc["orig.png", "rotation"] == 0  # the original, upright, needs no turn
+
+
+def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path):
+    out = orient(kaggle_group(tmp_path, "orig.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
