@@ -287,17 +287,16 @@ def _matches(a: tuple, b: tuple):
 
 
 def _two_nearest(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hamming distances (float32) and rows of each descriptor of da's two nearest in db. faiss
-    counts bits with the CPU's popcount (3.5x cv2.batchDistance, the largest single cost of
-    verifying); the distances are the same, and which of two equally near is named does not
-    matter (their ratio, 1, fails every ratio test)."""
+    """Hamming distances (int32, as cv2 gives them) and rows of each descriptor of da's two
+    nearest in db. faiss counts bits with the CPU's popcount (3.5x cv2.batchDistance, the
+    largest single cost of verifying); the distances are the same, and which of two equally
+    near is named does not matter (their ratio, 1, fails every ratio test)."""
     faiss = _faiss()
     if faiss is None:  # (the same, as arrays; BFMatcher.knnMatch computes it as objects)
         return cv2.batchDistance(da, db, -1, normType=cv2.NORM_HAMMING, K=2, update=0, crosscheck=False)
     index = faiss.IndexBinaryFlat(da.shape[1] * 8)
     index.add(np.ascontiguousarray(db))
-    dist, nearest = index.search(np.ascontiguousarray(da), 2)
-    return dist.astype(np.float32), nearest
+    return index.search(np.ascontiguousarray(da), 2)
 
 
 _FAISS: list = []

@@ -633,6 +633,23 @@ def test_the_half_size_refinement_finds_the_full_size_transform():
         assert w is not None and np.abs(w @ corners - true @ corners).max() < 1.0
 
 
+def test_two_nearest_matches_opencv_with_and_without_faiss(monkeypatch):
+    """Keypoint matching by faiss gives cv2.batchDistance's distances and, where the nearest is
+    unique, its neighbours; without faiss it falls back to cv2."""
+    from curate import dedup
+
+    rng = np.random.default_rng(0)
+    da, db = (rng.integers(0, 256, (n, 32), dtype=np.uint8) for n in (300, 250))
+    db[:40] = da[:40] ^ (rng.random((40, 32)) < 0.02).astype(np.uint8)  # 40 near copies
+    ref_d, ref_n = cv2.batchDistance(da, db, -1, normType=cv2.NORM_HAMMING, K=2, update=0, crosscheck=False)
+    for faiss in (dedup._faiss(), None):
+        monkeypatch.setattr(dedup, "_FAISS", [faiss])
+        d, n = dedup._two_nearest(da, db)
+        assert d.dtype == ref_d.dtype and np.array_equal(d, ref_d)
+        unique = ref_d[:, 0] < ref_d[:, 1]
+        assert np.array_equal(n[unique, 0], ref_n[unique, 0]) and np.array_equal(n[:40, 0], np.arange(40))
+
+
 def test_dup_scale_is_each_members_content_scale_against_the_representative(dataset):
     """orient tells a copy cut from its original (zoomed in: it shows less) by it."""
     root, table = dataset
