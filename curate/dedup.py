@@ -392,6 +392,12 @@ def _common_band(img: np.ndarray, w: np.ndarray, norms: tuple[np.ndarray, np.nda
     return cv2.GaussianBlur(f, (0, 0), 1.0) / norms[0] - _wide_blur(f) / norms[1]
 
 
+def _off_extremes(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Where img is more than 2 grey levels inside ref's darkest and brightest (a fill, a clipped
+    tone sits at them). Python ints: uint8 arithmetic would wrap at 0 and 255."""
+    return (img > int(ref.min()) + 2) & (img < int(ref.max()) - 2)
+
+
 def _ranked_common(a: np.ndarray, b: np.ndarray, m: np.ndarray, inside: np.ndarray | None) -> float:
     """Correlation of a with b warped onto it by m, band-passed on their common area (see
     _common_band) after each image's grey levels there are replaced by their ranks there; the
@@ -399,7 +405,7 @@ def _ranked_common(a: np.ndarray, b: np.ndarray, m: np.ndarray, inside: np.ndarr
     if inside is None:
         return 0.0
     warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    keep = inside & (a > a.min() + 2) & (a < a.max() - 2) & (warped > b.min() + 2) & (warped < b.max() - 2)
+    keep = inside & _off_extremes(a, a) & _off_extremes(warped, b)
     keep = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if keep.sum() < MIN_OVERLAP * keep.size / 4:
         return 0.0
@@ -1342,7 +1348,7 @@ def _line_up(c: np.ndarray, d: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, f
         wc = cv2.warpAffine(c, w, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         inside = cv2.warpAffine(np.ones_like(c), w, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
         for img, ref in ((wc, c), (d, d)):  # a fill is at its image's darkest or brightest level
-            inside &= (img > ref.min() + 2) & (img < ref.max() - 2)
+            inside &= _off_extremes(img, ref)
         if inside.sum() < 100:
             return 0.0
         # of the grey levels' ranks: a tone change (gamma, contrast) keeps their order
@@ -1381,7 +1387,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
     def common(img: np.ndarray, ref: np.ndarray, other: np.ndarray, other_ref: np.ndarray, inside: np.ndarray):
         # where both show the exposure, off their darkest and brightest levels and the hard
         # edges a fill or a clipped tone makes there
-        keep = inside * (img > ref.min() + 2) * (img < ref.max() - 2) * (other > other_ref.min() + 2) * (other < other_ref.max() - 2)
+        keep = inside * _off_extremes(img, ref) * _off_extremes(other, other_ref)
         return cv2.erode(keep.astype(np.float32), kernel)
 
     c_on_d = cv2.warpAffine(c, to_d, d.shape[::-1], flags=cv2.INTER_LINEAR)

@@ -5,6 +5,7 @@ group."""
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from curate.dedup import (Match, _strict, _turned_alike, duplicates_frame, dups_summary, find_duplicates,
+from curate.dedup import (Match, _off_extremes, _strict, _turned_alike, duplicates_frame, dups_summary, find_duplicates,
                           group_pairs, label_conflicts, write_duplicates)
 from curate.hashing import hash_images
 
@@ -658,3 +659,13 @@ def test_dup_scale_is_each_members_content_scale_against_the_representative(data
     zoomed = g.filter(like="/zoomed1", axis=0)["dup_scale"].iloc[0]
     resized = g.filter(like="/resized1", axis=0)["dup_scale"].iloc[0]
     assert abs(zoomed - 1.08) <= 0.02 and abs(resized - 138 / 200) <= 0.04, (zoomed, resized)  # measured: 1.089, 0.718
+
+
+def test_levels_off_the_extremes_of_a_nearly_black_image_are_none_and_warn_nothing():
+    black = np.array([[0, 1], [1, 0]], np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # uint8 max() - 2 would wrap round with an overflow warning
+        assert not _off_extremes(black, black).any()
+    ramp = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
+    kept = ramp[_off_extremes(ramp, ramp)]
+    assert kept.min() == 3 and kept.max() == 252
