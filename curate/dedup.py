@@ -41,6 +41,7 @@ rotation that brings M onto R after un-mirroring it: rotate(mirror^m(M), dup_ang
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections import defaultdict
@@ -300,20 +301,15 @@ def _two_nearest(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return index.search(np.ascontiguousarray(da), 2)
 
 
-_FAISS: list = []
-
-
+@functools.cache
 def _faiss():
     """faiss, single-threaded (the workers are the parallelism), or None where it is not installed."""
-    if not _FAISS:
-        try:
-            import faiss
-
-            faiss.omp_set_num_threads(1)
-        except ImportError:
-            faiss = None
-        _FAISS.append(faiss)
-    return _FAISS[0]
+    try:
+        import faiss
+    except ImportError:
+        return None
+    faiss.omp_set_num_threads(1)
+    return faiss
 
 
 def _matches_from_larger(a: tuple, b: tuple):
@@ -399,13 +395,12 @@ def _off_extremes(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return (img > int(ref.min()) + 2) & (img < int(ref.max()) - 2)
 
 
-def _ranked_common(a: np.ndarray, b: np.ndarray, m: np.ndarray, inside: np.ndarray | None) -> float:
-    """Correlation of a with b warped onto it by m, band-passed on their common area (see
+def _ranked_common(a: np.ndarray, b: np.ndarray, warped: np.ndarray, inside: np.ndarray | None) -> float:
+    """Correlation of a with b (`warped` onto a: _warp), band-passed on their common area (see
     _common_band) after each image's grey levels there are replaced by their ranks there; the
     two images' darkest and brightest levels (a fill, a clipped tone) are left out."""
     if inside is None:
         return 0.0
-    warped = cv2.warpAffine(b, m, (a.shape[1], a.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     keep = inside & _off_extremes(a, a) & _off_extremes(warped, b)
     keep = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if keep.sum() < MIN_OVERLAP * keep.size / 4:
@@ -516,7 +511,7 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
         common = _common_ncc(inside, (fa.pixels, warped[0]), (fa.flat, warped[1]))
         if common >= MERGE_CORRELATION:
             return common, cover_a, cover_b
-        ranked = _ranked_common(fa.pixels, b, m, overlap[0])
+        ranked = _ranked_common(fa.pixels, b, warped[0], inside)
         if ranked >= RANK_CORRELATION:
             return ranked, cover_a, cover_b
     return max(s1, s2), cover_a, cover_b
@@ -1670,9 +1665,10 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     for gid, members in enumerate(ordered, start=1):
         t = {x: groups.t[x] for x in members}
         cost, marks = _derivation(members, traces, norm, centre, codes, usual)
+        scales = _content_scales(members, edges)
         framed = aligned = None
         if paths is not None:
-            scales, seen = _content_scales(members, edges), {}
+            seen = {}
 
             def pixels(x: int):
                 if x not in seen:
@@ -1698,7 +1694,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
         # it is a copy kept for want of an original (black shares and grey ranges of FracAtlas's
         # own originals vary too widely to say so: 26 of its 124 kept files would be flagged)
         derived[rep] = ""
-        content_scale[members] = _scales_to(members, rep, edges)
+        content_scale[members] = _scales_to(members, rep, scales)
         inv_rep = _inverse(t[rep])
         for x in members:
             group_id[x] = gid
@@ -1730,13 +1726,10 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     return out
 
 
-def _scales_to(members: list[int], rep: int, edges: dict) -> list[float]:
+def _scales_to(members: list[int], rep: int, scales: dict) -> list[float]:
     """Each member's content scale against the representative (> 1: it shows the picture
     larger, so less of it: zoomed in or cut), NaN where no verified pair links it; orient
-    tells a cut copy from the member it was cut from by it."""
-    if len(members) == 1:
-        return [1.0]
-    scales = _content_scales(members, edges)
+    tells a cut copy from the member it was cut from by it. scales: _content_scales."""
     ref = scales.get(rep)
     return [scales[x] / ref if ref and x in scales else float("nan") for x in members]
 

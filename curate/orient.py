@@ -348,11 +348,10 @@ def wedge_fit(pixels: np.ndarray, deg: float) -> float:
 
 
 def probe(item: tuple) -> dict:
-    """One file's image work, from one decode: (path, search, tests[, frames]) -> its own skew
+    """One file's image work, from one decode: (path, search, tests, frames) -> its own skew
     when `search`, its wedge_fit at each angle of `tests`, and at each (deg, scale) of `frames`
     how well its pixels beyond the frame of another member so placed are fill (beyond_fill)."""
-    path, search, tests = item[:3]
-    frames = item[3] if len(item) > 3 else ()
+    path, search, tests, frames = item
     try:
         pixels = decode(path, max_side=DECODE_SIDE).pixels
     except ImageError:
@@ -568,20 +567,22 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     # round 1: the anchors' relations to their groups, and each anchor's own search where no
     # other member stands at an odd angle to it
     cache = _SkewCache(cache_dir, out, root) if skews is None else None
-    found: list[dict] = [{"skew": None, "fits": {}} for _ in range(n)]
-    tasks: dict[int, tuple[bool, list[float]]] = {}
+    found: list[dict] = [{"skew": None, "fits": {}, "beyond": {}} for _ in range(n)]
+    tasks: dict[int, tuple[bool, list[float], list[tuple]]] = {}
     for g in groups:
         for i, degs in g.tests().items():
-            tasks[i] = (False, tasks.get(i, (False, []))[1] + degs)
+            search, tests, frames = tasks.get(i, (False, [], []))
+            tasks[i] = (search, tests + degs, frames)
         if not g.clusters:
-            tasks[g.anchor] = (True, tasks.get(g.anchor, (False, []))[1])
-        for i, degs, frames in _upright_tests(g, content, dims):
-            search, tests, *rest = tasks.get(i, (False, []))
-            tasks[i] = (search, tests + degs, (rest[0] if rest else []) + frames)
+            _, tests, frames = tasks.get(g.anchor, (False, [], []))
+            tasks[g.anchor] = (True, tests, frames)
+        for i, degs, more in _upright_tests(g, content, dims):
+            search, tests, frames = tasks.get(i, (False, [], []))
+            tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
     # round 2: the anchors whose group left their odd angle open search their own wedges
     odd = {id(g): _onto_upright(g, found, content, dims) or _odd_decision(g, found) for g in groups}
-    _run({g.anchor: (True, []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
+    _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
          found, paths, root, cache, skews, workers, progress)
     if cache is not None:
         cache.save()
@@ -622,11 +623,10 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
 
 
 def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, workers, progress) -> None:
-    """Do the image work of `tasks` (row -> (search, test angles)) into `found`; searches come
-    from `skews` or the cache where they are there already."""
+    """Do the image work of `tasks` (row -> (search, test angles, frames)) into `found`; searches
+    come from `skews` or the cache where they are there already."""
     todo = []
-    for i, (search, tests, *rest) in sorted(tasks.items()):
-        frames = tuple(rest[0]) if rest else ()
+    for i, (search, tests, frames) in sorted(tasks.items()):
         known = (skews[i] if skews is not None else cache.get(i)) if search else None
         if known is not None:
             found[i]["skew"], search = known, False
@@ -634,11 +634,11 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
             todo.append((i, search, tests, frames))
     if progress:
         progress(len(tasks) - len(todo))
-    done = map_files(probe, [(root / paths[i], s, tuple(t), f) if f else (root / paths[i], s, tuple(t))
-                             for i, s, t, f in todo], workers=workers, progress=progress)
+    done = map_files(probe, [(root / paths[i], s, tuple(t), tuple(f)) for i, s, t, f in todo],
+                     workers=workers, progress=progress)
     for (i, search, _, _), res in zip(todo, done):
         found[i]["fits"].update(res["fits"])
-        found[i].setdefault("beyond", {}).update(res.get("beyond", {}))
+        found[i]["beyond"].update(res["beyond"])
         if search:
             found[i]["skew"] = res["skew"]
             if cache is not None:
@@ -683,7 +683,7 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
     fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
     frame = _frame(g, x, u, content, dims)
-    beyond, picture = found[u].get("beyond", {}).get(frame, (1.0, 0.0)) if frame is not None else (1.0, 0.0)
+    beyond, picture = found[u]["beyond"].get(frame, (1.0, 0.0)) if frame is not None else (1.0, 0.0)
     shows_less = content[u] >= (1 + CUT_SCALE) * content[x]  # u itself cut: not the one x came from
     if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and not shows_less:
         return fx
