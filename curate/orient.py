@@ -65,6 +65,7 @@ ACCEPT = {"constant": 0.6, "replicate": 0.55, "reflect": 0.45}
 THIN, THIN_BAR = 6.0, 1.25  # wedges of turns under THIN degrees look like a scan's border bands
 FLAG = 0.7  # share of ACCEPT from which an unapplied fit is flagged (0.7% of straight ones)
 DECODE_SIDE = FINE_SIDE
+ROWS_FROM = 4096  # grid points from which _wedges tests only each row's ends (fewer: not worth it)
 MIN_SIDE = 64  # px: smaller images are not searched for wedges
 MAJORITY = 3  # distinct copies in one pose that outvote a representative standing alone
 GROUP_SNAP = MIN_SKEW  # degrees: a group turn closer than this to a right angle is that right angle
@@ -126,7 +127,7 @@ def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same
     dx, dy, index, row = grid
     # only pixels outside the exposure (grown by the margin) can be wedge pixels: each row's
     # inside is one interval, so the exact test below runs on the rows' ends only
-    near = _outside_rows(h, a, b, hu + margin, hv + margin) if len(dx) > 4096 else None  # (small: not worth it)
+    near = _outside_rows(h, a, b, hu + margin, hv + margin) if len(dx) > ROWS_FROM else None
     if near is not None:
         lo, hi = near
         near = np.flatnonzero((dx < lo[row]) | (dx > hi[row]))
