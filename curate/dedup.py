@@ -1424,6 +1424,7 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
             if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]} | set(named)
     ok = (table["hash_status"] == "ok").to_numpy()
     discs = [table[list(cols)].to_numpy(dtype=np.uint64) for cols in (RHASH_COLUMNS, GHASH_COLUMNS)]
+    wholes = [dihedral(d[:, 0]) for d in discs]  # every whole disc's 8 variants, once (not per group pair)
     rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64) if RING_COLUMNS[-1] in table else None
     out = []
     for ga, gb in sorted(near):
@@ -1432,9 +1433,9 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
             continue
         dist = np.full((len(side[0]), len(side[1])), 65, dtype=np.int64)
         variant = np.zeros_like(dist)
-        for d in discs:
+        for d, whole in zip(discs, wholes):
             for q, c, flip in ((0, 1, False), (1, 0, True)):  # each side's discs against the other's whole disc
-                turned = dihedral(d[side[c], 0])[None, None]
+                turned = whole[side[c]][None, None]
                 step = max(1, 4096 // len(side[c]))  # rows at a time: (rows, 12, C, 8) stays small
                 h = np.concatenate([np.bitwise_count(d[side[q][lo:lo + step]][:, :, None, None] ^ turned).min(axis=1)
                                     for lo in range(0, len(side[q]), step)]).astype(np.int64)  # (Q, C, 8)
