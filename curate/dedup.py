@@ -644,8 +644,7 @@ def _verify_batch(pairs: list[Pair]) -> list[Match]:
     out = []
     for p in pairs:
         fa, fb = feats.get(p.a), feats.get(p.b)
-        out.append(verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
-                   if fa is not None and fb is not None else Match(False))
+        out.append(_verify_pair(fa, fb, p))
     for i in {i for a, b, *_ in pairs for i in (a, b)}:
         if feats.get(i) is not None:
             feats[i]._bands = None  # (the plain keypoints stay: small, and each costs a decode)
@@ -697,8 +696,25 @@ def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, 
 def _verify_batch_from_files(task: tuple[list[Pair], dict[int, str]]) -> list[Match]:
     batch, files = task
     feats = {i: features(path) for i, path in files.items()}
-    return [verify(feats[p.a], feats[p.b], p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
-            if feats[p.a] is not None and feats[p.b] is not None else Match(False) for p in batch]
+    return [_verify_pair(feats[p.a], feats[p.b], p) for p in batch]
+
+
+def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
+    """verify() as the pair asks; a kin pair (Pair.kin) that fails is tried again the other way
+    round, b against a: verification is not symmetric (it warps b onto a's frame), and on the
+    kaggle set a parent and child failed one way (0.55, and 0.0: no alignment) and passed the
+    other (0.92, 0.91)."""
+    if fa is None or fb is None:
+        return Match(False)
+    m = verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
+    if m.ok or not p.kin:
+        return m
+    back = verify(fb, fa, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
+    if back.score <= m.score:
+        return m
+    mirrored, beta = _inverse((int(back.mirrored), back.beta))  # b -> a, turned round to a -> b
+    return Match(back.ok, back.score, bool(mirrored), beta, 1.0 / back.scale if back.scale > 0 else back.scale,
+                 back.inliers, back.cover_b, back.cover_a)
 
 
 # ---- candidates ------------------------------------------------------------------------------
@@ -864,25 +880,26 @@ class _PairCache:
         self.ids = [f"{p}\t{s}\t{m}" for p, s, m in zip(paths, sizes, mtimes)]
         self.usable = [s >= 0 for s in sizes]
 
-    def _key(self, a: int, b: int) -> tuple[str, int, int]:
-        return f"{self.ids[a]}\t{self.ids[b]}", 0, 0
+    def _key(self, a: int, b: int, kin: bool = False) -> tuple[str, int, int]:
+        return f"{self.ids[a]}\t{self.ids[b]}" + ("\tkin" if kin else ""), 0, 0
 
-    def get(self, a: int, b: int) -> Match | None:
+    def get(self, a: int, b: int, kin: bool = False) -> Match | None:
+        """The pair's result as verified before, as a Pair asks (kin: both ways, see _verify_pair)."""
         if not (self.usable[a] and self.usable[b]):
             return None
-        row = self.cache.get(*self._key(a, b))
+        row = self.cache.get(*self._key(a, b, kin))
         if row is None:
             return None
         return Match(bool(row["ok"]), row["score"], bool(row["mirrored"]), row["beta"], row["scale"],
                      int(row["inliers"]), row["cover_a"], row["cover_b"])
 
-    def save(self, verified: dict[tuple[int, int], Match]) -> None:
-        """Keep exactly this run's pairs (so the cache does not grow with old ones); not written
-        again when it holds just those already (a re-run with nothing changed)."""
+    def save(self, verified: dict[tuple[int, int, bool], Match]) -> None:
+        """Keep exactly this run's pairs, {(a, b, kin): result} (so the cache does not grow with old
+        ones); not written again when it holds just those already (a re-run with nothing changed)."""
         keep, added = set(), False
-        for (a, b), m in verified.items():
+        for (a, b, kin), m in verified.items():
             if self.usable[a] and self.usable[b]:
-                key = self._key(a, b)
+                key = self._key(a, b, kin)
                 keep.add(key[0])
                 if self.cache.get(*key) is None:  # (a cached pair is never verified again: same values)
                     added = True
@@ -1409,7 +1426,8 @@ def _near_pose(t: tuple[int, float]) -> bool:
 
 
 def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int],
-             named: set[tuple[int, int]] = frozenset(), chains: list[tuple[str, ...]] | None = None) -> list[list[Pair]]:
+             named: set[tuple[int, int]] = frozenset(), chains: list[tuple[str, ...]] | None = None,
+             asked: dict | None = None) -> list[list[Pair]]:
     """For each two groups a verified pair scoring at least BRIDGE_FLOOR connects (a near miss,
     or a pair too weak to join two groups), their BRIDGE_ROUNDS[-1] closest pairs of pictures by
     the any-angle disc hashes and the ring hashes not verified yet, closest first. A chain of augmentations (each
@@ -1417,7 +1435,10 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
     longer verify, while the members made one from the other are among the closest pairs (on
     the kaggle set the parent was its child's nearest in the other fragment 3 times in 4).
     named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
-    (names.chain), whose nearest kin in the other group are tried first."""
+    (names.chain), whose nearest kin in the other group are tried first, both ways (see
+    _verify_pair), those the rounds verified one way and failed included; asked: the results as
+    each pair was asked, keyed (a, b, kin)."""
+    asked = asked if asked is not None else {}
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
         return []
     near = {tuple(sorted((groups.group_of[a], groups.group_of[b]))) for (a, b), m in verified.items()
@@ -1458,8 +1479,8 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
         for k in order:
             i, j = divmod(int(k), dist.shape[1])
             a, b = sorted((int(side[0][i]), int(side[1][j])))
-            if (a, b) not in verified:
-                v, named = int(variant.flat[k]), bool(kin[k] < NO_KIN)  # v -1: the ring hashes, blind to a mirror
+            v, named = int(variant.flat[k]), bool(kin[k] < NO_KIN)  # v -1: the ring hashes, blind to a mirror
+            if (a, b) not in verified or (named and (a, b, True) not in asked and not verified[(a, b)].ok):
                 # kin by name: both ways, as the discs' mirror bit is the frames', which a turn and zoom
                 # unsettle (on the kaggle set a parent and child, 0.92 unmirrored, failed as mirrored)
                 pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 or named else 1, kin=named))
@@ -1550,13 +1571,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     if progress:  # the bar counts files: those in no pair to verify are done already
         bar(n - len(need))
     weak: list[tuple[float, int, int]] = []  # verified, too weak to join two groups of copies
+    asked: dict[tuple[int, int, bool], Match] = {}  # every result as its pair asked it (for the cache)
 
     def check(taken: list[Pair], counted: bool = True, bridge: bool = False) -> None:
         """Verify the pairs (from the cache where it holds them), then join on the strong ones.
         bridge: pairs _bridges chose, whose weak links are dropped (they could only bring a lone
         picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
         but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
-        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
+        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
         if feats is not None:
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
             feats.update(zip(new, map_files(_features_of, [(paths[i], i in mirrored) for i in new],
@@ -1567,7 +1589,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             advance(len(taken) - len(fresh))  # (from the cache)
         results = []
         for p in taken:
-            m = checked[p] if p in checked else cache.get(p.a, p.b)
+            m = checked[p] if p in checked else cache.get(p.a, p.b, p.kin)
+            asked[(p.a, p.b, p.kin)] = m
+            if p.kin and (p.a, p.b) in verified and not m.ok:
+                continue  # (a pair the rounds verified one way keeps that result)
             verified[(p.a, p.b)] = m
             if m.ok:
                 results.append((m.score, p.a, p.b, p.kin))
@@ -1593,13 +1618,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
             hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
             named = shared_roots([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
-        bridges = _bridges(table, groups, verified, picture, named, chains)
+        bridges = _bridges(table, groups, verified, picture, named, chains, asked)
         if not bridges:
             break
         for k in range(len(BRIDGE_ROUNDS)):
             lo, hi = (BRIDGE_ROUNDS[k - 1] if k else 0), BRIDGE_ROUNDS[k]
             taken = sorted({p for ps in bridges for p in ps[lo:hi]
-                            if groups.group_of[p.a] != groups.group_of[p.b] and (p.a, p.b) not in verified})
+                            if groups.group_of[p.a] != groups.group_of[p.b]
+                            and ((p.a, p.b, True) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
     for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
@@ -1607,7 +1633,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     if progress and shown < n:
         progress(n - shown)
     if cache is not None:
-        cache.save(verified)
+        cache.save(asked)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
     codes, share = _usual_encodings(table, paths, groups)

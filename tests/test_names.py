@@ -54,3 +54,22 @@ def test_a_fragment_only_its_name_proposes_joins_and_an_unrelated_namesake_does_
     assert groups() == [["a/7-rotated1.jpg"], ["a/7.jpg"], ["a/82-rotated1.jpg", "a/82.jpg"]]
     monkeypatch.setattr(dedup, "NAME_GROUPS", 0)  # names unused: all four stay apart
     assert len(groups()) == 4
+
+
+def test_a_kin_pair_that_fails_one_way_is_verified_the_other_way_round(monkeypatch):
+    # verification warps b onto a's frame and is not symmetric: a kin pair gets both orders,
+    # its result turned round to a -> b (turn and scale inverted, covers swapped)
+    calls = []
+
+    def one_way(fa, fb, *args, **kwargs):
+        calls.append((fa, fb))
+        if fa == "child":
+            return dedup.Match(False, 0.55)
+        return dedup.Match(True, 0.92, False, 12.0, 0.8, 30, 0.9, 0.7)
+
+    monkeypatch.setattr(dedup, "verify", one_way)
+    plain = dedup.Pair(0, 1, False, None, True, 2)
+    assert not dedup._verify_pair("child", "parent", plain).ok and len(calls) == 1
+    m = dedup._verify_pair("child", "parent", plain._replace(kin=True))
+    assert calls[1:] == [("child", "parent"), ("parent", "child")]
+    assert m.ok and m.score == 0.92 and m.beta == -12.0 and m.scale == 1.25 and (m.cover_a, m.cover_b) == (0.7, 0.9)
