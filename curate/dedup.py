@@ -59,6 +59,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
+from curate.names import NO_KIN, chain, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 from curate.resave import RESAVE_MARGIN, resave_gap
 
@@ -137,7 +138,7 @@ CENTRED = 0.01
 # the false pairs verified on the default set, seed 11).
 RANK_CORRELATION = 0.92
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "13"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "14"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -155,6 +156,11 @@ LONE_CHANNELS = ("window", "twindow")
 # joined; BRIDGE_PASSES times, as one bridge can bring a third group near. On the kaggle set
 # (150 bases, seed 1, rounds up to 14) it took the radiographs in more than one group 25 -> 18.
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
+# File names as a hint, never as evidence (see curate.names): groups whose files share a name
+# root (`82-rotated1-rotated2.jpg`, `82 (1).jpg`), where some name says it was derived, are
+# bridged as a near miss's groups are, each file's nearest kin by name tried first; a root spread
+# over more than NAME_GROUPS groups is a name every folder repeats, not a family (0: names unused).
+NAME_GROUPS = 6
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
 # 1, 2, 4, ... per round, up to MAX_BUDGET; pairs left after that round are not verified. On the
 # 10,000-file kaggle set (seed 0, main at 2334519) the rounds after 32 verified 4,487 pairs and joined
@@ -628,6 +634,7 @@ class Pair(NamedTuple):
     refine: bool  # a near miss gets a sub-pixel re-alignment
     tries: int = 1  # 2: the hash cannot tell a mirror, so b is tried both ways
     lone: bool = False  # verified only while one of the two groups is a lone picture (LONE_CHANNELS)
+    kin: bool = False  # the two names share a root (curate.names): a weak link counts as in the rounds
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
@@ -1425,19 +1432,23 @@ def _near_pose(t: tuple[int, float]) -> bool:
     return t[0] == 0 and abs(_wrap(t[1])) < 45.0
 
 
-def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int]) -> list[list[Pair]]:
+def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int],
+             named: set[tuple[int, int]] = frozenset(), chains: list[tuple[str, ...]] | None = None) -> list[list[Pair]]:
     """For each two groups a verified pair scoring at least BRIDGE_FLOOR connects (a near miss,
     or a pair too weak to join two groups), their BRIDGE_ROUNDS[-1] closest pairs of pictures by
     the any-angle disc hashes and the ring hashes not verified yet, closest first. A chain of augmentations (each
     made from the one before) drifts: two fragments of it meet on its far members, which no
     longer verify, while the members made one from the other are among the closest pairs (on
-    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4)."""
+    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4).
+    named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
+    (names.chain), whose nearest kin in the other group are tried first."""
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
         return []
     near = {tuple(sorted((groups.group_of[a], groups.group_of[b]))) for (a, b), m in verified.items()
-            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]}
+            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]} | set(named)
     ok = (table["hash_status"] == "ok").to_numpy()
     discs = [table[list(cols)].to_numpy(dtype=np.uint64) for cols in (RHASH_COLUMNS, GHASH_COLUMNS)]
+    wholes = [dihedral(d[:, 0]) for d in discs]  # every whole disc's 8 variants, once (not per group pair)
     rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64) if RING_COLUMNS[-1] in table else None
     out = []
     for ga, gb in sorted(near):
@@ -1446,9 +1457,9 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
             continue
         dist = np.full((len(side[0]), len(side[1])), 65, dtype=np.int64)
         variant = np.zeros_like(dist)
-        for d in discs:
+        for d, whole in zip(discs, wholes):
             for q, c, flip in ((0, 1, False), (1, 0, True)):  # each side's discs against the other's whole disc
-                turned = dihedral(d[side[c], 0])[None, None]
+                turned = whole[side[c]][None, None]
                 step = max(1, 4096 // len(side[c]))  # rows at a time: (rows, 12, C, 8) stays small
                 h = np.concatenate([np.bitwise_count(d[side[q][lo:lo + step]][:, :, None, None] ^ turned).min(axis=1)
                                     for lo in range(0, len(side[q]), step)]).astype(np.int64)  # (Q, C, 8)
@@ -1463,14 +1474,19 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
                               np.bitwise_count(r1[None, :, :] ^ r0[:, None, k, None]).min(axis=2)).astype(np.int64)
             closer = best < dist
             dist[closer], variant[closer] = best[closer], -1
-        order = np.lexsort((np.arange(dist.size), dist.reshape(-1)))
+        kin = np.full(dist.size, NO_KIN, dtype=np.int64)
+        if chains is not None:  # the nearest kin by name first (a hint: verification still decides)
+            kin = np.array([kinship(chains[a], chains[b]) for a in side[0] for b in side[1]], dtype=np.int64)
+        order = np.lexsort((np.arange(dist.size), dist.reshape(-1), kin))
         pairs = []
         for k in order:
             i, j = divmod(int(k), dist.shape[1])
             a, b = sorted((int(side[0][i]), int(side[1][j])))
             if (a, b) not in verified:
-                v = int(variant.flat[k])  # -1: the ring hashes, which cannot tell a mirror
-                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 else 1))
+                v, named = int(variant.flat[k]), bool(kin[k] < NO_KIN)  # v -1: the ring hashes, blind to a mirror
+                # kin by name: both ways, as the discs' mirror bit is the frames', which a turn and zoom
+                # unsettle (on the kaggle set a parent and child, 0.92 unmirrored, failed as mirrored)
+                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 or named else 1, kin=named))
             if len(pairs) == BRIDGE_ROUNDS[-1]:
                 break
         out.append(pairs)
@@ -1562,7 +1578,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     def check(taken: list[Pair], counted: bool = True, bridge: bool = False) -> None:
         """Verify the pairs (from the cache where it holds them), then join on the strong ones.
         bridge: pairs _bridges chose, whose weak links are dropped (they could only bring a lone
-        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs)."""
+        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
+        but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
         if feats is not None:
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
@@ -1577,11 +1594,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             m = checked[p] if p in checked else cache.get(p.a, p.b)
             verified[(p.a, p.b)] = m
             if m.ok:
-                results.append((m.score, p.a, p.b))
-        for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
+                results.append((m.score, p.a, p.b, p.kin))
+        for score, a, b, kin in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
             if score >= MERGE_CORRELATION:
                 groups.link(a, b, _transform(verified, a, b))
-            elif not bridge:  # weak links wait until every strong one is in (see group_pairs)
+            elif kin or not bridge:  # weak links wait until every strong one is in (see group_pairs)
                 weak.append((score, a, b))
 
     budget = 1
@@ -1593,8 +1610,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         # in file order, so a file's pairs share a batch (and its band-passed images)
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
-    for _ in range(BRIDGE_PASSES):
-        bridges = _bridges(table, groups, verified, picture)
+    chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
+    for k in range(BRIDGE_PASSES):
+        # groups whose files' names share a root (names.py) are bridged too, once
+        named = set()
+        if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
+            hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
+            named = shared_roots([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+        bridges = _bridges(table, groups, verified, picture, named, chains)
         if not bridges:
             break
         for k in range(len(BRIDGE_ROUNDS)):

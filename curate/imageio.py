@@ -326,12 +326,20 @@ def _describe_decode_error(exc: Exception) -> str:
     return text
 
 
+REMAP_COLS = 1024  # cv2.remap wants each side of its maps under 32k
+
+
+def remap_buffer(size: int) -> np.ndarray:
+    """A zeroed float32 map holding `size` points, REMAP_COLS wide (fill its first `size` of .ravel())."""
+    return np.zeros((-(-size // REMAP_COLS), REMAP_COLS), np.float32)
+
+
 def remap_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points (x, y) as the 2-D maps cv2.remap samples at (it wants each side under 32k)."""
-    cols = 1024
-    pad = (-x.size) % cols
-    return (np.pad(x.ravel().astype(np.float32), (0, pad)).reshape(-1, cols),
-            np.pad(y.ravel().astype(np.float32), (0, pad)).reshape(-1, cols))
+    """The points (x, y) as the 2-D maps cv2.remap samples at (zero-padded; no np.pad, ~3x slower)."""
+    maps = remap_buffer(x.size), remap_buffer(y.size)
+    maps[0].ravel()[:x.size] = x.ravel()
+    maps[1].ravel()[:y.size] = y.ravel()
+    return maps
 
 
 def fit(pixels: np.ndarray, max_side: int) -> np.ndarray:

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ImageError
-from curate.imageio import decode, fit, remap_maps
+from curate.imageio import decode, fit, remap_buffer
 from curate.parallel import Progress, map_files
 from curate.resave import RESAVE_MARGIN, resave_gap
 
@@ -66,6 +66,7 @@ ACCEPT = {"constant": 0.6, "replicate": 0.55, "reflect": 0.45}
 THIN, THIN_BAR = 6.0, 1.25  # wedges of turns under THIN degrees look like a scan's border bands
 FLAG = 0.7  # share of ACCEPT from which an unapplied fit is flagged (0.7% of straight ones)
 DECODE_SIDE = FINE_SIDE
+ROWS_FROM = 4096  # grid points from which _wedges tests only each row's ends (fewer: not worth it)
 MIN_SIDE = 64  # px: smaller images are not searched for wedges
 MAJORITY = 3  # distinct copies in one pose that outvote a representative standing alone
 GROUP_SNAP = MIN_SKEW  # degrees: a group turn closer than this to a right angle is that right angle
@@ -125,38 +126,67 @@ def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same
     hu = (size[0] + stretch - 1) / 2
     hv = (size[1] - stretch * abs(a) / max(abs(b), 1e-3) - 1) / 2
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    dx, dy, index = grid
+    margin = 1.0  # interpolation blurs a pixel either side of the wedge's edge
+    dx, dy, index, row = grid
+    # only pixels outside the exposure (grown by the margin) can be wedge pixels: each row's
+    # inside is one interval, so the exact test below runs on the rows' ends only
+    near = _outside_rows(h, a, b, hu + margin, hv + margin) if len(dx) > ROWS_FROM else None
+    if near is not None:
+        lo, hi = near
+        near = np.flatnonzero((dx < lo[row]) | (dx > hi[row]))
+        dx, dy, index = dx[near], dy[near], index[near]
     u = a * dx - b * dy  # canvas -> exposure coordinates (inverse of cv2's CCW rotation)
     v = b * dx + a * dy
     eu, ev = np.abs(u) - hu, np.abs(v) - hv
-    margin = 1.0  # interpolation blurs a pixel either side of the wedge's edge
     beyond_u = (eu > margin) & (ev < -margin)
     sel = beyond_u | ((ev > margin) & (eu < -margin))
     if int(sel.sum()) < 16:
         return None
     bu = beyond_u[sel]
     normal = np.where(bu, u[sel], v[sel])  # exposure coordinate across the nearest edge
-    along = np.where(bu, v[sel], u[sel])
+    order = np.argsort(bu * 2 + (normal > 0), kind="stable")  # side by side, so each side's sum is one run
+    bu, normal = bu[order], normal[order]
+    along = np.where(bu, v[sel][order], u[sel][order])
     sign = np.where(normal > 0, 1.0, -1.0)
     half = np.where(bu, hu, hv)
     depth = np.abs(normal) - half
     side = bu * 2 + (normal > 0)  # which of the four wedge sides
+    xs, ys = np.empty((7, len(bu)), np.float32), np.empty((7, len(bu)), np.float32)
+    cut = len(bu) - int(bu.sum())  # sorted by side: the v sides (bu False) come first
 
-    def points(pos, shift):  # canvas points at |normal| = pos, moved `shift` along the edge
+    def points(k, pos, shift):  # row k: canvas points at |normal| = pos, moved `shift` along the edge
         nn, tt = sign * pos, along + shift
-        uu, vv = np.where(bu, nn, tt), np.where(bu, tt, nn)
-        return cx + a * uu + b * vv, cy - b * uu + a * vv
+        for part, uu, vv in ((slice(0, cut), tt, nn), (slice(cut, None), nn, tt)):  # (u, v) per side
+            uu, vv = uu[part], vv[part]
+            xs[k, part], ys[k, part] = cx + a * uu + b * vv, cy - b * uu + a * vv
 
     # replicate: the fill just beyond the edge, not the edge pixel itself (scans often carry a
     # bright or dark line in their outermost pixel row); reflect: the mirror image about the
     # edge (half a pixel beyond the edge pixel); constant: just inside the edge, where a
     # constant fill would end in a step (deeper inside tells nothing of where the edge is)
     edge, mirror, inside = half + margin + 0.5, half + 1.0 - depth, half - 1.5
-    spots = [points(edge, 0), points(edge, delta), points(edge, -delta),
-             points(mirror, 0), points(mirror, delta), points(mirror, -delta), points(inside, 0)]
-    order = np.argsort(side, kind="stable")  # side by side, so each side's sum is one run
-    return (index[sel][order], side[order], np.stack([x[order] for x, _ in spots]).astype(np.float32),
-            np.stack([y[order] for _, y in spots]).astype(np.float32))
+    for k, (pos, shift) in enumerate(((edge, 0), (edge, delta), (edge, -delta), (mirror, 0), (mirror, delta),
+                                      (mirror, -delta), (inside, 0))):
+        points(k, pos, shift)
+    return index[sel][order], side, xs, ys
+
+
+def _outside_rows(h: int, a: float, b: float, reach_u: float, reach_v: float):
+    """Per row of an h-row image, the offsets from the centre (lo, hi) strictly between which
+    |u| < reach_u and |v| < reach_v (u, v as in _wedges), a little shrunk so rounding cannot
+    put a pixel that the exact test selects inside; None when there is no such inside (or
+    the turn is too small to bound it this way)."""
+    slack = 1e-3
+    reach_u, reach_v = reach_u - slack, reach_v - slack
+    if reach_u <= 0 or reach_v <= 0 or a <= 0.5 or abs(b) < 1e-3:
+        return None
+    dy = np.arange(h) - (h - 1) / 2
+    lo_u, hi_u = (b * dy - reach_u) / a, (b * dy + reach_u) / a
+    lo_v, hi_v = (-a * dy - reach_v) / b, (-a * dy + reach_v) / b
+    if b < 0:
+        lo_v, hi_v = hi_v, lo_v
+    # (where hi < lo the row has no inside: every pixel is below lo or above hi)
+    return np.maximum(lo_u, lo_v) + slack, np.minimum(hi_u, hi_v) - slack
 
 
 def _layout(h: int, w: int, hyps: tuple, sparse: bool):
@@ -173,7 +203,10 @@ def _layout(h: int, w: int, hyps: tuple, sparse: bool):
     count = np.bincount(bins, minlength=4 * len(live))
     starts = np.concatenate([[0], np.cumsum(count)[:-1]])
     runs = np.flatnonzero(count)  # the (hypothesis, side) runs that hold points
-    mx, my = remap_maps(np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1))
+    total = int(lengths.sum())
+    mx, my = remap_buffer(7 * total), remap_buffer(7 * total)
+    for k, m in ((2, mx), (3, my)):  # the hypotheses' points end to end, straight into the maps
+        np.concatenate([p[k] for p in parts], axis=1, out=m.ravel()[:7 * total].reshape(7, total))
     return np.array(live), np.concatenate([p[0] for p in parts]), count.reshape(-1, 4), runs, starts[runs], \
         np.cumsum(lengths), mx, my
 
@@ -262,13 +295,13 @@ def _fits(img: np.ndarray, hyps: tuple, sparse: bool = False, keep: bool = False
 
 @functools.lru_cache(maxsize=8)
 def _grid(h: int, w: int, sparse: bool = False):
-    """Pixel offsets from the centre, and their flat indices: every pixel, or (sparse) every
-    other one in a checkerboard, which halves the cost of the first search."""
+    """Pixel offsets from the centre, their flat indices and rows: every pixel, or (sparse)
+    every other one in a checkerboard, which halves the cost of the first search."""
     ys, xs = np.mgrid[0:h, 0:w]
     keep = ((xs + ys) % 2 == 0).ravel() if sparse else np.ones(h * w, bool)
     index = np.flatnonzero(keep)
     return ((xs.ravel()[index] - (w - 1) / 2).astype(np.float32), (ys.ravel()[index] - (h - 1) / 2).astype(np.float32),
-            index)
+            index, index // w)
 
 
 def _best(img: np.ndarray, angles, stretches=(0.0,), sparse=False,

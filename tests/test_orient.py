@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import curate.orient as orient_module
 from curate.messy import rotate_expand
 from curate.orient import estimate_skew, orient, orient_summary
 from tests.conftest import radiograph, save
@@ -385,3 +386,19 @@ def test_a_kept_right_angle_copy_saved_again_is_turned_onto_the_member_it_was_sa
     t = dup_table([("orig.jpg", "ok", 4, False, 0.0, True, 0.98), ("mir.jpg", "ok", 4, True, 0.0, False, 1.0)])
     out = orient(t.assign(keep=[False, True]), tmp_path, workers=1).set_index("path")
     assert out.loc["mir.jpg", "rotation"] == 0 and out.loc["mir.jpg", "orient_flag"] == "mirrored"
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_wedge_pixels_found_from_the_rows_ends_are_those_of_every_pixel(monkeypatch, sparse):
+    rng = np.random.default_rng(3)
+    cases = [(int(rng.integers(60, 257)), int(rng.integers(60, 257)), float(rng.choice([-1, 1]) * rng.uniform(3, 44)),
+              float(rng.choice([0.0, -1.0, 2.0])), bool(rng.integers(2))) for _ in range(40)]
+
+    def wedges(rows_from):
+        monkeypatch.setattr(orient_module, "ROWS_FROM", rows_from)
+        return [orient_module._wedges(h, w, d, orient_module._grid(h, w, sparse), 4.0, st, same) for h, w, d, st, same in cases]
+
+    for fast, every in zip(wedges(0), wedges(10 ** 9)):
+        assert (fast is None) == (every is None)
+        if fast is not None:
+            assert all(np.array_equal(x, y) for x, y in zip(fast, every))
