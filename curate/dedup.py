@@ -61,6 +61,7 @@ from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.names import NO_KIN, chain, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
+from curate.resave import RESAVE_MARGIN, resave_gap
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -1161,7 +1162,7 @@ def _plain_quality(quality: list) -> list:
 
 
 def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None,
-          framed=None, aligned=None, detail: dict | None = None) -> int:
+          framed=None, aligned=None, detail: dict | None = None, resaved=None) -> int:
     """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
     among those, the one saved the way the dataset's files without copies are (`usual`: that
     encoding's share, per row), then one not shown a copy by its fill (`framed(candidates)`: the
@@ -1174,7 +1175,29 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
     ALIGN_CHALLENGERS members marked only by fill or tone (an original with a black border
     of its own), the finest `detail` (traces) first, one at a time: `aligned(c, d)` (see aligned_detail) > 0
     says d lost detail against c; the one the other clearly lost detail against stays, and
-    one that takes over meets those it has not met yet."""
+    one that takes over meets those it has not met yet. Then, above all that, a member the chosen
+    one was saved from (`resaved(x, c)` >= RESAVE_MARGIN: c is x turned by a right angle or
+    mirrored and saved again, see curate.resave) takes over: a lossless turn leaves no other
+    trace, and the re-save can even look sharper."""
+    rep = _least_marked(members, t, cost, quality, usual, marks, framed, aligned, detail)
+    if resaved is None:
+        return rep
+    met, moved = set(), True
+    while moved:  # each pair once: the test is one-sided, a member that takes over meets the rest
+        moved = False
+        for x in members:
+            if x != rep and frozenset((rep, x)) not in met:
+                met.add(frozenset((rep, x)))
+                gap = resaved(x, rep)
+                if gap is not None and gap >= RESAVE_MARGIN:
+                    rep, moved = x, True
+                    break
+    return rep
+
+
+def _least_marked(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None,
+                  framed, aligned, detail: dict | None) -> int:
+    """_root before the re-save test."""
     best = min(cost[x] for x in members)
     candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
@@ -1325,6 +1348,7 @@ def _cropped(shape: tuple[int, int], deg: float, scale: float) -> bool:
 # the contrast-free ratio of the finest level to the next. On five kaggle sets (6,343 original
 # vs copy pairs that line up) the original had more in 99.7% (log ratio, median 0.16-0.19);
 # the other way round by up to 0.12 (a copy whose lifted tone makes its noise look like detail).
+RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 ALIGN_CANDIDATES = 6  # candidates the chosen member meets
 ALIGN_CHALLENGERS = 2  # members marked only by fill or tone (a black border of the original's own) it meets
 ALIGN_MARGIN = 0.12  # log detail ratio (both frames summed) that says which member lost detail
@@ -1504,11 +1528,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     n = len(table)
     stage = key = None
     if cache_dir is not None:  # nothing changed since the last run (files, table, code): its result
-        from curate import hashing, imageio, index
+        from curate import hashing, imageio, index, resave
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "dups")
-        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index))
+        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index, resave))
         hit = stage.get(key, table, DUP_COLUMNS)
         if hit is not None:
             if progress:
@@ -1735,8 +1759,16 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
                     return None
                 m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
                 return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
+        resaved = None
+        if paths is not None:
+            def resaved(x: int, c: int, t=t) -> float | None:
+                m, beta = _compose(t[c], _inverse(t[x]))  # x -> c
+                q = round(beta / 90.0)
+                if (q % 4 == 0 and not m) or abs(beta - 90.0 * q) > RESAVE_POSE:
+                    return None  # not turned by a right angle or mirrored (resave_gap checks the frame)
+                return resave_gap(paths[x], paths[c], bool(m), q % 4)
         detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
-        rep = _root(members, t, cost, plain, usual, marks, framed, aligned, detail)
+        rep = _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when
