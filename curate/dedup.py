@@ -1528,11 +1528,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     n = len(table)
     stage = key = None
     if cache_dir is not None:  # nothing changed since the last run (files, table, code): its result
-        from curate import hashing, imageio, index, resave
+        from curate import hashing, imageio, index, names, resave
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "dups")
-        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index, resave))
+        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index, names, resave))
         hit = stage.get(key, table, DUP_COLUMNS)
         if hit is not None:
             if progress:
