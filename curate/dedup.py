@@ -711,10 +711,14 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("sha256", "pixel_hash"):
         if col in table:
             same = table.iloc[ok].groupby(table[col].iloc[ok], sort=False).indices
+            firsts, others = [], []  # each set's first file with each of the others, one frame for all sets
             for rows in same.values():
                 if len(rows) > 1:
                     rows = ok[np.sort(rows)]
-                    frames.append(_pairs(rows[0], rows[1:], 0, 0, col))
+                    firsts.append(np.full(len(rows) - 1, rows[0]))
+                    others.append(rows[1:])
+            if firsts:
+                frames.append(_pairs(np.concatenate(firsts), np.concatenate(others), 0, 0, col))
     if len(ok) >= 2:
         phash = table["phash"].to_numpy(dtype=np.uint64)[ok]
         a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
