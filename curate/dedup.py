@@ -1594,7 +1594,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
     codes, share = _usual_encodings(table, paths, groups)
     usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
-    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths)
+    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
+                        workers=workers)
     if stage is not None:
         stage.put(key, out, DUP_COLUMNS)
     return out
@@ -1642,8 +1643,37 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Grou
     return groups
 
 
+def _group_root(task: tuple) -> int:
+    """_root of one group in a worker: (members, transforms, cost, plain quality, usual, marks,
+    content scales, detail, paths or None) -> its representative. The fill and detail tests
+    decode members at FRAME_SIDE, each once."""
+    members, t, cost, plain, usual, marks, scales, detail, paths = task
+    framed = aligned = None
+    if paths is not None:
+        seen = {}
+
+        def pixels(x: int):
+            if x not in seen:
+                try:
+                    seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
+                except Exception:
+                    seen[x] = None
+            return seen[x]
+
+        def framed(cands):
+            return _framed_copies(cands, t, scales, pixels)
+
+        def aligned(c: int, d: int) -> float | None:
+            pc, pd_ = pixels(c), pixels(d)
+            if pc is None or pd_ is None or c not in scales or d not in scales:
+                return None
+            m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
+            return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
+    return _root(members, t, cost, plain, usual, marks, framed, aligned, detail)
+
+
 def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list,
-                  codes: list[str] | None = None, paths: list[str] | None = None) -> pd.DataFrame:
+                  codes: list[str] | None = None, paths: list[str] | None = None, workers=None) -> pd.DataFrame:
     n = len(table)
     group_id = np.zeros(n, dtype=np.int64)
     is_rep = np.zeros(n, dtype=bool)
@@ -1667,32 +1697,20 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
     edges = _scale_edges(verified)
-    for gid, members in enumerate(ordered, start=1):
+    # each group's representative: the image work (fill and detail tests) in the workers
+    tasks = []
+    for members in ordered:
         t = {x: groups.t[x] for x in members}
         cost, marks = _derivation(members, traces, norm, centre, codes, usual)
         scales = _content_scales(members, edges)
-        framed = aligned = None
-        if paths is not None:
-            seen = {}
-
-            def pixels(x: int):
-                if x not in seen:
-                    try:
-                        seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
-                    except Exception:
-                        seen[x] = None
-                return seen[x]
-
-            framed = lambda cands, t=t, scales=scales, pixels=pixels: _framed_copies(cands, t, scales, pixels)  # noqa: E731
-
-            def aligned(c: int, d: int, t=t, scales=scales, pixels=pixels) -> float | None:
-                pc, pd_ = pixels(c), pixels(d)
-                if pc is None or pd_ is None or c not in scales or d not in scales:
-                    return None
-                m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
-                return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
         detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
-        rep = _root(members, t, cost, plain, usual, marks, framed, aligned, detail)
+        tasks.append((members, t, cost, {x: plain[x] for x in members}, {x: usual[x] for x in members}, marks,
+                      scales, detail, {x: paths[x] for x in members} if paths is not None else None))
+    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
+    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
+    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
+    for gid, (members, t, cost, _, _, marks, scales, _, _) in enumerate(tasks, start=1):
+        rep = roots[gid - 1]
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when
