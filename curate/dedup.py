@@ -59,7 +59,9 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
+from curate.names import NO_KIN, chain, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
+from curate.resave import RESAVE_MARGIN, resave_gap
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -136,7 +138,7 @@ CENTRED = 0.01
 # the false pairs verified on the default set, seed 11).
 RANK_CORRELATION = 0.92
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "13"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "14"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -154,6 +156,11 @@ LONE_CHANNELS = ("window", "twindow")
 # joined; BRIDGE_PASSES times, as one bridge can bring a third group near. On the kaggle set
 # (150 bases, seed 1, rounds up to 14) it took the radiographs in more than one group 25 -> 18.
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
+# File names as a hint, never as evidence (see curate.names): groups whose files share a name
+# root (`82-rotated1-rotated2.jpg`, `82 (1).jpg`), where some name says it was derived, are
+# bridged as a near miss's groups are, each file's nearest kin by name tried first; a root spread
+# over more than NAME_GROUPS groups is a name every folder repeats, not a family (0: names unused).
+NAME_GROUPS = 6
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
 # 1, 2, 4, ... per round, up to MAX_BUDGET; pairs left after that round are not verified. On the
 # 10,000-file kaggle set (seed 0, main at 2334519) the rounds after 32 verified 4,487 pairs and joined
@@ -627,6 +634,7 @@ class Pair(NamedTuple):
     refine: bool  # a near miss gets a sub-pixel re-alignment
     tries: int = 1  # 2: the hash cannot tell a mirror, so b is tried both ways
     lone: bool = False  # verified only while one of the two groups is a lone picture (LONE_CHANNELS)
+    kin: bool = False  # the two names share a root (curate.names): a weak link counts as in the rounds
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
@@ -1141,7 +1149,7 @@ def _plain_quality(quality: list) -> list:
 
 
 def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None,
-          framed=None, aligned=None, detail: dict | None = None) -> int:
+          framed=None, aligned=None, detail: dict | None = None, resaved=None) -> int:
     """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
     among those, the one saved the way the dataset's files without copies are (`usual`: that
     encoding's share, per row), then one not shown a copy by its fill (`framed(candidates)`: the
@@ -1154,7 +1162,29 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
     ALIGN_CHALLENGERS members marked only by fill or tone (an original with a black border
     of its own), the finest `detail` (traces) first, one at a time: `aligned(c, d)` (see aligned_detail) > 0
     says d lost detail against c; the one the other clearly lost detail against stays, and
-    one that takes over meets those it has not met yet."""
+    one that takes over meets those it has not met yet. Then, above all that, a member the chosen
+    one was saved from (`resaved(x, c)` >= RESAVE_MARGIN: c is x turned by a right angle or
+    mirrored and saved again, see curate.resave) takes over: a lossless turn leaves no other
+    trace, and the re-save can even look sharper."""
+    rep = _least_marked(members, t, cost, quality, usual, marks, framed, aligned, detail)
+    if resaved is None:
+        return rep
+    met, moved = set(), True
+    while moved:  # each pair once: the test is one-sided, a member that takes over meets the rest
+        moved = False
+        for x in members:
+            if x != rep and frozenset((rep, x)) not in met:
+                met.add(frozenset((rep, x)))
+                gap = resaved(x, rep)
+                if gap is not None and gap >= RESAVE_MARGIN:
+                    rep, moved = x, True
+                    break
+    return rep
+
+
+def _least_marked(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None,
+                  framed, aligned, detail: dict | None) -> int:
+    """_root before the re-save test."""
     best = min(cost[x] for x in members)
     candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
@@ -1305,6 +1335,7 @@ def _cropped(shape: tuple[int, int], deg: float, scale: float) -> bool:
 # the contrast-free ratio of the finest level to the next. On five kaggle sets (6,343 original
 # vs copy pairs that line up) the original had more in 99.7% (log ratio, median 0.16-0.19);
 # the other way round by up to 0.12 (a copy whose lifted tone makes its noise look like detail).
+RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 ALIGN_CANDIDATES = 6  # candidates the chosen member meets
 ALIGN_CHALLENGERS = 2  # members marked only by fill or tone (a black border of the original's own) it meets
 ALIGN_MARGIN = 0.12  # log detail ratio (both frames summed) that says which member lost detail
@@ -1405,17 +1436,20 @@ def _near_pose(t: tuple[int, float]) -> bool:
     return t[0] == 0 and abs(_wrap(t[1])) < 45.0
 
 
-def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int]) -> list[list[Pair]]:
+def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int],
+             named: set[tuple[int, int]] = frozenset(), chains: list[tuple[str, ...]] | None = None) -> list[list[Pair]]:
     """For each two groups a verified pair scoring at least BRIDGE_FLOOR connects (a near miss,
     or a pair too weak to join two groups), their BRIDGE_ROUNDS[-1] closest pairs of pictures by
     the any-angle disc hashes and the ring hashes not verified yet, closest first. A chain of augmentations (each
     made from the one before) drifts: two fragments of it meet on its far members, which no
     longer verify, while the members made one from the other are among the closest pairs (on
-    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4)."""
+    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4).
+    named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
+    (names.chain), whose nearest kin in the other group are tried first."""
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
         return []
     near = {tuple(sorted((groups.group_of[a], groups.group_of[b]))) for (a, b), m in verified.items()
-            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]}
+            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]} | set(named)
     ok = (table["hash_status"] == "ok").to_numpy()
     discs = [table[list(cols)].to_numpy(dtype=np.uint64) for cols in (RHASH_COLUMNS, GHASH_COLUMNS)]
     wholes = [dihedral(d[:, 0]) for d in discs]  # every whole disc's 8 variants, once (not per group pair)
@@ -1444,14 +1478,19 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
                               np.bitwise_count(r1[None, :, :] ^ r0[:, None, k, None]).min(axis=2)).astype(np.int64)
             closer = best < dist
             dist[closer], variant[closer] = best[closer], -1
-        order = np.lexsort((np.arange(dist.size), dist.reshape(-1)))
+        kin = np.full(dist.size, NO_KIN, dtype=np.int64)
+        if chains is not None:  # the nearest kin by name first (a hint: verification still decides)
+            kin = np.array([kinship(chains[a], chains[b]) for a in side[0] for b in side[1]], dtype=np.int64)
+        order = np.lexsort((np.arange(dist.size), dist.reshape(-1), kin))
         pairs = []
         for k in order:
             i, j = divmod(int(k), dist.shape[1])
             a, b = sorted((int(side[0][i]), int(side[1][j])))
             if (a, b) not in verified:
-                v = int(variant.flat[k])  # -1: the ring hashes, which cannot tell a mirror
-                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 else 1))
+                v, named = int(variant.flat[k]), bool(kin[k] < NO_KIN)  # v -1: the ring hashes, blind to a mirror
+                # kin by name: both ways, as the discs' mirror bit is the frames', which a turn and zoom
+                # unsettle (on the kaggle set a parent and child, 0.92 unmirrored, failed as mirrored)
+                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 or named else 1, kin=named))
             if len(pairs) == BRIDGE_ROUNDS[-1]:
                 break
         out.append(pairs)
@@ -1472,11 +1511,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     n = len(table)
     stage = key = None
     if cache_dir is not None:  # nothing changed since the last run (files, table, code): its result
-        from curate import hashing, imageio, index
+        from curate import hashing, imageio, index, resave
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "dups")
-        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index))
+        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index, resave))
         hit = stage.get(key, table, DUP_COLUMNS)
         if hit is not None:
             if progress:
@@ -1543,7 +1582,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     def check(taken: list[Pair], counted: bool = True, bridge: bool = False) -> None:
         """Verify the pairs (from the cache where it holds them), then join on the strong ones.
         bridge: pairs _bridges chose, whose weak links are dropped (they could only bring a lone
-        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs)."""
+        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
+        but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
         if feats is not None:
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
@@ -1558,11 +1598,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             m = checked[p] if p in checked else cache.get(p.a, p.b)
             verified[(p.a, p.b)] = m
             if m.ok:
-                results.append((m.score, p.a, p.b))
-        for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
+                results.append((m.score, p.a, p.b, p.kin))
+        for score, a, b, kin in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
             if score >= MERGE_CORRELATION:
                 groups.link(a, b, _transform(verified, a, b))
-            elif not bridge:  # weak links wait until every strong one is in (see group_pairs)
+            elif kin or not bridge:  # weak links wait until every strong one is in (see group_pairs)
                 weak.append((score, a, b))
 
     budget = 1
@@ -1574,8 +1614,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         # in file order, so a file's pairs share a batch (and its band-passed images)
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
-    for _ in range(BRIDGE_PASSES):
-        bridges = _bridges(table, groups, verified, picture)
+    chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
+    for k in range(BRIDGE_PASSES):
+        # groups whose files' names share a root (names.py) are bridged too, once
+        named = set()
+        if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
+            hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
+            named = shared_roots([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+        bridges = _bridges(table, groups, verified, picture, named, chains)
         if not bridges:
             break
         for k in range(len(BRIDGE_ROUNDS)):
@@ -1646,7 +1692,7 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Grou
 def _group_root(task: tuple) -> int:
     """_root of one group in a worker: (members, transforms, cost, plain quality, usual, marks,
     content scales, detail, paths or None) -> its representative. The fill and detail tests
-    decode members at FRAME_SIDE, each once."""
+    decode members at FRAME_SIDE, each once; the re-save test reads their JPEG tables."""
     members, t, cost, plain, usual, marks, scales, detail, paths = task
     framed = aligned = None
     if paths is not None:
@@ -1669,7 +1715,16 @@ def _group_root(task: tuple) -> int:
                 return None
             m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
             return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
-    return _root(members, t, cost, plain, usual, marks, framed, aligned, detail)
+
+        def resaved(x: int, c: int) -> float | None:
+            m, beta = _compose(t[c], _inverse(t[x]))  # x -> c
+            q = round(beta / 90.0)
+            if (q % 4 == 0 and not m) or abs(beta - 90.0 * q) > RESAVE_POSE:
+                return None  # not turned by a right angle or mirrored (resave_gap checks the frame)
+            return resave_gap(paths[x], paths[c], bool(m), q % 4)
+    else:
+        resaved = None
+    return _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)
 
 
 def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list,

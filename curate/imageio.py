@@ -372,3 +372,23 @@ def load_grey(path: str | Path, *, size: int | None = None, rotation: float = 0)
         interp = cv2.INTER_AREA if max(pixels.shape) > size else cv2.INTER_LINEAR
         pixels = cv2.resize(pixels, (size, size), interpolation=interp)
     return pixels
+
+
+def jpeg_luma(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the luma channel exactly as stored, full size, no EXIF turn applied; its 8x8 quantization
+    table in natural order, float), or None for a file that is not a baseline-readable JPEG with
+    its tables or that carries an EXIF turn. Raises ImageError when it cannot be read."""
+    try:
+        with open_regular(path) as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fh) as im:
+                tables = getattr(im, "quantization", None) or {}
+                if im.format != "JPEG" or 0 not in tables or im.mode not in ("L", "RGB", "YCbCr") \
+                        or im.size[0] * im.size[1] > max_pixels or _orientation(im) != 1:
+                    return None
+                im.draft("L", im.size)  # libjpeg hands over Y itself, not a conversion of RGB
+                im.load()
+                pixels = np.asarray(im if im.mode == "L" else im.convert("L"))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError("corrupt", _describe_decode_error(exc)) from None
+    return pixels, np.asarray(tables[0], np.float32).reshape(8, 8)

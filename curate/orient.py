@@ -48,6 +48,7 @@ import pandas as pd
 from curate.errors import ImageError
 from curate.imageio import decode, fit, remap_buffer
 from curate.parallel import Progress, map_files
+from curate.resave import RESAVE_MARGIN, resave_gap
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
 MIN_CONFIDENCE = 0.5  # an orientation below this confidence is not applied (flagged instead)
@@ -91,6 +92,8 @@ WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) who
 # the dups stage found neither resampled nor filled are tested. A copy cut from one shows the
 # picture at least CUT_SCALE larger (the dups stage's dup_scale).
 UPRIGHT_CANDIDATES = 3
+RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
+RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
 CUT_SCALE = 0.03
 # Beyond a cut copy's frame its original fits a fill under 0.2 (95th percentile, kaggle seeds 1
@@ -498,6 +501,14 @@ class _Group:
                 if len(self.candidates) < UPRIGHT_CANDIDATES and (
                         sha is None or not sha[x] or all(sha[x] != sha[y] for y in self.candidates)):
                     self.candidates.append(x)
+        # members the anchor may have been saved from by a lossless turn or mirror (see resaved_from)
+        self.lossless: list[tuple[int, bool, int]] = []
+        for x in sorted((x for x in members if x != anchor and not (sha is not None and sha[x] and sha[x] == sha[anchor])),
+                        key=lambda x: (-score[x], x)):
+            pose = self.pose(x, anchor)
+            if pose is not None and len(self.lossless) < RESAVE_CANDIDATES and (
+                    sha is None or not sha[x] or all(sha[x] != sha[y] for y, _, _ in self.lossless)):
+                self.lossless.append((x, *pose))
         # the clusters of members at an odd angle to the anchor: (anchor's turn onto them, witness)
         self.clusters: list[tuple[float, int]] = []
         # up to WITNESSES distinct members of each cluster, the witness first: any of them whose
@@ -520,6 +531,17 @@ class _Group:
         == representative, x onto y is a_x - a_y, its sign flipped when x is mirrored."""
         d = self.angle[x] - self.angle[y]
         return norm_angle(-d if self.mirrored[x] else d)
+
+    def pose(self, x: int, y: int) -> tuple[bool, int] | None:
+        """(mirror, quarter turns CCW) that make y of x exactly (curate.resave.pose), or None when
+        the two are not one frame turned by a right angle or mirrored (or the very same pose)."""
+        d = self.angle[x] - self.angle[y]
+        deg = -d if self.mirrored[y] else d
+        q = round(deg / 90.0)
+        m = bool(self.mirrored[x] != self.mirrored[y])
+        if abs(deg - 90.0 * q) > RESAVE_POSE or (q % 4 == 0 and not m):
+            return None
+        return m, q % 4
 
     def tests(self) -> dict[int, list[float]]:
         """The wedge fits that decide the anchor's odd angle: the anchor at each cluster's turn,
@@ -555,12 +577,12 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     n = len(table)
     stage = key = None
     if cache_dir is not None and skews is None:  # nothing changed since the last run: its result
-        from curate import imageio
+        from curate import imageio, resave
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "orient")
         key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
-                           source_digest(sys.modules[__name__], imageio))
+                           source_digest(sys.modules[__name__], imageio, resave))
         hit = stage.get(key, table, ORIENT_COLUMNS)
         if hit is not None:
             return hit
@@ -613,6 +635,15 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
+    # an anchor saved again from another member turned by a right angle or mirrored: that
+    # member's pose is the upright one (the first so shown, best verified first)
+    lossless = [(g, x, m, q) for g in groups for x, m, q in g.lossless]
+    gaps = map_files(_resave_item, [(str(root / paths[x]), str(root / paths[g.anchor]), m, q)
+                                    for g, x, m, q in lossless], workers=workers) if lossless else []
+    saved_from: dict[int, int] = {}
+    for (g, x, _, _), gap in zip(lossless, gaps):
+        if gap is not None and gap >= RESAVE_MARGIN:
+            saved_from.setdefault(id(g), x)
     # round 2: the anchors whose group left their odd angle open search their own wedges
     odd = {id(g): _onto_upright(g, found, content, dims) or _odd_decision(g, found) for g in groups}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
@@ -627,7 +658,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     for g in groups:
         k = g.anchor
         odd_k, odd_conf, odd_src, odd_flag, upright, turned = odd[id(g)] or _own_skew(g, found[k]["skew"])
-        m_rep, q_conf = _quarter(g, odd_k, sha)
+        m_rep, q_conf = _quarter(g, odd_k, sha, saved_from.get(id(g)))
+        upright = saved_from.get(id(g), upright)
         if upright is not None:  # mirrored is said against the member that stands upright
             mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
         for i in g.members:
@@ -804,9 +836,16 @@ def _own_skew(g: _Group, skew: dict | None) -> tuple:
     return 0.0, (1.0 - conf if s else conf), "", "low-confidence" if unsure else "", None, []
 
 
-def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
+def _resave_item(item: tuple) -> float | None:
+    return resave_gap(*item)
+
+
+def _quarter(g: _Group, odd_k: float, sha, saved_from: int | None = None) -> tuple[float, float]:
     """The representative's turn to upright (its right-angle pose and the odd part decided for
     the anchor), and its confidence.
+
+    When the anchor was saved again from a member turned by a right angle or mirrored
+    (`saved_from`, see curate.resave), that member's pose is the upright one.
 
     The right-angle pose is the representative's own: the dups stage keeps as representative
     the member the others were derived from (the one without a copy's traces), and a right
@@ -821,6 +860,8 @@ def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
     def vote(x: int) -> float:  # 'the representative stands upright after this' if x does
         return norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0))
 
+    if saved_from is not None:
+        return vote(saved_from), group_confidence(g.score[saved_from])
     own = vote(rep)
     copies = [x for x in g.members if x != rep and g.score[x] >= VOTE_SCORE]
     backing: dict[float, set] = {}
