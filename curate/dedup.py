@@ -1028,11 +1028,12 @@ def encoding(path: str) -> str:
         return ""
 
 
-def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups) -> tuple[list[str], dict]:
+def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups, workers=None) -> tuple[list[str], dict]:
     """Each file's encoding() and how common each encoding is among the files without copies
     (untouched originals, mostly), as a share; among all files when few have no copies."""
     ok = (table["hash_status"] == "ok").to_numpy() if "hash_status" in table else np.ones(len(paths), bool)
-    codes = [encoding(p) if good else "" for p, good in zip(paths, ok)]
+    read = iter(map_files(encoding, [p for p, good in zip(paths, ok) if good], workers=workers))  # headers only
+    codes = [next(read) if good else "" for good in ok]
     alone = [codes[ms[0]] for ms in groups.members.values() if len(ms) == 1 and codes[ms[0]]]
     pool = alone if len(alone) >= 20 else [c for c in codes if c]
     counts = pd.Series(pool, dtype=object).value_counts(normalize=True).to_dict() if pool else {}
@@ -1638,7 +1639,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         cache.save(verified)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
-    codes, share = _usual_encodings(table, paths, groups)
+    codes, share = _usual_encodings(table, paths, groups, workers=workers)
     usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
     out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
                         workers=workers)
