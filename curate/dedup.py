@@ -737,10 +737,14 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("sha256", "pixel_hash"):
         if col in table:
             same = table.iloc[ok].groupby(table[col].iloc[ok], sort=False).indices
+            firsts, others = [], []  # each set's first file with each of the others, one frame for all sets
             for rows in same.values():
                 if len(rows) > 1:
                     rows = ok[np.sort(rows)]
-                    frames.append(_pairs(rows[0], rows[1:], 0, 0, col))
+                    firsts.append(np.full(len(rows) - 1, rows[0]))
+                    others.append(rows[1:])
+            if firsts:
+                frames.append(_pairs(np.concatenate(firsts), np.concatenate(others), 0, 0, col))
     if len(ok) >= 2:
         phash = table["phash"].to_numpy(dtype=np.uint64)[ok]
         a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
@@ -1043,11 +1047,12 @@ def encoding(path: str) -> str:
         return ""
 
 
-def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups) -> tuple[list[str], dict]:
+def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups, workers=None) -> tuple[list[str], dict]:
     """Each file's encoding() and how common each encoding is among the files without copies
     (untouched originals, mostly), as a share; among all files when few have no copies."""
     ok = (table["hash_status"] == "ok").to_numpy() if "hash_status" in table else np.ones(len(paths), bool)
-    codes = [encoding(p) if good else "" for p, good in zip(paths, ok)]
+    read = iter(map_files(encoding, [p for p, good in zip(paths, ok) if good], workers=workers))  # headers only
+    codes = [next(read) if good else "" for good in ok]
     alone = [codes[ms[0]] for ms in groups.members.values() if len(ms) == 1 and codes[ms[0]]]
     pool = alone if len(alone) >= 20 else [c for c in codes if c]
     counts = pd.Series(pool, dtype=object).value_counts(normalize=True).to_dict() if pool else {}
@@ -1662,9 +1667,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         cache.save(asked)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
-    codes, share = _usual_encodings(table, paths, groups)
+    codes, share = _usual_encodings(table, paths, groups, workers=workers)
     usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
-    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths)
+    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
+                        workers=workers)
     if stage is not None:
         stage.put(key, out, DUP_COLUMNS)
     return out
@@ -1712,8 +1718,46 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Grou
     return groups
 
 
+def _group_root(task: tuple) -> int:
+    """_root of one group in a worker: (members, transforms, cost, plain quality, usual, marks,
+    content scales, detail, paths or None) -> its representative. The fill and detail tests
+    decode members at FRAME_SIDE, each once; the re-save test reads their JPEG tables."""
+    members, t, cost, plain, usual, marks, scales, detail, paths = task
+    framed = aligned = None
+    if paths is not None:
+        seen = {}
+
+        def pixels(x: int):
+            if x not in seen:
+                try:
+                    seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
+                except Exception:
+                    seen[x] = None
+            return seen[x]
+
+        def framed(cands):
+            return _framed_copies(cands, t, scales, pixels)
+
+        def aligned(c: int, d: int) -> float | None:
+            pc, pd_ = pixels(c), pixels(d)
+            if pc is None or pd_ is None or c not in scales or d not in scales:
+                return None
+            m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
+            return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
+
+        def resaved(x: int, c: int) -> float | None:
+            m, beta = _compose(t[c], _inverse(t[x]))  # x -> c
+            q = round(beta / 90.0)
+            if (q % 4 == 0 and not m) or abs(beta - 90.0 * q) > RESAVE_POSE:
+                return None  # not turned by a right angle or mirrored (resave_gap checks the frame)
+            return resave_gap(paths[x], paths[c], bool(m), q % 4)
+    else:
+        resaved = None
+    return _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)
+
+
 def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list,
-                  codes: list[str] | None = None, paths: list[str] | None = None) -> pd.DataFrame:
+                  codes: list[str] | None = None, paths: list[str] | None = None, workers=None) -> pd.DataFrame:
     n = len(table)
     group_id = np.zeros(n, dtype=np.int64)
     is_rep = np.zeros(n, dtype=bool)
@@ -1737,40 +1781,20 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
     edges = _scale_edges(verified)
-    for gid, members in enumerate(ordered, start=1):
+    # each group's representative: the image work (fill and detail tests) in the workers
+    tasks = []
+    for members in ordered:
         t = {x: groups.t[x] for x in members}
         cost, marks = _derivation(members, traces, norm, centre, codes, usual)
         scales = _content_scales(members, edges)
-        framed = aligned = None
-        if paths is not None:
-            seen = {}
-
-            def pixels(x: int):
-                if x not in seen:
-                    try:
-                        seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
-                    except Exception:
-                        seen[x] = None
-                return seen[x]
-
-            framed = lambda cands, t=t, scales=scales, pixels=pixels: _framed_copies(cands, t, scales, pixels)  # noqa: E731
-
-            def aligned(c: int, d: int, t=t, scales=scales, pixels=pixels) -> float | None:
-                pc, pd_ = pixels(c), pixels(d)
-                if pc is None or pd_ is None or c not in scales or d not in scales:
-                    return None
-                m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
-                return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
-        resaved = None
-        if paths is not None:
-            def resaved(x: int, c: int, t=t) -> float | None:
-                m, beta = _compose(t[c], _inverse(t[x]))  # x -> c
-                q = round(beta / 90.0)
-                if (q % 4 == 0 and not m) or abs(beta - 90.0 * q) > RESAVE_POSE:
-                    return None  # not turned by a right angle or mirrored (resave_gap checks the frame)
-                return resave_gap(paths[x], paths[c], bool(m), q % 4)
         detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
-        rep = _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)
+        tasks.append((members, t, cost, {x: plain[x] for x in members}, {x: usual[x] for x in members}, marks,
+                      scales, detail, {x: paths[x] for x in members} if paths is not None else None))
+    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
+    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
+    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
+    for gid, (members, t, cost, _, _, marks, scales, _, _) in enumerate(tasks, start=1):
+        rep = roots[gid - 1]
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when
