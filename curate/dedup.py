@@ -488,10 +488,13 @@ def _plausible(m: np.ndarray) -> bool:
     return det > 0 and 0.4 < math.sqrt(det) < 2.5 and sv[0] / sv[1] <= 1.6
 
 
-def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[float, float, float]:
+def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray,
+           enough: float = math.inf) -> tuple[float, float, float]:
     """Best correlation of the two equalisations under m, and the covers. When one image has
     a background clipped to black beyond what `flat` flattens (a tone change does that), both
-    are flattened up to that share, so the other's background noise does not count."""
+    are flattened up to that share, so the other's background noise does not count.
+    enough: the caller asks only whether the score reaches this; once the band-passed frames
+    do, the rest is not computed (and the score returned may be below the best)."""
     b, b_flat = _oriented(fb, mirror)
     overlap = _overlap(fa.pixels.shape, b.shape, m)  # the same for every pair of images below
     inside, cover_a, cover_b = overlap
@@ -499,6 +502,8 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
         return 0.0, cover_a, cover_b
     warped = _warp(b, m, fa.pixels.shape), _warp(b_flat, m, fa.pixels.shape)  # (kept for the common area)
     s1, s2 = (_ncc(band[inside], _band(x)[inside]) for band, x in zip(fa.bands, warped))
+    if max(s1, s2) >= enough:
+        return max(s1, s2), cover_a, cover_b
     floor = max(fa.clipped, fb.clipped) + 0.02
     if floor > FLAT_FLOOR:
         a_deep = (equalise(fa.pixels, floor) * 255).astype(np.uint8)  # pixels keep the grey levels' ranks
@@ -575,10 +580,10 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
         forward = best.cover_a >= best.cover_b  # else a shows more than b (a rotated copy's
         # wedges, say): refine b's frame against a
 
-        def refined(refine_with) -> tuple[float, np.ndarray | None]:
+        def refined(refine_with, enough: float = math.inf) -> tuple[float, np.ndarray | None]:
             if forward:
                 w = refine_with(fa.pixels, b, best_m)
-                return (_score(fa, fb, mirror, w)[0] if w is not None and _plausible(w) else 0.0), w
+                return (_score(fa, fb, mirror, w, enough)[0] if w is not None and _plausible(w) else 0.0), w
             w_ba = refine_with(b, fa.pixels, cv2.invertAffineTransform(best_m))
             w = cv2.invertAffineTransform(w_ba) if w_ba is not None else None
             if w is None or not _plausible(w):
@@ -587,7 +592,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
             return max(_correlate(b, fa.pixels, w_ba, overlap=overlap)[0],
                        _correlate(b_flat, fa.flat, w_ba, overlap=overlap)[0]), w
 
-        if refined(_coarse_refine)[0] < COARSE_FLOOR:
+        if refined(_coarse_refine, COARSE_FLOOR)[0] < COARSE_FLOOR:  # (only whether it gets there counts)
             return best  # far from a copy even aligned at half size: the full refinement would not get there
         score, w = refined(_refine)
         if score >= REFINED_CORRELATION:
@@ -674,6 +679,11 @@ def _features_of(item: str | tuple[str, bool]) -> Features | None:
     if f is not None and mirrored:
         f.mirrored
     return f
+
+
+def _mirrored_of(row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mirrored keypoints of row's features (those map_files shared)."""
+    return shared()[row].mirrored
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -1519,7 +1529,6 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     # none), made round by round: a pair skipped as already joined needs none
     fresh_items = [p for p in items if cache is None or cache.get(p.a, p.b) is None]
     need = sorted({i for p in fresh_items for i in p[:2]})
-    mirrored = {p.b for p in fresh_items if p.mirror}  # whose mirrored keypoints a pair will ask for
     made = len(need) // 5
     shown = 0  # steps the bar has moved: it ends on n however many features were needed
 
@@ -1541,9 +1550,15 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs)."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
         if feats is not None:
+            # mirrored keypoints (~2 ms a file) for the files these pairs may ask them of, made
+            # here once rather than by the workers each round (what a worker makes is dropped)
+            flip = {p.b for p in fresh if p.mirror or p.tries > 1}
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_of, [(paths[i], i in mirrored) for i in new],
+            feats.update(zip(new, map_files(_features_of, [(paths[i], i in flip) for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
+            late = sorted(i for i in flip if feats[i] is not None and feats[i]._mirrored is None)
+            for i, keypoints in zip(late, map_files(_mirrored_of, late, workers=workers, shared=feats)):
+                feats[i]._mirrored = keypoints
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))
         if advance and counted:
