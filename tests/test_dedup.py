@@ -599,7 +599,7 @@ def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch)
     asked = []
     real = dedup.verify_pairs
     monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: asked.extend(items) or real(items, *a, **k))
-    monkeypatch.setattr(dedup, "MAX_BUDGET", 0)  # no round at all
+    monkeypatch.setattr(dedup, "ROUND_BUDGETS", ())  # no round at all
     out = find_duplicates(table, root, workers=1)
     assert asked == []
     assert sorted(out.groupby("group")["path"].agg(sorted).tolist()) == [["a/q85.jpg"], ["a/q95 - Copy.jpg", "a/q95.jpg"]]
