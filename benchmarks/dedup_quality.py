@@ -144,6 +144,21 @@ def kept_original(table: pd.DataFrame, source: np.ndarray, kind: np.ndarray, gen
         print(f"  their groups: {work / 'kept_instead.csv'}")
 
 
+def scrambled(dest: Path, truth: pd.DataFrame, out: Path, seed: int) -> tuple[Path, pd.DataFrame]:
+    """The set at `dest` again at `out` (hard links, made once) with every file renamed to random
+    hex in its own folder, extension kept: what dedup finds when names say nothing (curate.names)."""
+    rng = np.random.default_rng(seed)
+    new = {f: str(Path(f).parent / (rng.bytes(12).hex() + Path(f).suffix)) for f in truth["file"]}
+    if not out.exists():
+        tmp = out.with_name(out.name + ".part")
+        for f, g in new.items():
+            (tmp / g).parent.mkdir(parents=True, exist_ok=True)
+            os.link(dest / f, tmp / g)
+        tmp.rename(out)
+    truth = truth.assign(file=truth["file"].map(new), parent=truth["parent"].map(lambda f: new.get(f, "")))
+    return out, truth
+
+
 def override(setting: str) -> None:
     """NAME=VALUE: set curate.dedup.NAME (an existing upper-case setting) to VALUE, a number or tuple."""
     import ast
@@ -173,6 +188,8 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=8)
     ap.add_argument("--pair-cache", type=Path, default=None,
                     help="keep verified pairs here between runs (for trying grouping changes; the dups time is then not cold)")
+    ap.add_argument("--scramble-names", action="store_true",
+                    help="score a copy of the set whose files are renamed to random hex (names carry no hint)")
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                     help="override a curate.dedup setting (an upper-case constant), e.g. VERIFY_SIDE=160")
     args = ap.parse_args()
@@ -199,6 +216,9 @@ def main() -> None:
         build_messy(sources, dest, seed=args.seed, truth_path=truth_path, **PROFILES[args.profile])
         print(f"built {dest} in {time.perf_counter() - t:.1f} s")
     truth = read_truth(truth_path)
+    if args.scramble_names:
+        dest, truth = scrambled(dest, truth, work / "messy-scrambled", args.seed)
+        print(f"names scrambled: {dest}")
 
     t0 = time.perf_counter()
     # audit as `curate dups` does: its columns (size, EXIF) decide which copy makes a group's core

@@ -25,6 +25,7 @@ right (within 2 degrees) and wrong (a straight image turned, or a turned one tur
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -43,9 +44,10 @@ from curate.parallel import map_files  # noqa: E402
 from curate.pipeline import through_dups  # noqa: E402
 from curate.split import assign_splits  # noqa: E402
 
-# beside the repository (/work/main -> /work/shared), or beside a worktree's parent (/work/wt/NAME)
-FRACATLAS = next((p / "shared" / "data" / "fracatlas" for p in Path(__file__).resolve().parents[2:4]
-                  if (p / "shared" / "data" / "fracatlas").is_dir()), Path("shared/data/fracatlas"))
+# CURATE_FRACATLAS, else beside the repository (/work/main -> /work/shared) or a worktree's parent (/work/wt/NAME)
+FRACATLAS = Path(os.environ["CURATE_FRACATLAS"]) if os.environ.get("CURATE_FRACATLAS") else next(
+    (p / "shared" / "data" / "fracatlas" for p in Path(__file__).resolve().parents[2:4]
+     if (p / "shared" / "data" / "fracatlas").is_dir()), Path("shared/data/fracatlas"))
 UPRIGHT_WITHIN = 5.0  # degrees: a kept turned copy counts as upright
 TURNED_OVER = 3.0  # degrees: a kept upright image turned by more counts as wrongly turned
 

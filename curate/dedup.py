@@ -59,7 +59,9 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
+from curate.names import NO_KIN, chain, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
+from curate.resave import RESAVE_MARGIN, resave_gap
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -136,7 +138,7 @@ CENTRED = 0.01
 # the false pairs verified on the default set, seed 11).
 RANK_CORRELATION = 0.92
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "13"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "14"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -154,6 +156,11 @@ LONE_CHANNELS = ("window", "twindow")
 # joined; BRIDGE_PASSES times, as one bridge can bring a third group near. On the kaggle set
 # (150 bases, seed 1, rounds up to 14) it took the radiographs in more than one group 25 -> 18.
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
+# File names as a hint, never as evidence (see curate.names): groups whose files share a name
+# root (`82-rotated1-rotated2.jpg`, `82 (1).jpg`), where some name says it was derived, are
+# bridged as a near miss's groups are, each file's nearest kin by name tried first; a root spread
+# over more than NAME_GROUPS groups is a name every folder repeats, not a family (0: names unused).
+NAME_GROUPS = 6
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
 # ROUND_BUDGETS[k] per group in round k; pairs left after the last round are not verified. On the
 # 10,000-file kaggle set (seed 0, main at 2334519) rounds beyond 63 pairs per group (1 + 2 + ... +
@@ -636,6 +643,7 @@ class Pair(NamedTuple):
     refine: bool  # a near miss gets a sub-pixel re-alignment
     tries: int = 1  # 2: the hash cannot tell a mirror, so b is tried both ways
     lone: bool = False  # verified only while one of the two groups is a lone picture (LONE_CHANNELS)
+    kin: bool = False  # the two names share a root (curate.names): a weak link counts as in the rounds
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
@@ -725,10 +733,14 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("sha256", "pixel_hash"):
         if col in table:
             same = table.iloc[ok].groupby(table[col].iloc[ok], sort=False).indices
+            firsts, others = [], []  # each set's first file with each of the others, one frame for all sets
             for rows in same.values():
                 if len(rows) > 1:
                     rows = ok[np.sort(rows)]
-                    frames.append(_pairs(rows[0], rows[1:], 0, 0, col))
+                    firsts.append(np.full(len(rows) - 1, rows[0]))
+                    others.append(rows[1:])
+            if firsts:
+                frames.append(_pairs(np.concatenate(firsts), np.concatenate(others), 0, 0, col))
     if len(ok) >= 2:
         phash = table["phash"].to_numpy(dtype=np.uint64)[ok]
         a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
@@ -1030,11 +1042,12 @@ def encoding(path: str) -> str:
         return ""
 
 
-def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups) -> tuple[list[str], dict]:
+def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups, workers=None) -> tuple[list[str], dict]:
     """Each file's encoding() and how common each encoding is among the files without copies
     (untouched originals, mostly), as a share; among all files when few have no copies."""
     ok = (table["hash_status"] == "ok").to_numpy() if "hash_status" in table else np.ones(len(paths), bool)
-    codes = [encoding(p) if good else "" for p, good in zip(paths, ok)]
+    read = iter(map_files(encoding, [p for p, good in zip(paths, ok) if good], workers=workers))  # headers only
+    codes = [next(read) if good else "" for good in ok]
     alone = [codes[ms[0]] for ms in groups.members.values() if len(ms) == 1 and codes[ms[0]]]
     pool = alone if len(alone) >= 20 else [c for c in codes if c]
     counts = pd.Series(pool, dtype=object).value_counts(normalize=True).to_dict() if pool else {}
@@ -1151,7 +1164,7 @@ def _plain_quality(quality: list) -> list:
 
 
 def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None = None,
-          framed=None, aligned=None, detail: dict | None = None) -> int:
+          framed=None, aligned=None, detail: dict | None = None, resaved=None) -> int:
     """The member the others were derived from: the least marked (within CANDIDATE_SLACK);
     among those, the one saved the way the dataset's files without copies are (`usual`: that
     encoding's share, per row), then one not shown a copy by its fill (`framed(candidates)`: the
@@ -1164,7 +1177,29 @@ def _root(members: list[int], t: dict, cost: dict, quality: list, usual: list, m
     ALIGN_CHALLENGERS members marked only by fill or tone (an original with a black border
     of its own), the finest `detail` (traces) first, one at a time: `aligned(c, d)` (see aligned_detail) > 0
     says d lost detail against c; the one the other clearly lost detail against stays, and
-    one that takes over meets those it has not met yet."""
+    one that takes over meets those it has not met yet. Then, above all that, a member the chosen
+    one was saved from (`resaved(x, c)` >= RESAVE_MARGIN: c is x turned by a right angle or
+    mirrored and saved again, see curate.resave) takes over: a lossless turn leaves no other
+    trace, and the re-save can even look sharper."""
+    rep = _least_marked(members, t, cost, quality, usual, marks, framed, aligned, detail)
+    if resaved is None:
+        return rep
+    met, moved = set(), True
+    while moved:  # each pair once: the test is one-sided, a member that takes over meets the rest
+        moved = False
+        for x in members:
+            if x != rep and frozenset((rep, x)) not in met:
+                met.add(frozenset((rep, x)))
+                gap = resaved(x, rep)
+                if gap is not None and gap >= RESAVE_MARGIN:
+                    rep, moved = x, True
+                    break
+    return rep
+
+
+def _least_marked(members: list[int], t: dict, cost: dict, quality: list, usual: list, marks: dict | None,
+                  framed, aligned, detail: dict | None) -> int:
+    """_root before the re-save test."""
     best = min(cost[x] for x in members)
     candidates = [x for x in members if cost[x] <= best + CANDIDATE_SLACK]
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
@@ -1315,6 +1350,7 @@ def _cropped(shape: tuple[int, int], deg: float, scale: float) -> bool:
 # the contrast-free ratio of the finest level to the next. On five kaggle sets (6,343 original
 # vs copy pairs that line up) the original had more in 99.7% (log ratio, median 0.16-0.19);
 # the other way round by up to 0.12 (a copy whose lifted tone makes its noise look like detail).
+RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 ALIGN_CANDIDATES = 6  # candidates the chosen member meets
 ALIGN_CHALLENGERS = 2  # members marked only by fill or tone (a black border of the original's own) it meets
 ALIGN_MARGIN = 0.12  # log detail ratio (both frames summed) that says which member lost detail
@@ -1415,19 +1451,23 @@ def _near_pose(t: tuple[int, float]) -> bool:
     return t[0] == 0 and abs(_wrap(t[1])) < 45.0
 
 
-def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int]) -> list[list[Pair]]:
+def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int],
+             named: set[tuple[int, int]] = frozenset(), chains: list[tuple[str, ...]] | None = None) -> list[list[Pair]]:
     """For each two groups a verified pair scoring at least BRIDGE_FLOOR connects (a near miss,
     or a pair too weak to join two groups), their BRIDGE_ROUNDS[-1] closest pairs of pictures by
     the any-angle disc hashes and the ring hashes not verified yet, closest first. A chain of augmentations (each
     made from the one before) drifts: two fragments of it meet on its far members, which no
     longer verify, while the members made one from the other are among the closest pairs (on
-    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4)."""
+    the kaggle set the parent was its child's nearest in the other fragment 3 times in 4).
+    named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
+    (names.chain), whose nearest kin in the other group are tried first."""
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
         return []
     near = {tuple(sorted((groups.group_of[a], groups.group_of[b]))) for (a, b), m in verified.items()
-            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]}
+            if m.score >= BRIDGE_FLOOR and groups.group_of[a] != groups.group_of[b]} | set(named)
     ok = (table["hash_status"] == "ok").to_numpy()
     discs = [table[list(cols)].to_numpy(dtype=np.uint64) for cols in (RHASH_COLUMNS, GHASH_COLUMNS)]
+    wholes = [dihedral(d[:, 0]) for d in discs]  # every whole disc's 8 variants, once (not per group pair)
     rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64) if RING_COLUMNS[-1] in table else None
     out = []
     for ga, gb in sorted(near):
@@ -1436,9 +1476,9 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
             continue
         dist = np.full((len(side[0]), len(side[1])), 65, dtype=np.int64)
         variant = np.zeros_like(dist)
-        for d in discs:
+        for d, whole in zip(discs, wholes):
             for q, c, flip in ((0, 1, False), (1, 0, True)):  # each side's discs against the other's whole disc
-                turned = dihedral(d[side[c], 0])[None, None]
+                turned = whole[side[c]][None, None]
                 step = max(1, 4096 // len(side[c]))  # rows at a time: (rows, 12, C, 8) stays small
                 h = np.concatenate([np.bitwise_count(d[side[q][lo:lo + step]][:, :, None, None] ^ turned).min(axis=1)
                                     for lo in range(0, len(side[q]), step)]).astype(np.int64)  # (Q, C, 8)
@@ -1453,14 +1493,19 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
                               np.bitwise_count(r1[None, :, :] ^ r0[:, None, k, None]).min(axis=2)).astype(np.int64)
             closer = best < dist
             dist[closer], variant[closer] = best[closer], -1
-        order = np.lexsort((np.arange(dist.size), dist.reshape(-1)))
+        kin = np.full(dist.size, NO_KIN, dtype=np.int64)
+        if chains is not None:  # the nearest kin by name first (a hint: verification still decides)
+            kin = np.array([kinship(chains[a], chains[b]) for a in side[0] for b in side[1]], dtype=np.int64)
+        order = np.lexsort((np.arange(dist.size), dist.reshape(-1), kin))
         pairs = []
         for k in order:
             i, j = divmod(int(k), dist.shape[1])
             a, b = sorted((int(side[0][i]), int(side[1][j])))
             if (a, b) not in verified:
-                v = int(variant.flat[k])  # -1: the ring hashes, which cannot tell a mirror
-                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 else 1))
+                v, named = int(variant.flat[k]), bool(kin[k] < NO_KIN)  # v -1: the ring hashes, blind to a mirror
+                # kin by name: both ways, as the discs' mirror bit is the frames', which a turn and zoom
+                # unsettle (on the kaggle set a parent and child, 0.92 unmirrored, failed as mirrored)
+                pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 or named else 1, kin=named))
             if len(pairs) == BRIDGE_ROUNDS[-1]:
                 break
         out.append(pairs)
@@ -1481,11 +1526,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     n = len(table)
     stage = key = None
     if cache_dir is not None:  # nothing changed since the last run (files, table, code): its result
-        from curate import hashing, imageio, index
+        from curate import hashing, imageio, index, resave
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "dups")
-        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index))
+        key = table_digest(table, str(root), source_digest(sys.modules[__name__], hashing, imageio, index, resave))
         hit = stage.get(key, table, DUP_COLUMNS)
         if hit is not None:
             if progress:
@@ -1551,7 +1596,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     def check(taken: list[Pair], counted: bool = True, bridge: bool = False) -> None:
         """Verify the pairs (from the cache where it holds them), then join on the strong ones.
         bridge: pairs _bridges chose, whose weak links are dropped (they could only bring a lone
-        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs)."""
+        picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
+        but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b) is None)
         if feats is not None:
             # mirrored keypoints (~2 ms a file) for the files these pairs may ask them of, made
@@ -1572,11 +1618,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             m = checked[p] if p in checked else cache.get(p.a, p.b)
             verified[(p.a, p.b)] = m
             if m.ok:
-                results.append((m.score, p.a, p.b))
-        for score, a, b in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
+                results.append((m.score, p.a, p.b, p.kin))
+        for score, a, b, kin in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
             if score >= MERGE_CORRELATION:
                 groups.link(a, b, _transform(verified, a, b))
-            elif not bridge:  # weak links wait until every strong one is in (see group_pairs)
+            elif kin or not bridge:  # weak links wait until every strong one is in (see group_pairs)
                 weak.append((score, a, b))
 
     for budget in ROUND_BUDGETS:
@@ -1589,8 +1635,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         # in file order, so a file's pairs share a batch (and its band-passed images)
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
-    for _ in range(BRIDGE_PASSES):
-        bridges = _bridges(table, groups, verified, picture)
+    chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
+    for k in range(BRIDGE_PASSES):
+        # groups whose files' names share a root (names.py) are bridged too, once
+        named = set()
+        if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
+            hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
+            named = shared_roots([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+        bridges = _bridges(table, groups, verified, picture, named, chains)
         if not bridges:
             break
         for k in range(len(BRIDGE_ROUNDS)):
@@ -1607,9 +1659,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         cache.save(verified)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
-    codes, share = _usual_encodings(table, paths, groups)
+    codes, share = _usual_encodings(table, paths, groups, workers=workers)
     usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
-    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths)
+    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
+                        workers=workers)
     if stage is not None:
         stage.put(key, out, DUP_COLUMNS)
     return out
@@ -1657,8 +1710,46 @@ def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Grou
     return groups
 
 
+def _group_root(task: tuple) -> int:
+    """_root of one group in a worker: (members, transforms, cost, plain quality, usual, marks,
+    content scales, detail, paths or None) -> its representative. The fill and detail tests
+    decode members at FRAME_SIDE, each once; the re-save test reads their JPEG tables."""
+    members, t, cost, plain, usual, marks, scales, detail, paths = task
+    framed = aligned = None
+    if paths is not None:
+        seen = {}
+
+        def pixels(x: int):
+            if x not in seen:
+                try:
+                    seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
+                except Exception:
+                    seen[x] = None
+            return seen[x]
+
+        def framed(cands):
+            return _framed_copies(cands, t, scales, pixels)
+
+        def aligned(c: int, d: int) -> float | None:
+            pc, pd_ = pixels(c), pixels(d)
+            if pc is None or pd_ is None or c not in scales or d not in scales:
+                return None
+            m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
+            return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
+
+        def resaved(x: int, c: int) -> float | None:
+            m, beta = _compose(t[c], _inverse(t[x]))  # x -> c
+            q = round(beta / 90.0)
+            if (q % 4 == 0 and not m) or abs(beta - 90.0 * q) > RESAVE_POSE:
+                return None  # not turned by a right angle or mirrored (resave_gap checks the frame)
+            return resave_gap(paths[x], paths[c], bool(m), q % 4)
+    else:
+        resaved = None
+    return _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)
+
+
 def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual: list,
-                  codes: list[str] | None = None, paths: list[str] | None = None) -> pd.DataFrame:
+                  codes: list[str] | None = None, paths: list[str] | None = None, workers=None) -> pd.DataFrame:
     n = len(table)
     group_id = np.zeros(n, dtype=np.int64)
     is_rep = np.zeros(n, dtype=bool)
@@ -1682,32 +1773,20 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
     edges = _scale_edges(verified)
-    for gid, members in enumerate(ordered, start=1):
+    # each group's representative: the image work (fill and detail tests) in the workers
+    tasks = []
+    for members in ordered:
         t = {x: groups.t[x] for x in members}
         cost, marks = _derivation(members, traces, norm, centre, codes, usual)
         scales = _content_scales(members, edges)
-        framed = aligned = None
-        if paths is not None:
-            seen = {}
-
-            def pixels(x: int):
-                if x not in seen:
-                    try:
-                        seen[x] = decode(paths[x], max_side=FRAME_SIDE).pixels.astype(np.float32)
-                    except Exception:
-                        seen[x] = None
-                return seen[x]
-
-            framed = lambda cands, t=t, scales=scales, pixels=pixels: _framed_copies(cands, t, scales, pixels)  # noqa: E731
-
-            def aligned(c: int, d: int, t=t, scales=scales, pixels=pixels) -> float | None:
-                pc, pd_ = pixels(c), pixels(d)
-                if pc is None or pd_ is None or c not in scales or d not in scales:
-                    return None
-                m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
-                return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
         detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
-        rep = _root(members, t, cost, plain, usual, marks, framed, aligned, detail)
+        tasks.append((members, t, cost, {x: plain[x] for x in members}, {x: usual[x] for x in members}, marks,
+                      scales, detail, {x: paths[x] for x in members} if paths is not None else None))
+    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
+    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
+    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
+    for gid, (members, t, cost, _, _, marks, scales, _, _) in enumerate(tasks, start=1):
+        rep = roots[gid - 1]
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when

@@ -326,12 +326,20 @@ def _describe_decode_error(exc: Exception) -> str:
     return text
 
 
+REMAP_COLS = 1024  # cv2.remap wants each side of its maps under 32k
+
+
+def remap_buffer(size: int) -> np.ndarray:
+    """A zeroed float32 map holding `size` points, REMAP_COLS wide (fill its first `size` of .ravel())."""
+    return np.zeros((-(-size // REMAP_COLS), REMAP_COLS), np.float32)
+
+
 def remap_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points (x, y) as the 2-D maps cv2.remap samples at (it wants each side under 32k)."""
-    cols = 1024
-    pad = (-x.size) % cols
-    return (np.pad(x.ravel().astype(np.float32), (0, pad)).reshape(-1, cols),
-            np.pad(y.ravel().astype(np.float32), (0, pad)).reshape(-1, cols))
+    """The points (x, y) as the 2-D maps cv2.remap samples at (zero-padded; no np.pad, ~3x slower)."""
+    maps = remap_buffer(x.size), remap_buffer(y.size)
+    maps[0].ravel()[:x.size] = x.ravel()
+    maps[1].ravel()[:y.size] = y.ravel()
+    return maps
 
 
 def fit(pixels: np.ndarray, max_side: int) -> np.ndarray:
@@ -364,3 +372,23 @@ def load_grey(path: str | Path, *, size: int | None = None, rotation: float = 0)
         interp = cv2.INTER_AREA if max(pixels.shape) > size else cv2.INTER_LINEAR
         pixels = cv2.resize(pixels, (size, size), interpolation=interp)
     return pixels
+
+
+def jpeg_luma(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the luma channel exactly as stored, full size, no EXIF turn applied; its 8x8 quantization
+    table in natural order, float), or None for a file that is not a baseline-readable JPEG with
+    its tables or that carries an EXIF turn. Raises ImageError when it cannot be read."""
+    try:
+        with open_regular(path) as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fh) as im:
+                tables = getattr(im, "quantization", None) or {}
+                if im.format != "JPEG" or 0 not in tables or im.mode not in ("L", "RGB", "YCbCr") \
+                        or im.size[0] * im.size[1] > max_pixels or _orientation(im) != 1:
+                    return None
+                im.draft("L", im.size)  # libjpeg hands over Y itself, not a conversion of RGB
+                im.load()
+                pixels = np.asarray(im if im.mode == "L" else im.convert("L"))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError("corrupt", _describe_decode_error(exc)) from None
+    return pixels, np.asarray(tables[0], np.float32).reshape(8, 8)

@@ -46,8 +46,9 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ImageError
-from curate.imageio import decode, fit, remap_maps
+from curate.imageio import decode, fit, remap_buffer
 from curate.parallel import Progress, map_files
+from curate.resave import RESAVE_MARGIN, resave_gap
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
 MIN_CONFIDENCE = 0.5  # an orientation below this confidence is not applied (flagged instead)
@@ -65,6 +66,7 @@ ACCEPT = {"constant": 0.6, "replicate": 0.55, "reflect": 0.45}
 THIN, THIN_BAR = 6.0, 1.25  # wedges of turns under THIN degrees look like a scan's border bands
 FLAG = 0.7  # share of ACCEPT from which an unapplied fit is flagged (0.7% of straight ones)
 DECODE_SIDE = FINE_SIDE
+ROWS_FROM = 4096  # grid points from which _wedges tests only each row's ends (fewer: not worth it)
 MIN_SIDE = 64  # px: smaller images are not searched for wedges
 MAJORITY = 3  # distinct copies in one pose that outvote a representative standing alone
 GROUP_SNAP = MIN_SKEW  # degrees: a group turn closer than this to a right angle is that right angle
@@ -90,6 +92,8 @@ WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) who
 # the dups stage found neither resampled nor filled are tested. A copy cut from one shows the
 # picture at least CUT_SCALE larger (the dups stage's dup_scale).
 UPRIGHT_CANDIDATES = 3
+RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
+RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
 CUT_SCALE = 0.03
 # Beyond a cut copy's frame its original fits a fill under 0.2 (95th percentile, kaggle seeds 1
@@ -122,38 +126,67 @@ def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same
     hu = (size[0] + stretch - 1) / 2
     hv = (size[1] - stretch * abs(a) / max(abs(b), 1e-3) - 1) / 2
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    dx, dy, index = grid
+    margin = 1.0  # interpolation blurs a pixel either side of the wedge's edge
+    dx, dy, index, row = grid
+    # only pixels outside the exposure (grown by the margin) can be wedge pixels: each row's
+    # inside is one interval, so the exact test below runs on the rows' ends only
+    near = _outside_rows(h, a, b, hu + margin, hv + margin) if len(dx) > ROWS_FROM else None
+    if near is not None:
+        lo, hi = near
+        near = np.flatnonzero((dx < lo[row]) | (dx > hi[row]))
+        dx, dy, index = dx[near], dy[near], index[near]
     u = a * dx - b * dy  # canvas -> exposure coordinates (inverse of cv2's CCW rotation)
     v = b * dx + a * dy
     eu, ev = np.abs(u) - hu, np.abs(v) - hv
-    margin = 1.0  # interpolation blurs a pixel either side of the wedge's edge
     beyond_u = (eu > margin) & (ev < -margin)
     sel = beyond_u | ((ev > margin) & (eu < -margin))
     if int(sel.sum()) < 16:
         return None
     bu = beyond_u[sel]
     normal = np.where(bu, u[sel], v[sel])  # exposure coordinate across the nearest edge
-    along = np.where(bu, v[sel], u[sel])
+    order = np.argsort(bu * 2 + (normal > 0), kind="stable")  # side by side, so each side's sum is one run
+    bu, normal = bu[order], normal[order]
+    along = np.where(bu, v[sel][order], u[sel][order])
     sign = np.where(normal > 0, 1.0, -1.0)
     half = np.where(bu, hu, hv)
     depth = np.abs(normal) - half
     side = bu * 2 + (normal > 0)  # which of the four wedge sides
+    xs, ys = np.empty((7, len(bu)), np.float32), np.empty((7, len(bu)), np.float32)
+    cut = len(bu) - int(bu.sum())  # sorted by side: the v sides (bu False) come first
 
-    def points(pos, shift):  # canvas points at |normal| = pos, moved `shift` along the edge
+    def points(k, pos, shift):  # row k: canvas points at |normal| = pos, moved `shift` along the edge
         nn, tt = sign * pos, along + shift
-        uu, vv = np.where(bu, nn, tt), np.where(bu, tt, nn)
-        return cx + a * uu + b * vv, cy - b * uu + a * vv
+        for part, uu, vv in ((slice(0, cut), tt, nn), (slice(cut, None), nn, tt)):  # (u, v) per side
+            uu, vv = uu[part], vv[part]
+            xs[k, part], ys[k, part] = cx + a * uu + b * vv, cy - b * uu + a * vv
 
     # replicate: the fill just beyond the edge, not the edge pixel itself (scans often carry a
     # bright or dark line in their outermost pixel row); reflect: the mirror image about the
     # edge (half a pixel beyond the edge pixel); constant: just inside the edge, where a
     # constant fill would end in a step (deeper inside tells nothing of where the edge is)
     edge, mirror, inside = half + margin + 0.5, half + 1.0 - depth, half - 1.5
-    spots = [points(edge, 0), points(edge, delta), points(edge, -delta),
-             points(mirror, 0), points(mirror, delta), points(mirror, -delta), points(inside, 0)]
-    order = np.argsort(side, kind="stable")  # side by side, so each side's sum is one run
-    return (index[sel][order], side[order], np.stack([x[order] for x, _ in spots]).astype(np.float32),
-            np.stack([y[order] for _, y in spots]).astype(np.float32))
+    for k, (pos, shift) in enumerate(((edge, 0), (edge, delta), (edge, -delta), (mirror, 0), (mirror, delta),
+                                      (mirror, -delta), (inside, 0))):
+        points(k, pos, shift)
+    return index[sel][order], side, xs, ys
+
+
+def _outside_rows(h: int, a: float, b: float, reach_u: float, reach_v: float):
+    """Per row of an h-row image, the offsets from the centre (lo, hi) strictly between which
+    |u| < reach_u and |v| < reach_v (u, v as in _wedges), a little shrunk so rounding cannot
+    put a pixel that the exact test selects inside; None when there is no such inside (or
+    the turn is too small to bound it this way)."""
+    slack = 1e-3
+    reach_u, reach_v = reach_u - slack, reach_v - slack
+    if reach_u <= 0 or reach_v <= 0 or a <= 0.5 or abs(b) < 1e-3:
+        return None
+    dy = np.arange(h) - (h - 1) / 2
+    lo_u, hi_u = (b * dy - reach_u) / a, (b * dy + reach_u) / a
+    lo_v, hi_v = (-a * dy - reach_v) / b, (-a * dy + reach_v) / b
+    if b < 0:
+        lo_v, hi_v = hi_v, lo_v
+    # (where hi < lo the row has no inside: every pixel is below lo or above hi)
+    return np.maximum(lo_u, lo_v) + slack, np.minimum(hi_u, hi_v) - slack
 
 
 def _layout(h: int, w: int, hyps: tuple, sparse: bool):
@@ -170,7 +203,10 @@ def _layout(h: int, w: int, hyps: tuple, sparse: bool):
     count = np.bincount(bins, minlength=4 * len(live))
     starts = np.concatenate([[0], np.cumsum(count)[:-1]])
     runs = np.flatnonzero(count)  # the (hypothesis, side) runs that hold points
-    mx, my = remap_maps(np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1))
+    total = int(lengths.sum())
+    mx, my = remap_buffer(7 * total), remap_buffer(7 * total)
+    for k, m in ((2, mx), (3, my)):  # the hypotheses' points end to end, straight into the maps
+        np.concatenate([p[k] for p in parts], axis=1, out=m.ravel()[:7 * total].reshape(7, total))
     return np.array(live), np.concatenate([p[0] for p in parts]), count.reshape(-1, 4), runs, starts[runs], \
         np.cumsum(lengths), mx, my
 
@@ -259,13 +295,13 @@ def _fits(img: np.ndarray, hyps: tuple, sparse: bool = False, keep: bool = False
 
 @functools.lru_cache(maxsize=8)
 def _grid(h: int, w: int, sparse: bool = False):
-    """Pixel offsets from the centre, and their flat indices: every pixel, or (sparse) every
-    other one in a checkerboard, which halves the cost of the first search."""
+    """Pixel offsets from the centre, their flat indices and rows: every pixel, or (sparse)
+    every other one in a checkerboard, which halves the cost of the first search."""
     ys, xs = np.mgrid[0:h, 0:w]
     keep = ((xs + ys) % 2 == 0).ravel() if sparse else np.ones(h * w, bool)
     index = np.flatnonzero(keep)
     return ((xs.ravel()[index] - (w - 1) / 2).astype(np.float32), (ys.ravel()[index] - (h - 1) / 2).astype(np.float32),
-            index)
+            index, index // w)
 
 
 def _best(img: np.ndarray, angles, stretches=(0.0,), sparse=False,
@@ -465,6 +501,14 @@ class _Group:
                 if len(self.candidates) < UPRIGHT_CANDIDATES and (
                         sha is None or not sha[x] or all(sha[x] != sha[y] for y in self.candidates)):
                     self.candidates.append(x)
+        # members the anchor may have been saved from by a lossless turn or mirror (see resaved_from)
+        self.lossless: list[tuple[int, bool, int]] = []
+        for x in sorted((x for x in members if x != anchor and not (sha is not None and sha[x] and sha[x] == sha[anchor])),
+                        key=lambda x: (-score[x], x)):
+            pose = self.pose(x, anchor)
+            if pose is not None and len(self.lossless) < RESAVE_CANDIDATES and (
+                    sha is None or not sha[x] or all(sha[x] != sha[y] for y, _, _ in self.lossless)):
+                self.lossless.append((x, *pose))
         # the clusters of members at an odd angle to the anchor: (anchor's turn onto them, witness)
         self.clusters: list[tuple[float, int]] = []
         # up to WITNESSES distinct members of each cluster, the witness first: any of them whose
@@ -487,6 +531,17 @@ class _Group:
         == representative, x onto y is a_x - a_y, its sign flipped when x is mirrored."""
         d = self.angle[x] - self.angle[y]
         return norm_angle(-d if self.mirrored[x] else d)
+
+    def pose(self, x: int, y: int) -> tuple[bool, int] | None:
+        """(mirror, quarter turns CCW) that make y of x exactly (curate.resave.pose), or None when
+        the two are not one frame turned by a right angle or mirrored (or the very same pose)."""
+        d = self.angle[x] - self.angle[y]
+        deg = -d if self.mirrored[y] else d
+        q = round(deg / 90.0)
+        m = bool(self.mirrored[x] != self.mirrored[y])
+        if abs(deg - 90.0 * q) > RESAVE_POSE or (q % 4 == 0 and not m):
+            return None
+        return m, q % 4
 
     def tests(self) -> dict[int, list[float]]:
         """The wedge fits that decide the anchor's odd angle: the anchor at each cluster's turn,
@@ -522,12 +577,12 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     n = len(table)
     stage = key = None
     if cache_dir is not None and skews is None:  # nothing changed since the last run: its result
-        from curate import imageio
+        from curate import imageio, resave
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "orient")
         key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
-                           source_digest(sys.modules[__name__], imageio))
+                           source_digest(sys.modules[__name__], imageio, resave))
         hit = stage.get(key, table, ORIENT_COLUMNS)
         if hit is not None:
             return hit
@@ -580,6 +635,15 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
+    # an anchor saved again from another member turned by a right angle or mirrored: that
+    # member's pose is the upright one (the first so shown, best verified first)
+    lossless = [(g, x, m, q) for g in groups for x, m, q in g.lossless]
+    gaps = map_files(_resave_item, [(str(root / paths[x]), str(root / paths[g.anchor]), m, q)
+                                    for g, x, m, q in lossless], workers=workers) if lossless else []
+    saved_from: dict[int, int] = {}
+    for (g, x, _, _), gap in zip(lossless, gaps):
+        if gap is not None and gap >= RESAVE_MARGIN:
+            saved_from.setdefault(id(g), x)
     # round 2: the anchors whose group left their odd angle open search their own wedges
     odd = {id(g): _onto_upright(g, found, content, dims) or _odd_decision(g, found) for g in groups}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
@@ -594,7 +658,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     for g in groups:
         k = g.anchor
         odd_k, odd_conf, odd_src, odd_flag, upright, turned = odd[id(g)] or _own_skew(g, found[k]["skew"])
-        m_rep, q_conf = _quarter(g, odd_k, sha)
+        m_rep, q_conf = _quarter(g, odd_k, sha, saved_from.get(id(g)))
+        upright = saved_from.get(id(g), upright)
         if upright is not None:  # mirrored is said against the member that stands upright
             mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
         for i in g.members:
@@ -771,9 +836,16 @@ def _own_skew(g: _Group, skew: dict | None) -> tuple:
     return 0.0, (1.0 - conf if s else conf), "", "low-confidence" if unsure else "", None, []
 
 
-def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
+def _resave_item(item: tuple) -> float | None:
+    return resave_gap(*item)
+
+
+def _quarter(g: _Group, odd_k: float, sha, saved_from: int | None = None) -> tuple[float, float]:
     """The representative's turn to upright (its right-angle pose and the odd part decided for
     the anchor), and its confidence.
+
+    When the anchor was saved again from a member turned by a right angle or mirrored
+    (`saved_from`, see curate.resave), that member's pose is the upright one.
 
     The right-angle pose is the representative's own: the dups stage keeps as representative
     the member the others were derived from (the one without a copy's traces), and a right
@@ -788,6 +860,8 @@ def _quarter(g: _Group, odd_k: float, sha) -> tuple[float, float]:
     def vote(x: int) -> float:  # 'the representative stands upright after this' if x does
         return norm_angle(base + 90.0 * round((-g.angle[x] - base) / 90.0))
 
+    if saved_from is not None:
+        return vote(saved_from), group_confidence(g.score[saved_from])
     own = vote(rep)
     copies = [x for x in g.members if x != rep and g.score[x] >= VOTE_SCORE]
     backing: dict[float, set] = {}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import curate.orient as orient_module
 from curate.messy import rotate_expand
 from curate.orient import estimate_skew, orient, orient_summary
 from tests.conftest import radiograph, save
@@ -362,3 +363,42 @@ def test_a_kept_cut_copy_is_turned_onto_the_original_it_was_cut_from(tmp_path):
 def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path):
     out = orient(kaggle_group(tmp_path, "orig.png"), tmp_path, workers=1).set_index("path")
     assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+
+
+def test_a_kept_right_angle_copy_saved_again_is_turned_onto_the_member_it_was_saved_from(tmp_path):
+    """Nothing in the pixels says which of two right-angle poses is upright, but a copy turned
+    losslessly and saved again keeps its source's JPEG lattice (curate.resave): kept, it gets the
+    turn onto its source; the source kept is left as it is."""
+    from curate.imageio import decode
+    from curate.messy import jpeg_bytes, sample_dir
+
+    src = sorted((sample_dir() / "fractured").glob("*.jpg"))[0]
+    (tmp_path / "orig.jpg").write_bytes(src.read_bytes())
+    (tmp_path / "rot.jpg").write_bytes(jpeg_bytes(np.ascontiguousarray(np.rot90(decode(src).pixels, 1))))
+    (tmp_path / "mir.jpg").write_bytes(jpeg_bytes(np.ascontiguousarray(np.fliplr(decode(src).pixels))))
+    t = dup_table([("orig.jpg", "ok", 3, False, 90.0, False, 0.98), ("rot.jpg", "ok", 3, True, 0.0, False, 1.0)])
+    out = orient(t.assign(keep=[False, True]), tmp_path, workers=1).set_index("path")
+    assert out.loc["rot.jpg", "rotation"] == -90 and out.loc["rot.jpg", "orient_source"] == "group"
+    t = dup_table([("orig.jpg", "ok", 3, True, 0.0, False, 1.0), ("rot.jpg", "ok", 3, False, -90.0, False, 0.98)])
+    out = orient(t.assign(keep=[True, False]), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.jpg", "rotation"] == 0 and out.loc["orig.jpg", "orient_flag"] == ""
+    # a mirrored copy kept: not turned, flagged mirrored against its source
+    t = dup_table([("orig.jpg", "ok", 4, False, 0.0, True, 0.98), ("mir.jpg", "ok", 4, True, 0.0, False, 1.0)])
+    out = orient(t.assign(keep=[False, True]), tmp_path, workers=1).set_index("path")
+    assert out.loc["mir.jpg", "rotation"] == 0 and out.loc["mir.jpg", "orient_flag"] == "mirrored"
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_wedge_pixels_found_from_the_rows_ends_are_those_of_every_pixel(monkeypatch, sparse):
+    rng = np.random.default_rng(3)
+    cases = [(int(rng.integers(60, 257)), int(rng.integers(60, 257)), float(rng.choice([-1, 1]) * rng.uniform(3, 44)),
+              float(rng.choice([0.0, -1.0, 2.0])), bool(rng.integers(2))) for _ in range(40)]
+
+    def wedges(rows_from):
+        monkeypatch.setattr(orient_module, "ROWS_FROM", rows_from)
+        return [orient_module._wedges(h, w, d, orient_module._grid(h, w, sparse), 4.0, st, same) for h, w, d, st, same in cases]
+
+    for fast, every in zip(wedges(0), wedges(10 ** 9)):
+        assert (fast is None) == (every is None)
+        if fast is not None:
+            assert all(np.array_equal(x, y) for x, y in zip(fast, every))

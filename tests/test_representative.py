@@ -170,3 +170,13 @@ def test_an_original_with_a_black_border_of_its_own_is_kept_over_the_copies_that
              "c_other": jpeg(kaggle_step(original, -16.0, 1.22, None)), "z_original": jpeg(original)}
     rep, out = representative(tmp_path, files)
     assert rep == "z_original"
+
+
+@pytest.mark.parametrize("mirror, quarter", [(False, 1), (True, 2)])
+def test_the_original_is_kept_over_its_right_angle_copy_saved_again(tmp_path, mirror, quarter):
+    # a lossless turn leaves no resampling or fill, and the copy's new save measures sharper:
+    # only the original's quantization lattice, kept in the copy, says which came first
+    src = sorted((sample_dir() / "fractured").glob("*.jpg"))[0]
+    turned = np.rot90(np.fliplr(decode(src).pixels) if mirror else decode(src).pixels, quarter)
+    rep, _ = representative(tmp_path, {"z_original": src.read_bytes(), "a_turned": jpeg(turned)})
+    assert rep == "z_original"

@@ -1,0 +1,67 @@
+"""What file names say about where a file came from: a hint for dedup, never evidence.
+
+Augmentation scripts and copying name a file after the one it was made from: the second output
+made from `82-rotated1.jpg` is `82-rotated1-rotated2.jpg`, a copy of it `82-rotated1 - Copy.jpg`
+or `82-rotated1 (1).jpg`. `chain` reads such a name back as (root, steps...): ("82", "rotated1",
+"rotated2"); `kinship` is how far two chains sit apart in the family tree they spell (1: parent
+and child, 2: siblings or grandparent). Names that carry no such marks (FracAtlas's `IMG0000630`,
+random hex names) are a chain of one, their root alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import PurePath
+
+# Windows' (" - Copy", " - Copy (2)") and browsers' (" (1)") names for a second copy, repeated
+_COPY_MARKS = re.compile(r"(?:\s*-\s*copy(?:\s*\(\d+\))?|\s*\(\d+\))+$", re.IGNORECASE)
+# one step of a chain: a word and an optional number after a separator ("-rotated2", "_flip")
+_STEP = re.compile(r"[-_ ]([A-Za-z]+\d*)$")
+
+
+def chain(path: str) -> tuple[str, ...]:
+    """(root, step, step, ...) of a file's name: copy marks dropped, then trailing steps split off."""
+    stem = _COPY_MARKS.sub("", PurePath(path).stem)
+    steps = []
+    while (m := _STEP.search(stem)) and m.start() > 0:
+        steps.append(m.group(1).lower())
+        stem = stem[: m.start()]
+    return (stem.lower(), *reversed(steps))
+
+
+def derived(path: str) -> bool:
+    """The name says the file was made or copied from another (steps or copy marks)."""
+    stem = PurePath(path).stem
+    return bool(_COPY_MARKS.search(stem)) or len(chain(path)) > 1
+
+
+NO_KIN = 1 << 20  # kinship of two chains with different roots
+
+
+def kinship(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """Steps from one chain to the other through their last common ancestor (different roots: NO_KIN)."""
+    if a[0] != b[0]:
+        return NO_KIN
+    common = 1
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    return len(a) + len(b) - 2 * common
+
+
+def shared_roots(paths: list[str], group_of: list[int], most: int) -> set[tuple[int, int]]:
+    """Pairs of groups (g < h) holding files of one root, where some file of that root has a
+    derived name and the root's files lie in at most `most` groups: a root in many groups is a
+    name every folder repeats (MURA's `image1.png` in each study), not a family."""
+    groups, marked = defaultdict(set), set()
+    for path, g in zip(paths, group_of):
+        root = chain(path)[0]
+        groups[root].add(g)
+        if derived(path):
+            marked.add(root)
+    out = set()
+    for root in marked:
+        gs = sorted(groups[root])
+        if 1 < len(gs) <= most:
+            out.update((g, h) for i, g in enumerate(gs) for h in gs[i + 1:])
+    return out

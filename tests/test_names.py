@@ -1,0 +1,56 @@
+"""File names as a hint for dedup (curate.names): a chain's fragment the hashes do not propose is
+tried by its name, verification still decides, and names every folder repeats say nothing."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+
+import curate.dedup as dedup
+from curate.names import NO_KIN, chain, derived, kinship, shared_roots
+
+from tests.test_dedup import hashed_folder, jpeg
+from tests.test_hashing import xray
+
+
+def test_a_name_reads_back_as_its_chain_of_steps():
+    assert chain("train/a/82-rotated1-rotated2.jpg") == ("82", "rotated1", "rotated2")
+    assert chain("82-rotated1 - Copy (1).jpg") == chain("82-rotated1 (2).jpg") == ("82", "rotated1")
+    assert chain("82 - Copy - Copy.jpg") == ("82",)
+    assert chain("IMG0000630.jpg") == ("img0000630",) and not derived("IMG0000630.jpg")
+    assert derived("82 (1).jpg") and derived("82-rotated1.jpg")
+    parent, child, sibling = ("82", "rotated1"), ("82", "rotated1", "rotated2"), ("82", "rotated2")
+    assert kinship(parent, child) == 1 and kinship(parent, sibling) == 2 and kinship(child, sibling) == 3
+    assert kinship(("82",), ("83",)) == NO_KIN
+
+
+def test_only_roots_a_derived_name_shares_over_a_few_groups_pair_their_groups():
+    paths = ["82.jpg", "82-rotated1.jpg", "82-rotated2.jpg",  # one family in groups 0 and 1
+             "a/7.jpg", "b/7.jpg",  # plain names that happen to repeat: no hint
+             *[f"study{k}/image1_flip.png" for k in range(8)]]  # a name every folder repeats
+    group_of = [0, 0, 1, 2, 3, *range(4, 12)]
+    assert shared_roots(paths, group_of, most=6) == {(0, 1)}
+
+
+def augmented(img: np.ndarray, angle: float, zoom: float) -> np.ndarray:
+    m = cv2.getRotationMatrix2D((111.5, 111.5), angle, zoom)
+    return cv2.warpAffine(img, m, (224, 224), borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_a_fragment_only_its_name_proposes_joins_and_an_unrelated_namesake_does_not(tmp_path, monkeypatch):
+    base, other = xray(5, 224, 224), xray(6, 224, 224)
+    files = {"82": jpeg(base), "82-rotated1": jpeg(augmented(base, 18, 1.15)),
+             "7": jpeg(other), "7-rotated1": jpeg(augmented(xray(9, 224, 224), 18, 1.15))}  # 7's namesake: another radiograph
+    root, table = hashed_folder(tmp_path, files)
+    # the hashes propose nothing: only the names can bring two files together
+    none = pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: none)
+
+    def groups() -> list[list[str]]:
+        out = dedup.find_duplicates(table, root, workers=1)
+        return sorted(out.groupby("group")["path"].agg(sorted).tolist())
+
+    assert groups() == [["a/7-rotated1.jpg"], ["a/7.jpg"], ["a/82-rotated1.jpg", "a/82.jpg"]]
+    monkeypatch.setattr(dedup, "NAME_GROUPS", 0)  # names unused: all four stay apart
+    assert len(groups()) == 4
