@@ -91,7 +91,7 @@ WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) who
 # The member judged upright (see _onto_upright): up to UPRIGHT_CANDIDATES members per group that
 # the dups stage found neither resampled nor filled are tested. A copy cut from one shows the
 # picture at least CUT_SCALE larger (the dups stage's dup_scale).
-UPRIGHT_CANDIDATES = 3
+UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (kaggle 7: a wrong 20 degree turn)
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
 RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
