@@ -164,11 +164,15 @@ BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 # groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
 NAME_GROUPS = 16
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
-# 1, 2, 4, ... per round, up to MAX_BUDGET; pairs left after that round are not verified. On the
-# 10,000-file kaggle set (seed 0, main at 2334519) the rounds after 32 verified 4,487 pairs and joined
-# none; stopping after 16 instead saved 7,574 more but cost recall on a never-tuned kaggle set
-# (150 bases, seed 61: 0.991 -> 0.983).
-MAX_BUDGET = 32
+# ROUND_BUDGETS[k] per group in round k; pairs left after the last round are not verified. On the
+# 10,000-file kaggle set (seed 0, main at 2334519) rounds beyond 63 pairs per group (1 + 2 + ... +
+# 32) verified 4,487 pairs and joined none; stopping at 31 instead saved 7,574 more but cost recall
+# on a never-tuned kaggle set (150 bases, seed 61: 0.991 -> 0.983). Each budget twice (1 three
+# times) rather than doubling every round, the same 63 in all: a group that grew in one round
+# offers its new members' strongest pairs before its weaker ones are tried, so fewer pairs between
+# files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
+# verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
+ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "ring", "window", "twindow")
@@ -497,10 +501,13 @@ def _plausible(m: np.ndarray) -> bool:
     return det > 0 and 0.4 < math.sqrt(det) < 2.5 and sv[0] / sv[1] <= 1.6
 
 
-def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[float, float, float]:
+def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray,
+           enough: float = math.inf) -> tuple[float, float, float]:
     """Best correlation of the two equalisations under m, and the covers. When one image has
     a background clipped to black beyond what `flat` flattens (a tone change does that), both
-    are flattened up to that share, so the other's background noise does not count."""
+    are flattened up to that share, so the other's background noise does not count.
+    enough: the caller asks only whether the score reaches this; once the band-passed frames
+    do, the rest is not computed (and the score returned may be below the best)."""
     b, b_flat = _oriented(fb, mirror)
     overlap = _overlap(fa.pixels.shape, b.shape, m)  # the same for every pair of images below
     inside, cover_a, cover_b = overlap
@@ -508,6 +515,8 @@ def _score(fa: Features, fb: Features, mirror: bool, m: np.ndarray) -> tuple[flo
         return 0.0, cover_a, cover_b
     warped = _warp(b, m, fa.pixels.shape), _warp(b_flat, m, fa.pixels.shape)  # (kept for the common area)
     s1, s2 = (_ncc(band[inside], _band(x)[inside]) for band, x in zip(fa.bands, warped))
+    if max(s1, s2) >= enough:
+        return max(s1, s2), cover_a, cover_b
     floor = max(fa.clipped, fb.clipped) + 0.02
     if floor > FLAT_FLOOR:
         a_deep = (equalise(fa.pixels, floor) * 255).astype(np.uint8)  # pixels keep the grey levels' ranks
@@ -584,10 +593,10 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
         forward = best.cover_a >= best.cover_b  # else a shows more than b (a rotated copy's
         # wedges, say): refine b's frame against a
 
-        def refined(refine_with) -> tuple[float, np.ndarray | None]:
+        def refined(refine_with, enough: float = math.inf) -> tuple[float, np.ndarray | None]:
             if forward:
                 w = refine_with(fa.pixels, b, best_m)
-                return (_score(fa, fb, mirror, w)[0] if w is not None and _plausible(w) else 0.0), w
+                return (_score(fa, fb, mirror, w, enough)[0] if w is not None and _plausible(w) else 0.0), w
             w_ba = refine_with(b, fa.pixels, cv2.invertAffineTransform(best_m))
             w = cv2.invertAffineTransform(w_ba) if w_ba is not None else None
             if w is None or not _plausible(w):
@@ -596,7 +605,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
             return max(_correlate(b, fa.pixels, w_ba, overlap=overlap)[0],
                        _correlate(b_flat, fa.flat, w_ba, overlap=overlap)[0]), w
 
-        if refined(_coarse_refine)[0] < COARSE_FLOOR:
+        if refined(_coarse_refine, COARSE_FLOOR)[0] < COARSE_FLOOR:  # (only whether it gets there counts)
             return best  # far from a copy even aligned at half size: the full refinement would not get there
         score, w = refined(_refine)
         if score >= REFINED_CORRELATION:
@@ -683,6 +692,11 @@ def _features_of(item: str | tuple[str, bool]) -> Features | None:
     if f is not None and mirrored:
         f.mirrored
     return f
+
+
+def _mirrored_of(row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mirrored keypoints of row's features (those map_files shared)."""
+    return shared()[row].mirrored
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -1527,7 +1541,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
     Candidates are verified in rounds, strongest (nearest hashes) first, and a pair whose two
     files are already joined is not verified at all: in a group of 150 copies most pairs add
-    nothing; nor are the pairs left once a round has allowed each group MAX_BUDGET. Byte- or pixel-identical files are one picture: joined at once, verified once.
+    nothing; nor are the pairs left after the last round (ROUND_BUDGETS). Byte- or pixel-identical files are one picture: joined at once, verified once.
     With `cache_dir`, verified pairs are kept keyed by both files' (path, size, mtime): a
     re-run verifies only pairs with a new or changed file."""
     root = Path(root).resolve()
@@ -1587,7 +1601,6 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     # none), made round by round: a pair skipped as already joined needs none
     fresh_items = [p for p in items if cache is None or cache.get(p.a, p.b) is None]
     need = sorted({i for p in fresh_items for i in p[:2]})
-    mirrored = {p.b for p in fresh_items if p.mirror}  # whose mirrored keypoints a pair will ask for
     made = len(need) // 5
     shown = 0  # steps the bar has moved: it ends on n however many features were needed
 
@@ -1611,9 +1624,15 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
         if feats is not None:
+            # mirrored keypoints (~2 ms a file) for the files these pairs may ask them of, made
+            # here once rather than by the workers each round (what a worker makes is dropped)
+            flip = {p.b for p in fresh if p.mirror or p.tries > 1}
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_of, [(paths[i], i in mirrored) for i in new],
+            feats.update(zip(new, map_files(_features_of, [(paths[i], i in flip) for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
+            late = sorted(i for i in flip if feats[i] is not None and feats[i]._mirrored is None)
+            for i, keypoints in zip(late, map_files(_mirrored_of, late, workers=workers, shared=feats)):
+                feats[i]._mirrored = keypoints
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))
         if advance and counted:
@@ -1633,12 +1652,13 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             elif kin or not bridge:  # weak links wait until every strong one is in (see group_pairs)
                 weak.append((score, a, b))
 
-    budget = 1
-    while items and budget <= MAX_BUDGET:
+    for budget in ROUND_BUDGETS:
+        if not items:
+            break
         taken, left = _round(items, groups, budget)
         if advance:
             advance(len(items) - len(left) - len(taken))
-        items, budget = left, budget * 2
+        items = left
         # in file order, so a file's pairs share a batch (and its band-passed images)
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried

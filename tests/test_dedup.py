@@ -449,6 +449,26 @@ def test_a_copy_turned_about_the_centre_is_scored_on_the_common_area_alone():
     assert not _centred(shifted, b.shape, a.shape)
 
 
+def test_a_score_asked_only_whether_it_reaches_a_bar_stops_once_it_does(tmp_path):
+    # b turned 20 degrees and zoomed 0.9 about the centre, white corners: its band-passed frames
+    # correlate ~0.85 with a, the common area ~0.98. Asked only whether it reaches 0.65, the
+    # score stops at the frames' 0.85; the answer to "does it reach the bar" never changes.
+    import curate.dedup as dedup
+
+    a = xray(5, 192, 192)
+    m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
+    (tmp_path / "a.jpg").write_bytes(jpeg(a))
+    (tmp_path / "b.jpg").write_bytes(jpeg(cv2.warpAffine(a, m, (192, 192), borderMode=cv2.BORDER_CONSTANT,
+                                                         borderValue=255)))
+    fa, fb = dedup.features(str(tmp_path / "a.jpg")), dedup.features(str(tmp_path / "b.jpg"))
+    back = cv2.invertAffineTransform(m)  # b's frame -> a's
+    full = dedup._score(fb, fa, False, back)[0]
+    assert full > 0.95
+    assert dedup._score(fb, fa, False, back, enough=0.65)[0] < 0.9  # stopped before the common area
+    for bar in (0.3, 0.65, 0.9, 0.99):
+        assert (dedup._score(fb, fa, False, back, enough=bar)[0] >= bar) == (full >= bar)
+
+
 # ---- grouping verified pairs: strong links chain, weak links only bring a lone picture -------
 
 
@@ -579,7 +599,7 @@ def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch)
     asked = []
     real = dedup.verify_pairs
     monkeypatch.setattr(dedup, "verify_pairs", lambda items, *a, **k: asked.extend(items) or real(items, *a, **k))
-    monkeypatch.setattr(dedup, "MAX_BUDGET", 0)  # no round at all
+    monkeypatch.setattr(dedup, "ROUND_BUDGETS", ())  # no round at all
     out = find_duplicates(table, root, workers=1)
     assert asked == []
     assert sorted(out.groupby("group")["path"].agg(sorted).tolist()) == [["a/q85.jpg"], ["a/q95 - Copy.jpg", "a/q95.jpg"]]
