@@ -402,3 +402,20 @@ def test_wedge_pixels_found_from_the_rows_ends_are_those_of_every_pixel(monkeypa
         assert (fast is None) == (every is None)
         if fast is not None:
             assert all(np.array_equal(x, y) for x, y in zip(fast, every))
+
+
+def test_a_zoomed_out_copy_is_not_read_as_picture_beyond_the_frame_when_its_scale_is_a_little_off():
+    # A film, and a copy of it turned 11 deg and zoomed out to 0.907 with a replicated border. The
+    # dups stage verified the copy's scale as 0.8995 (1% off): the copy's border must still read
+    # as fill (else the original looks cut from its copy and gets turned onto it), while the film
+    # itself, seen beyond the frame of a 10% crop, must still read as picture.
+    rng = np.random.default_rng(1)
+    film = cv2.GaussianBlur(rng.uniform(0, 255, (224, 224)).astype(np.float32), (0, 0), 1.2)
+    film = np.clip((film - film.mean()) * 4 + 128, 0, 255).astype(np.uint8)
+    m = cv2.getRotationMatrix2D((111.5, 111.5), 11.0, 0.907)
+    copy = cv2.warpAffine(film, m, (224, 224), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    fit, _ = orient_module.beyond_fill(copy, 11.0, 0.8995)
+    assert fit >= orient_module.BEYOND_FILL
+    fit, picture = orient_module.beyond_fill(film, 11.0, 0.8995)
+    assert fit < orient_module.BEYOND_FILL and picture >= orient_module.PICTURE
