@@ -61,7 +61,7 @@ from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.names import NO_KIN, chain, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
-from curate.resave import RESAVE_MARGIN, resave_gap
+from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
 # Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
@@ -1379,7 +1379,6 @@ def _cropped(shape: tuple[int, int], deg: float, scale: float) -> bool:
 # the contrast-free ratio of the finest level to the next. On five kaggle sets (6,343 original
 # vs copy pairs that line up) the original had more in 99.7% (log ratio, median 0.16-0.19);
 # the other way round by up to 0.12 (a copy whose lifted tone makes its noise look like detail).
-RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 ALIGN_CANDIDATES = 6  # candidates the chosen member meets
 ALIGN_CHALLENGERS = 2  # members marked only by fill or tone (a black border of the original's own) it meets
 ALIGN_MARGIN = 0.12  # log detail ratio (both frames summed) that says which member lost detail
@@ -1776,11 +1775,8 @@ def _group_root(task: tuple) -> int:
             return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
 
         def resaved(x: int, c: int) -> float | None:
-            m, beta = _compose(t[c], _inverse(t[x]))  # x -> c
-            q = round(beta / 90.0)
-            if (q % 4 == 0 and not m) or abs(beta - 90.0 * q) > RESAVE_POSE:
-                return None  # not turned by a right angle or mirrored (resave_gap checks the frame)
-            return resave_gap(paths[x], paths[c], bool(m), q % 4)
+            pose = lossless(*_compose(t[c], _inverse(t[x])))  # x -> c
+            return resave_gap(paths[x], paths[c], *pose) if pose is not None else None  # (it checks the frame)
     else:
         resaved = None
     return _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)

@@ -48,7 +48,7 @@ import pandas as pd
 from curate.errors import ImageError
 from curate.imageio import decode, fit, remap_buffer
 from curate.parallel import Progress, map_files
-from curate.resave import RESAVE_MARGIN, resave_gap
+from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
 MIN_CONFIDENCE = 0.5  # an orientation below this confidence is not applied (flagged instead)
@@ -93,7 +93,6 @@ WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) who
 # picture at least CUT_SCALE larger (the dups stage's dup_scale).
 UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (kaggle 7: a wrong 20 degree turn)
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
-RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
 CUT_SCALE = 0.03
 # Beyond a cut copy's frame its original fits a fill under 0.2 (95th percentile, kaggle seeds 1
@@ -542,12 +541,7 @@ class _Group:
         """(mirror, quarter turns CCW) that make y of x exactly (curate.resave.pose), or None when
         the two are not one frame turned by a right angle or mirrored (or the very same pose)."""
         d = self.angle[x] - self.angle[y]
-        deg = -d if self.mirrored[y] else d
-        q = round(deg / 90.0)
-        m = bool(self.mirrored[x] != self.mirrored[y])
-        if abs(deg - 90.0 * q) > RESAVE_POSE or (q % 4 == 0 and not m):
-            return None
-        return m, q % 4
+        return lossless(self.mirrored[x] != self.mirrored[y], -d if self.mirrored[y] else d)
 
     def tests(self) -> dict[int, list[float]]:
         """The wedge fits that decide the anchor's odd angle: the anchor at each cluster's turn,

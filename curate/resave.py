@@ -26,6 +26,7 @@ MAX_BLOCKS = 4096  # blocks sampled per test, evenly over the frame
 MIN_COEFFICIENTS = 400  # fewer usable coefficients say nothing
 SAME_PICTURE = 6.0  # grey levels: the two posed alike differ this little on average, or no claim
 RESAVE_MARGIN = 0.04  # lattice distance (steps) one side must fit better by (no pair of sibling copies reached 0.033)
+RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
 
 
 def _dct_matrix() -> np.ndarray:
@@ -59,6 +60,16 @@ def pose(pixels: np.ndarray, mirror: bool, quarter: int) -> np.ndarray:
     """The frame mirrored (left-right) first when asked, then turned by quarter x 90 degrees
     counter-clockwise (as shown)."""
     return np.ascontiguousarray(np.rot90(np.fliplr(pixels) if mirror else pixels, quarter))
+
+
+def lossless(mirror: bool, deg: float) -> tuple[bool, int] | None:
+    """(mirror, quarter turns CCW) of a pose (mirrored first, then turned deg CCW) that is a
+    lossless turn or mirror (see pose), or None: not within RESAVE_POSE of a right angle, or
+    the very same pose."""
+    q = round(deg / 90.0)
+    if abs(deg - 90.0 * q) > RESAVE_POSE or (q % 4 == 0 and not mirror):
+        return None
+    return bool(mirror), q % 4
 
 
 def _unpose(pixels: np.ndarray, mirror: bool, quarter: int) -> np.ndarray:
