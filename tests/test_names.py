@@ -73,3 +73,20 @@ def test_a_kin_pair_that_fails_one_way_is_verified_the_other_way_round(monkeypat
     m = dedup._verify_pair("child", "parent", plain._replace(kin=True))
     assert calls[1:] == [("child", "parent"), ("parent", "child")]
     assert m.ok and m.score == 0.92 and m.beta == -12.0 and m.scale == 1.25 and (m.cover_a, m.cover_b) == (0.7, 0.9)
+
+
+def test_a_kin_pair_keypoints_cannot_align_is_aligned_as_a_turn_and_zoom_about_the_centre(tmp_path, monkeypatch):
+    # long thin bones on black leave the keypoints nothing to hold: a kin pair is then aligned as
+    # augmentation scripts make copies, its turn and zoom about the centre read off log-polar maps
+    base = xray(5, 224, 224)
+    files = {"82": base, "82-rotated1": augmented(base, 18, 1.15), "7-rotated1": augmented(xray(6, 224, 224), 18, 1.15)}
+    for name, img in files.items():
+        (tmp_path / f"{name}.jpg").write_bytes(jpeg(img))
+    parent, child, stranger = (dedup.features(str(tmp_path / f"{n}.jpg")) for n in files)
+    monkeypatch.setattr(dedup, "verify", lambda *args, **kwargs: dedup.Match(False, 0.0))  # no keypoint alignment
+    pair = dedup.Pair(0, 1, False, None, True, 2)
+    assert not dedup._verify_pair(parent, child, pair).ok  # names say nothing: no second look
+    m = dedup._verify_pair(parent, child, pair._replace(kin=True))
+    assert m.ok and m.score >= dedup.REFINED_CORRELATION
+    assert abs(m.beta - 18) < 1 and abs(m.scale - 1.15) < 0.03 and not m.mirrored  # as verify() reads it
+    assert not dedup._verify_pair(parent, stranger, pair._replace(kin=True)).ok  # another radiograph
