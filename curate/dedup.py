@@ -59,7 +59,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.names import NO_KIN, chain, kinship, shared_roots
+from curate.names import NO_KIN, chain, families, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 
@@ -163,6 +163,11 @@ BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 # 16 rather than 6: on kaggle seeds 71 and 79 (150 bases) one radiograph each fell into 9 and 11
 # groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
 NAME_GROUPS = 16
+# A weak link (MIN_CORRELATION to MERGE_CORRELATION) joins two groups when the names say the two
+# files are of one family (names.families) and they lie in one label folder (sets number each
+# class folder afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs). The
+# names are the second, independent piece of evidence a weak link lacks (0: weak links never do).
+KIN_JOINS = 1
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
 # ROUND_BUDGETS[k] per group in round k; pairs left after the last round are not verified. On the
 # 10,000-file kaggle set (seed 0, main at 2334519) rounds beyond 63 pairs per group (1 + 2 + ... +
@@ -1727,12 +1732,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
+    kin_roots: set[str] = set()  # the roots names.families reads as families
     for k in range(BRIDGE_PASSES):
         # groups whose files' names share a root (names.py) are bridged too, once
         named = set()
         if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
             hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
-            named = shared_roots([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+            found = ([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+            named, kin_roots = shared_roots(*found), set(families(*found))
         bridges = _bridges(table, groups, verified, picture, named, chains, asked)
         if not bridges:
             break
@@ -1743,7 +1750,12 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                             and ((p.a, p.b, True) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
-    for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
+    label = table["label"].tolist() if "label" in table else [""] * n
+    weak.sort(key=lambda e: (-e[0], e[1], e[2]))
+    for score, a, b in weak:  # a weak link with a family name in one label folder (see KIN_JOINS)
+        if KIN_JOINS and kin_roots and chains[a][0] == chains[b][0] and chains[a][0] in kin_roots and label[a] == label[b]:
+            groups.link(a, b, _transform(verified, a, b))
+    for score, a, b in weak:
         groups.link(a, b, _transform(verified, a, b), strong=False)
     if progress and shown < n:
         progress(n - shown)
