@@ -430,12 +430,19 @@ class _SkewCache:
 
         usable = cache_dir is not None and {"size", "mtime_ns"} <= set(table.columns)
         self.cache = FileCache(Path(cache_dir) / f"skews-v{ORIENT_CACHE_VERSION}.npz") if usable else None
-        self.keys = ([(os.path.realpath(root / p), int(sz), int(mt))  # realpath: a link loop does not raise
-                      for p, sz, mt in zip(table["path"], table["size"], table["mtime_ns"])] if usable else None)
+        self.rows = list(zip(table["path"], table["size"], table["mtime_ns"])) if usable else None
+        self.root, self.keys = root, {}
         self.changed = False
 
+    def key(self, i: int) -> tuple[str, int, int]:
+        """Row i's key, made when first asked (only the rows searched: realpath is a few syscalls a row)."""
+        if i not in self.keys:
+            p, size, mtime = self.rows[i]
+            self.keys[i] = os.path.realpath(self.root / p), int(size), int(mtime)  # realpath: a link loop does not raise
+        return self.keys[i]
+
     def get(self, i: int) -> dict | None:
-        hit = self.cache.get(*self.keys[i]) if self.cache is not None else None
+        hit = self.cache.get(*self.key(i)) if self.cache is not None else None
         # (the flag is re-derived, so a changed FLAG needs no new cache)
         if hit is None:
             return None
@@ -447,7 +454,7 @@ class _SkewCache:
 
     def put(self, i: int, skew: dict) -> None:
         if self.cache is not None:
-            self.cache.put(*self.keys[i], skew)
+            self.cache.put(*self.key(i), skew)
             self.changed = True
 
     def save(self) -> None:
