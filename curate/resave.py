@@ -91,14 +91,18 @@ def resave_gap(a: str | Path, b: str | Path, mirror: bool, quarter: int) -> floa
     clearly negative a from b. None when it cannot say: not both JPEGs with their tables, not
     one picture in that pose, block grids that meet, too few coarse coefficients."""
     try:
-        la, lb = jpeg_luma(a), jpeg_luma(b)
+        la = jpeg_luma(a)
+        # grids that meet say nothing whatever b holds: b is not decoded (224 px sets: every pair)
+        if la is None or _grids_meet(la[0].shape, mirror, quarter):
+            return None
+        lb = jpeg_luma(b)
     except ImageError:
         return None
-    if la is None or lb is None:
+    if lb is None:
         return None
     (pa, ta), (pb, tb) = la, lb
     a_posed = pose(pa, mirror, quarter)
-    if a_posed.shape != pb.shape or _grids_meet(pa.shape, mirror, quarter):
+    if a_posed.shape != pb.shape:
         return None
     step = max(1, min(pb.shape) // 256)
     if np.abs(a_posed[::step, ::step].astype(np.float32) - pb[::step, ::step]).mean() > SAME_PICTURE:
