@@ -115,10 +115,14 @@ def resave_gap(a: str | Path, b: str | Path, mirror: bool, quarter: int) -> floa
     one picture in that pose, block grids that meet on coefficients that are not each other's
     rounded (two copies of a third), too few coarse coefficients."""
     try:
-        la, lb = jpeg_luma(a), jpeg_luma(b)
+        la = jpeg_luma(a)
+        # grids that meet say nothing whatever b holds: b is not decoded (224 px sets: every pair)
+        if la is None or _grids_meet(la[0].shape, mirror, quarter):
+            return None
+        lb = jpeg_luma(b)
     except ImageError:
         return None
-    if la is None or lb is None:
+    if lb is None:
         return None
     (pa, ta), (pb, tb) = la, lb
     a_posed = pose(pa, mirror, quarter)
