@@ -116,8 +116,7 @@ def resave_gap(a: str | Path, b: str | Path, mirror: bool, quarter: int) -> floa
     rounded (two copies of a third), too few coarse coefficients."""
     try:
         la = jpeg_luma(a)
-        # grids that meet say nothing whatever b holds: b is not decoded (224 px sets: every pair)
-        if la is None or _grids_meet(la[0].shape, mirror, quarter):
+        if la is None:  # b is not decoded
             return None
         lb = jpeg_luma(b)
     except ImageError:
