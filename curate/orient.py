@@ -396,7 +396,8 @@ def probe(item: tuple) -> dict:
     except ImageError:
         return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests},
                 "beyond": {f: (1.0, 0.0) for f in frames}}  # nothing to go by: no claim that it was cut
-    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests},
+    fits = {d: wedge_fit(pixels, d) for d in dict.fromkeys(tests)}  # each angle once (pairs repeat them)
+    return {"skew": estimate_skew(pixels) if search else None, "fits": fits,
             "beyond": {f: beyond_fill(pixels, *f) for f in frames}}
 
 
