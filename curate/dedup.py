@@ -59,7 +59,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.names import NO_KIN, chain, kinship, shared_roots
+from curate.names import NO_KIN, chain, families, kinship, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 
@@ -138,7 +138,7 @@ CENTRED = 0.01
 # the false pairs verified on the default set, seed 11).
 RANK_CORRELATION = 0.92
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "15"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "16"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -163,6 +163,11 @@ BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 # 16 rather than 6: on kaggle seeds 71 and 79 (150 bases) one radiograph each fell into 9 and 11
 # groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
 NAME_GROUPS = 16
+# A weak link (MIN_CORRELATION to MERGE_CORRELATION) joins two groups when the names say the two
+# files are of one family (names.families) and they lie in one label folder (sets number each
+# class folder afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs). The
+# names are the second, independent piece of evidence a weak link lacks (0: weak links never do).
+KIN_JOINS = 1
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
 # ROUND_BUDGETS[k] per group in round k; pairs left after the last round are not verified. On the
 # 10,000-file kaggle set (seed 0, main at 2334519) rounds beyond 63 pairs per group (1 + 2 + ... +
@@ -730,18 +735,73 @@ def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
     """verify() as the pair asks; a kin pair (Pair.kin) that fails is tried again the other way
     round, b against a: verification is not symmetric (it warps b onto a's frame), and on the
     kaggle set a parent and child failed one way (0.55, and 0.0: no alignment) and passed the
-    other (0.92, 0.91)."""
+    other (0.92, 0.91); then both ways as augmentation scripts turn and zoom (_centred_match)."""
     if fa is None or fb is None:
         return Match(False)
     m = verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
     if m.ok or not p.kin:
         return m
-    back = verify(fb, fa, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
-    if back.score <= m.score:
-        return m
-    mirrored, beta = _inverse((int(back.mirrored), back.beta))  # b -> a, turned round to a -> b
+    m = max(m, _turned_round(verify(fb, fa, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)),
+            key=lambda x: x.score)
+    for way in ("forth", "back"):  # then as augmentation makes copies (see LOG_POLAR)
+        if m.ok:
+            return m
+        centred = _centred_match(fa, fb) if way == "forth" else _turned_round(_centred_match(fb, fa))
+        m = max(m, centred, key=lambda x: x.score)
+    return m
+
+
+def _turned_round(back: Match) -> Match:
+    """The result of verifying b against a, as a -> b."""
+    mirrored, beta = _inverse((int(back.mirrored), back.beta))
     return Match(back.ok, back.score, bool(mirrored), beta, 1.0 / back.scale if back.scale > 0 else back.scale,
                  back.inliers, back.cover_b, back.cover_a)
+
+
+# Kin pairs the keypoints cannot align (long thin bones on black, a chain's far members) are
+# tried once more as augmentation scripts make copies: turned and zoomed about the frame centre,
+# the turn and zoom read off the two images' log-polar maps about the centre (where they are
+# shifts) by phase correlation, over LOG_POLAR bins of angle and of log radius. On the kaggle
+# set (seeds 1, 3, 61, 67) 11 of the 12 parent/child pairs that fragments of one radiograph
+# split on scored 0.0-0.77 on keypoints, 0.88-0.98 on this pose (0.88-0.98 on the true one).
+LOG_POLAR = 256
+
+
+def _log_polar(img: np.ndarray, radius: float) -> np.ndarray:
+    h, w = img.shape
+    return cv2.warpPolar(img.astype(np.float32), (LOG_POLAR, LOG_POLAR), ((w - 1) / 2, (h - 1) / 2), radius,
+                         cv2.WARP_POLAR_LOG | cv2.INTER_LINEAR | cv2.WARP_FILL_OUTLIERS)
+
+
+def _centred_match(fa: Features, fb: Features) -> Match:
+    """b aligned onto a by a turn and zoom about the frame centres (each way mirrored or not),
+    read off log-polar maps of the band-passed frames out to the inscribed circle and to the
+    corners (the fill of a turned canvas sways one or the other), refined (ECC) if short of
+    REFINED_CORRELATION, which it must reach: it is not a keypoint alignment (see verify)."""
+    best = Match(False)
+    (ha, wa), window = fa.pixels.shape, cv2.createHanningWindow((LOG_POLAR, LOG_POLAR), cv2.CV_32F)
+    for radius in (min(ha, wa) / 2, math.hypot(ha, wa) / 2):
+        polar_a = _log_polar(fa.bands[0], radius)
+        for mirror in (False, True):
+            b = _oriented(fb, mirror)[0]
+            (dx, dy), _ = cv2.phaseCorrelate(_log_polar(_band(b), radius), polar_a, window)
+            angle, zoom = -dy * 360.0 / LOG_POLAR, math.exp(dx * math.log(radius) / LOG_POLAR)
+            (hb, wb) = b.shape
+            to_a = cv2.getRotationMatrix2D(((wb - 1) / 2, (hb - 1) / 2), angle, zoom)  # b -> a, centre on centre
+            to_a[:, 2] += ((wa - wb) / 2, (ha - hb) / 2)
+            m = cv2.invertAffineTransform(to_a)
+            if not _plausible(m):
+                continue
+            score, cover_a, cover_b = _score(fa, fb, mirror, m)
+            if REFINE_FLOOR <= score < REFINED_CORRELATION:
+                w = _refine(fa.pixels, b, m)
+                if w is not None and _plausible(w):
+                    refined, cover_a2, cover_b2 = _score(fa, fb, mirror, w)
+                    if refined > score:
+                        score, m, cover_a, cover_b = refined, w, cover_a2, cover_b2
+            if score > best.score:
+                best = _match(score >= REFINED_CORRELATION, score, mirror, m, 0, cover_a, cover_b)
+    return best
 
 
 # ---- candidates ------------------------------------------------------------------------------
@@ -1672,12 +1732,14 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
+    kin_roots: set[str] = set()  # the roots names.families reads as families
     for k in range(BRIDGE_PASSES):
         # groups whose files' names share a root (names.py) are bridged too, once
         named = set()
         if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
             hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
-            named = shared_roots([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+            found = ([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
+            named, kin_roots = shared_roots(*found), set(families(*found))
         bridges = _bridges(table, groups, verified, picture, named, chains, asked)
         if not bridges:
             break
@@ -1688,7 +1750,12 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                             and ((p.a, p.b, True) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
-    for score, a, b in sorted(weak, key=lambda e: (-e[0], e[1], e[2])):
+    label = table["label"].tolist() if "label" in table else [""] * n
+    weak.sort(key=lambda e: (-e[0], e[1], e[2]))
+    for score, a, b in weak:  # a weak link with a family name in one label folder (see KIN_JOINS)
+        if KIN_JOINS and kin_roots and chains[a][0] == chains[b][0] and chains[a][0] in kin_roots and label[a] == label[b]:
+            groups.link(a, b, _transform(verified, a, b))
+    for score, a, b in weak:
         groups.link(a, b, _transform(verified, a, b), strong=False)
     if progress and shown < n:
         progress(n - shown)

@@ -49,19 +49,19 @@ def kinship(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return len(a) + len(b) - 2 * common
 
 
-def shared_roots(paths: list[str], group_of: list[int], most: int) -> set[tuple[int, int]]:
-    """Pairs of groups (g < h) holding files of one root, where some file of that root has a
-    derived name and the root's files lie in at most `most` groups: a root in many groups is a
-    name every folder repeats (MURA's `image1.png` in each study), not a family."""
+def families(paths: list[str], group_of: list[int], most: int) -> dict[str, list[int]]:
+    """{root: the groups its files lie in} for each root some file of which has a derived name
+    and whose files lie in at most `most` groups: a root in many groups is a name every folder
+    repeats (MURA's `image1.png` in each study), not a family."""
     groups, marked = defaultdict(set), set()
     for path, g in zip(paths, group_of):
         root = chain(path)[0]
         groups[root].add(g)
         if derived(path):
             marked.add(root)
-    out = set()
-    for root in marked:
-        gs = sorted(groups[root])
-        if 1 < len(gs) <= most:
-            out.update((g, h) for i, g in enumerate(gs) for h in gs[i + 1:])
-    return out
+    return {root: sorted(groups[root]) for root in marked if len(groups[root]) <= most}
+
+
+def shared_roots(paths: list[str], group_of: list[int], most: int) -> set[tuple[int, int]]:
+    """Pairs of groups (g < h) holding files of one family (see families)."""
+    return {(g, h) for gs in families(paths, group_of, most).values() for i, g in enumerate(gs) for h in gs[i + 1:]}

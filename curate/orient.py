@@ -100,6 +100,13 @@ CUT_SCALE = 0.03
 # of 60, seed 1); a dark, flat border explains nothing either way, so it says nothing.
 BEYOND_FILL, PICTURE = 0.2, 6.0
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
+# A picture turned inside a canvas enlarged to hold all of it (cv2, PIL's expand) gets a canvas of
+# w|cos| + h|sin| by h|cos| + w|sin|, rounded: within CANVAS_PX of that at an angle within
+# CANVAS_TURN of the pair's verified one, at the same pixel scale (CANVAS_SCALE), one member is the
+# other so turned. Messy default seeds 1-43: 767 of 868 pairs of a turned copy and a member
+# upright (the rest resized or zoomed) so placed, none the other way round (868), 1 of 80 with both
+# turned at 1.5 degrees (two copies 3.1 apart), none at 1.0 (which loses 4 true pairs).
+CANVAS_PX, CANVAS_TURN, CANVAS_SCALE = 2.0, 1.0, 0.03
 
 
 # ---- skew from the image itself ---------------------------------------------------------------
@@ -760,14 +767,36 @@ def _shown(g: _Group, found: list, content, dims) -> list[int]:
     return [u for u in g.candidates if _turned_from(g, found, g.anchor, u, content, dims) > 0]
 
 
+def _enlarged_canvas(g: _Group, x: int, u: int, content, dims) -> bool:
+    """Whether x's canvas is the one u's picture needs turned by the pair's angle in a canvas
+    enlarged to hold all of it, at u's pixel scale (see CANVAS_PX): x is u so turned. A turn only
+    adds canvas, so the reverse cannot also hold."""
+    if dims[x] is None or dims[u] is None or not (content[x] > 0 and content[u] > 0):
+        return False
+    turn = g.turn(x, u)
+    (wx, hx), (wu, hu) = (float(v) for v in dims[x]), (float(v) for v in dims[u])
+    if round(turn / 90.0) % 2:  # a quarter turn swaps u's sides first
+        wu, hu = hu, wu
+    # content scale is per longest side (dups): the same pixel scale when it matches the sides' ratio
+    if abs(content[x] / content[u] * max(wx, hx) / max(wu, hu) - 1.0) > CANVAS_SCALE:
+        return False
+    t = np.radians(abs(_odd(turn)) + np.arange(-CANVAS_TURN, CANVAS_TURN + 1e-9, 0.05))
+    c, s = np.cos(t), np.sin(t)
+    off = np.maximum(np.abs(wx - (wu * c + hu * s)), np.abs(hx - (hu * c + wu * s)))
+    return bool(off.min() <= CANVAS_PX)
+
+
 def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float:
-    """How surely x is u turned (0: not shown): x is padded (its wedges at the pair's angle fit
+    """How surely x is u turned (0: not shown): x's canvas is u's turned and enlarged
+    (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit
     SUPPORT at least and PAIR_MARGIN better than u's: a straight film fits one angle by chance
     up to ~0.55, a thin one up to 0.85; and u does not show the picture larger: a copy cut from
     x would) or cut (it shows the picture CUT_SCALE larger, u's pixels beyond x's frame are
     picture, not a zoom out's fill, u is not the padded one, and u bears no mark at all: a
     Kaggle-style chain copy can shrink without a fill that beyond_fill sees, and such a copy
     seldom escapes every mark)."""
+    if _enlarged_canvas(g, x, u, content, dims):
+        return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
     fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
     frame = _frame(g, x, u, content, dims)

@@ -8,6 +8,13 @@ turn moves a side that is not a multiple of 8 long. So the copy's pixels, posed 
 source's frame, fit the source's lattice clearly better than the source's pixels fit the copy's
 (default-profile pairs of an original and its right-angle or mirrored copy: 0.013-0.22 better,
 1% under 0.044). Two copies saved from a third fit neither.
+
+When the turn maps the block grid onto itself (a transpose; a side a multiple of 8), the two
+files' coefficients correspond one to one: one saved from the other holds the other's
+coefficients rounded onto its own lattice, so each rounded onto the other's lattice gives the
+other's back (default-profile originals and copies: 97-100% of coefficients both ways), while
+two copies saved from a third do not (at most 89% one way or the other); the lattice distance
+then says which was saved from which (0.044-0.071 better).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ MIN_COEFFICIENTS = 400  # fewer usable coefficients say nothing
 SAME_PICTURE = 6.0  # grey levels: the two posed alike differ this little on average, or no claim
 RESAVE_MARGIN = 0.04  # lattice distance (steps) one side must fit better by (no pair of sibling copies reached 0.033)
 RESAVE_POSE = 1.0  # degrees from a right angle that still count as a lossless turn
+SAME_COEFFICIENTS = 0.95  # share of coefficients each file gives back rounded onto the other's lattice (grids that meet)
 
 
 def _dct_matrix() -> np.ndarray:
@@ -39,18 +47,24 @@ def _dct_matrix() -> np.ndarray:
 _DCT = _dct_matrix()
 
 
-def lattice_distance(pixels: np.ndarray, table: np.ndarray) -> tuple[float, int]:
-    """(mean distance, in steps, of the coefficients to the table's lattice on the frame's own
-    block grid, counted where the step is MIN_STEP or more and the coefficient MIN_SIZE steps or
-    more; how many were counted)."""
+def _coefficients(pixels: np.ndarray) -> np.ndarray:
+    """The DCT coefficients of up to MAX_BLOCKS blocks of the frame's own block grid, evenly
+    sampled (the same blocks for two frames of one shape)."""
     h, w = (pixels.shape[0] // BLOCK) * BLOCK, (pixels.shape[1] // BLOCK) * BLOCK
-    if not h or not w:
-        return float("nan"), 0
     b = pixels[:h, :w].astype(np.float32) - 128.0
     blocks = b.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
     if len(blocks) > MAX_BLOCKS:
         blocks = blocks[np.linspace(0, len(blocks) - 1, MAX_BLOCKS).astype(int)]
-    r = (_DCT @ blocks @ _DCT.T) / table
+    return _DCT @ blocks @ _DCT.T
+
+
+def lattice_distance(pixels: np.ndarray, table: np.ndarray) -> tuple[float, int]:
+    """(mean distance, in steps, of the coefficients to the table's lattice on the frame's own
+    block grid, counted where the step is MIN_STEP or more and the coefficient MIN_SIZE steps or
+    more; how many were counted)."""
+    if pixels.shape[0] < BLOCK or pixels.shape[1] < BLOCK:
+        return float("nan"), 0
+    r = _coefficients(pixels) / table
     use = (table >= MIN_STEP)[None] & (np.abs(r) >= MIN_SIZE)
     d = np.abs(r - np.round(r))[use]
     return (float(d.mean()) if d.size else float("nan")), int(d.size)
@@ -78,8 +92,8 @@ def _unpose(pixels: np.ndarray, mirror: bool, quarter: int) -> np.ndarray:
 
 
 def _grids_meet(shape: tuple[int, int], mirror: bool, quarter: int) -> bool:
-    """Whether the posed frame's block grid falls on the source's (then both files' lattices
-    hold each other's blocks and the test says nothing)."""
+    """Whether the posed frame's block grid falls on the source's (then the coefficients
+    correspond one to one, see same_coefficients)."""
     # only the corner block the pose brings to the top left matters, and of its offset only the
     # remainder mod BLOCK: a frame of BLOCK + that remainder per side says the same as the whole
     shape = tuple(n if n < BLOCK else BLOCK + n % BLOCK for n in shape)
@@ -88,15 +102,24 @@ def _grids_meet(shape: tuple[int, int], mirror: bool, quarter: int) -> bool:
     return py.min() % BLOCK == 0 and px.min() % BLOCK == 0
 
 
+def same_coefficients(a: np.ndarray, b: np.ndarray, table: np.ndarray) -> float:
+    """Share of b's coefficients (frames of one shape on one block grid; where the step is
+    MIN_STEP or more and the coefficient MIN_SIZE steps or more) that a's give back rounded onto
+    b's lattice (table)."""
+    ca, cb = _coefficients(a) / table, _coefficients(b) / table
+    use = (table >= MIN_STEP)[None] & (np.abs(cb) >= MIN_SIZE)
+    return float((np.round(ca) == np.round(cb))[use].mean()) if use.any() else 0.0
+
+
 def resave_gap(a: str | Path, b: str | Path, mirror: bool, quarter: int) -> float | None:
     """How much better b's pixels fit a's lattice than a's fit b's, when b is a posed as
     (mirror, quarter) (see pose): clearly positive (RESAVE_MARGIN) says b was saved from a,
     clearly negative a from b. None when it cannot say: not both JPEGs with their tables, not
-    one picture in that pose, block grids that meet, too few coarse coefficients."""
+    one picture in that pose, block grids that meet on coefficients that are not each other's
+    rounded (two copies of a third), too few coarse coefficients."""
     try:
         la = jpeg_luma(a)
-        # grids that meet say nothing whatever b holds: b is not decoded (224 px sets: every pair)
-        if la is None or _grids_meet(la[0].shape, mirror, quarter):
+        if la is None:  # b is not decoded
             return None
         lb = jpeg_luma(b)
     except ImageError:
@@ -109,6 +132,9 @@ def resave_gap(a: str | Path, b: str | Path, mirror: bool, quarter: int) -> floa
         return None
     step = max(1, min(pb.shape) // 256)
     if np.abs(a_posed[::step, ::step].astype(np.float32) - pb[::step, ::step]).mean() > SAME_PICTURE:
+        return None
+    if _grids_meet(pa.shape, mirror, quarter) and min(
+            same_coefficients(a_posed, pb, tb), same_coefficients(_unpose(pb, mirror, quarter), pa, ta)) < SAME_COEFFICIENTS:
         return None
     a_on_b, n_ab = lattice_distance(a_posed, tb)
     b_on_a, n_ba = lattice_distance(_unpose(pb, mirror, quarter), ta)

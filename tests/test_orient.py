@@ -253,6 +253,35 @@ def test_a_kept_turned_copy_gets_the_verified_angle_onto_its_upright_original(tm
     assert out.loc["orig.png", "rotation"] == 0
 
 
+def test_a_kept_copy_in_the_canvas_its_turn_enlarged_is_turned_onto_the_original(tmp_path, monkeypatch):
+    """Neither side shows wedges (a reflected fill can pass for anatomy), but the kept copy's
+    canvas is exactly the one the original's picture needs turned 21 degrees and enlarged to hold
+    it, at the same pixel scale: it is the turned one. The original kept is left as it is: a
+    turn only adds canvas. The copy shrunk to the original's longest side says nothing."""
+    base = scan_like(11)
+    copy = rotate_expand(base, 21.0, "reflect")
+    save(tmp_path / "copy.png", copy)
+    save(tmp_path / "orig.png", base)
+    small = cv2.resize(copy, (round(copy.shape[1] * 240 / copy.shape[0]), 240), interpolation=cv2.INTER_AREA)
+    save(tmp_path / "small.png", small)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda pixels, deg: 0.0)
+    monkeypatch.setattr(orient_module, "estimate_skew", lambda pixels: dict(orient_module._NO_SKEW))
+    sides = {"copy.png": copy.shape[::-1], "orig.png": base.shape[::-1], "small.png": small.shape[::-1]}
+    for kept, rows, scale in (
+            ("copy.png", [("copy.png", "ok", 1, True, 0.0, False, 1.0), ("orig.png", "ok", 1, False, 20.6, False, 0.95)],
+             {"copy.png": 1.0, "orig.png": max(copy.shape) / max(base.shape)}),
+            ("orig.png", [("orig.png", "ok", 1, True, 0.0, False, 1.0), ("copy.png", "ok", 1, False, -20.6, False, 0.95)],
+             {"orig.png": 1.0, "copy.png": max(base.shape) / max(copy.shape)}),
+            ("small.png", [("small.png", "ok", 1, True, 0.0, False, 1.0), ("orig.png", "ok", 1, False, 20.6, False, 0.95)],
+             {"small.png": 1.0, "orig.png": max(copy.shape) / max(base.shape)})):
+        t = dup_table(rows)
+        t["width"], t["height"] = [sides[p][0] for p in t["path"]], [sides[p][1] for p in t["path"]]
+        t["dup_scale"] = [scale[p] for p in t["path"]]
+        out = orient(t.assign(keep=t["representative"]), tmp_path, workers=1).set_index("path")
+        assert out.loc[kept, "rotation"] == (-20.6 if kept == "copy.png" else 0.0), (kept, out)
+    assert out.loc["small.png", "orient_source"] == ""
+
+
 def test_dropped_copies_are_not_looked_at(tmp_path, monkeypatch):
     """Only kept images (and the members that decide them) are decoded: copies in the kept
     image's pose and dropped lone images are not, and get no examined confidence."""

@@ -54,8 +54,24 @@ def test_no_claim_in_a_wrong_pose_on_aligned_grids_or_without_jpeg_tables(tmp_pa
     copy = write(tmp_path, "copy.jpg", saved(pose(pixels, False, 1)))
     assert resave_gap(orig, copy, True, 1) is None  # not the same picture in that pose
     square = np.ascontiguousarray(pixels[:200, :200])  # 200 = 25 blocks: a turn maps blocks onto blocks
-    a, b = write(tmp_path, "sq.jpg", saved(square, 75)), write(tmp_path, "sq90.jpg", saved(np.rot90(square)))
-    assert resave_gap(a, b, False, 1) is None
+    a, b = write(tmp_path, "sq.jpg", saved(square, 92)), write(tmp_path, "sq90.jpg", saved(np.rot90(square)))
+    assert resave_gap(a, b, False, 1) is None  # one table, posed onto itself: the very same coefficients
     png = tmp_path / "copy.png"
     Image.fromarray(np.ascontiguousarray(pose(pixels, False, 1))).save(png)
     assert resave_gap(orig, png, False, 1) is None
+
+
+def test_on_grids_that_meet_a_copy_saved_again_holds_its_sources_coefficients(tmp_path):
+    """A transpose (mirrored, then turned 90) maps blocks onto blocks: the copy's coefficients are
+    its source's rounded onto the copy's lattice, and each gives the other's back; the copy is
+    told from its source by the lattice as elsewhere. Two copies of one source are not each
+    other's rounded: no claim."""
+    _, pixels = original(tmp_path)
+    src = write(tmp_path, "src.jpg", saved(pixels, 85))
+    shown = decode(src).pixels
+    copy = write(tmp_path, "copy.jpg", saved(pose(shown, True, 1)))
+    assert resave_gap(src, copy, True, 1) >= RESAVE_MARGIN
+    assert resave_gap(copy, src, True, 1) <= -RESAVE_MARGIN
+    sibling = write(tmp_path, "sibling.jpg", saved(shown, 90))
+    gap = resave_gap(sibling, copy, True, 1)
+    assert gap is None or abs(gap) < RESAVE_MARGIN
