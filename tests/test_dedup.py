@@ -718,3 +718,50 @@ def test_levels_off_the_extremes_of_a_nearly_black_image_are_none_and_warn_nothi
     ramp = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
     kept = ramp[_off_extremes(ramp, ramp)]
     assert kept.min() == 3 and kept.max() == 252
+
+
+def test_a_second_look_is_taken_in_full_only_where_its_glance_comes_near_its_bar(tmp_path, monkeypatch):
+    # b: a turned 45 degrees and zoomed 0.7 about the centre, white corners: its band-passed frames
+    # correlate ~0.5 with a (under SECOND_GLANCE), its common area ~0.98, glanced at half size at
+    # ~0.95: the second look is taken and lifts it. c: another radiograph, aligned on the same
+    # centre: its glances (~0) rule the second look out, and its score stays what the look gave.
+    import curate.dedup as dedup
+
+    a = xray(5, 192, 192)
+    m = cv2.getRotationMatrix2D((95.5, 95.5), 45, 0.7)
+    (tmp_path / "a.jpg").write_bytes(jpeg(a))
+    (tmp_path / "b.jpg").write_bytes(jpeg(cv2.warpAffine(a, m, (192, 192), borderMode=cv2.BORDER_CONSTANT,
+                                                         borderValue=255)))
+    (tmp_path / "c.jpg").write_bytes(jpeg(xray(7, 192, 192)))
+    fa, fb, fc = (dedup.features(str(tmp_path / f"{x}.jpg")) for x in "abc")
+    taken, real = [], dedup._common_ncc
+    monkeypatch.setattr(dedup, "_common_ncc", lambda inside, *pairs, half=False: taken.append(half) or
+                        real(inside, *pairs, half=half))
+    back = cv2.invertAffineTransform(m)  # b's frame -> a's
+    assert dedup._score(fb, fa, False, back, enough=-1.0)[0] < dedup.SECOND_GLANCE
+    taken.clear()
+    assert dedup._score(fb, fa, False, back)[0] > 0.95 and taken == [True, False]  # glanced, then taken
+    taken.clear()
+    centres = np.float64([[1, 0, 0], [0, 1, 0]])
+    glanced = dedup._score(fa, fc, False, centres)[0]
+    assert taken == [True]  # the glance only
+    monkeypatch.setattr(dedup, "SECOND_GLANCE", -1.0)  # no glances: the second look in full
+    assert dedup._score(fa, fc, False, centres)[0] == glanced and taken[-1] is False
+
+
+def test_a_loose_alignment_is_scored_in_full_only_where_its_glance_comes_near_the_bar(tmp_path):
+    # Only a score of LOOSE_FLOOR counts for a loose alignment: a copy shifted by (9, 5) px is
+    # scored in full; another radiograph under the same shift gets its half-size glance back.
+    import curate.dedup as dedup
+
+    a = xray(5, 192, 192)
+    shift = np.float64([[1, 0, -9], [0, 1, -5]])  # a -> b: b(x) = a(x + (9, 5))
+    (tmp_path / "a.jpg").write_bytes(jpeg(a))
+    (tmp_path / "b.jpg").write_bytes(jpeg(cv2.warpAffine(a, cv2.invertAffineTransform(shift), (192, 192),
+                                                         flags=cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)))
+    (tmp_path / "c.jpg").write_bytes(jpeg(xray(7, 192, 192)))
+    fa, fb, fc = (dedup.features(str(tmp_path / f"{x}.jpg")) for x in "abc")
+    assert dedup._score(fa, fb, False, shift, bar=dedup.LOOSE_FLOOR) == dedup._score(fa, fb, False, shift)
+    assert dedup._score(fa, fb, False, shift)[0] > 0.9
+    other = dedup._score(fa, fc, False, shift, bar=dedup.LOOSE_FLOOR)[0]
+    assert other == dedup._glance(fa, fc, False, shift) < dedup.LOOSE_FLOOR - dedup.GLANCE_MARGIN
