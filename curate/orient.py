@@ -403,7 +403,8 @@ def probe(item: tuple) -> dict:
     except ImageError:
         return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests},
                 "beyond": {f: (1.0, 0.0) for f in frames}}  # nothing to go by: no claim that it was cut
-    return {"skew": estimate_skew(pixels) if search else None, "fits": {d: wedge_fit(pixels, d) for d in tests},
+    fits = {d: wedge_fit(pixels, d) for d in dict.fromkeys(tests)}  # each angle once (pairs repeat them)
+    return {"skew": estimate_skew(pixels) if search else None, "fits": fits,
             "beyond": {f: beyond_fill(pixels, *f) for f in frames}}
 
 
@@ -652,6 +653,15 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
+    # the candidates' tests against each other, only among those the anchor is shown turned
+    # from (_onto_upright asks nothing else of them): most groups show none or one
+    among: dict[int, tuple[bool, list[float], list[tuple]]] = {}
+    for g in groups:
+        for i, degs, frames in _upright_tests(g, content, dims, _shown(g, found, content, dims)):
+            _, tests, had = among.get(i, (False, [], []))
+            among[i] = (False, tests + degs, had + frames)
+    if among:
+        _run(among, found, paths, root, cache, skews, workers, None)
     # an anchor saved again from another member turned by a right angle or mirrored: that
     # member's pose is the upright one (the first so shown, best verified first)
     lossless = [(g, x, m, q) for g in groups for x, m, q in g.lossless]
@@ -744,14 +754,17 @@ def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, lis
     return [(x, [round(-_odd(g.turn(x, u)), 2)], []), (u, [round(-_odd(g.turn(u, x)), 2)], [frame] if cut else [])]
 
 
-def _upright_tests(g: _Group, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
-    """The image work _onto_upright needs: the anchor against each candidate, and the
-    candidates against each other."""
-    out = []
-    for u in g.candidates:
-        out += _pair_tests(g, g.anchor, u, content, dims)
-        out += [t for v in g.candidates if v != u for t in _pair_tests(g, u, v, content, dims)]
-    return out
+def _upright_tests(g: _Group, content, dims, shown: list[int] | None = None) -> list[tuple[int, list[float], list[tuple]]]:
+    """The image work _onto_upright needs: the anchor against each candidate (shown None), or
+    the `shown` candidates against each other."""
+    if shown is None:
+        return [t for u in g.candidates for t in _pair_tests(g, g.anchor, u, content, dims)]
+    return [t for u in shown for v in shown if v != u for t in _pair_tests(g, u, v, content, dims)]
+
+
+def _shown(g: _Group, found: list, content, dims) -> list[int]:
+    """The candidates the anchor is shown turned from (see _onto_upright)."""
+    return [u for u in g.candidates if _turned_from(g, found, g.anchor, u, content, dims) > 0]
 
 
 def _enlarged_canvas(g: _Group, x: int, u: int, content, dims) -> bool:

@@ -94,6 +94,9 @@ def _unpose(pixels: np.ndarray, mirror: bool, quarter: int) -> np.ndarray:
 def _grids_meet(shape: tuple[int, int], mirror: bool, quarter: int) -> bool:
     """Whether the posed frame's block grid falls on the source's (then the coefficients
     correspond one to one, see same_coefficients)."""
+    # only the corner block the pose brings to the top left matters, and of its offset only the
+    # remainder mod BLOCK: a frame of BLOCK + that remainder per side says the same as the whole
+    shape = tuple(n if n < BLOCK else BLOCK + n % BLOCK for n in shape)
     ys, xs = np.indices(shape)
     py, px = pose(ys, mirror, quarter)[:BLOCK, :BLOCK], pose(xs, mirror, quarter)[:BLOCK, :BLOCK]
     return py.min() % BLOCK == 0 and px.min() % BLOCK == 0
