@@ -58,13 +58,10 @@ def _coefficients(pixels: np.ndarray) -> np.ndarray:
     return _DCT @ blocks @ _DCT.T
 
 
-def lattice_distance(pixels: np.ndarray, table: np.ndarray) -> tuple[float, int]:
-    """(mean distance, in steps, of the coefficients to the table's lattice on the frame's own
-    block grid, counted where the step is MIN_STEP or more and the coefficient MIN_SIZE steps or
-    more; how many were counted)."""
-    if pixels.shape[0] < BLOCK or pixels.shape[1] < BLOCK:
-        return float("nan"), 0
-    r = _coefficients(pixels) / table
+def lattice_distance(coefficients: np.ndarray, table: np.ndarray) -> tuple[float, int]:
+    """(mean distance, in steps, of a frame's _coefficients to the table's lattice, counted where
+    the step is MIN_STEP or more and the coefficient MIN_SIZE steps or more; how many were counted)."""
+    r = coefficients / table
     use = (table >= MIN_STEP)[None] & (np.abs(r) >= MIN_SIZE)
     d = np.abs(r - np.round(r))[use]
     return (float(d.mean()) if d.size else float("nan")), int(d.size)
@@ -103,10 +100,10 @@ def _grids_meet(shape: tuple[int, int], mirror: bool, quarter: int) -> bool:
 
 
 def same_coefficients(a: np.ndarray, b: np.ndarray, table: np.ndarray) -> float:
-    """Share of b's coefficients (frames of one shape on one block grid; where the step is
-    MIN_STEP or more and the coefficient MIN_SIZE steps or more) that a's give back rounded onto
-    b's lattice (table)."""
-    ca, cb = _coefficients(a) / table, _coefficients(b) / table
+    """Share of b's coefficients (the _coefficients of frames of one shape on one block grid;
+    where the step is MIN_STEP or more and the coefficient MIN_SIZE steps or more) that a's give
+    back rounded onto b's lattice (table)."""
+    ca, cb = a / table, b / table
     use = (table >= MIN_STEP)[None] & (np.abs(cb) >= MIN_SIZE)
     return float((np.round(ca) == np.round(cb))[use].mean()) if use.any() else 0.0
 
@@ -133,11 +130,16 @@ def resave_gap(a: str | Path, b: str | Path, mirror: bool, quarter: int) -> floa
     step = max(1, min(pb.shape) // 256)
     if np.abs(a_posed[::step, ::step].astype(np.float32) - pb[::step, ::step]).mean() > SAME_PICTURE:
         return None
-    if _grids_meet(pa.shape, mirror, quarter) and min(
-            same_coefficients(a_posed, pb, tb), same_coefficients(_unpose(pb, mirror, quarter), pa, ta)) < SAME_COEFFICIENTS:
+    if min(pb.shape) < BLOCK:  # (no whole block)
         return None
-    a_on_b, n_ab = lattice_distance(a_posed, tb)
-    b_on_a, n_ba = lattice_distance(_unpose(pb, mirror, quarter), ta)
+    # a posed on b's block grid, b posed back on a's: each file's coefficients made once
+    a_on_grid_b, b_on_grid_a = _coefficients(a_posed), _coefficients(_unpose(pb, mirror, quarter))
+    if _grids_meet(pa.shape, mirror, quarter) and min(
+            same_coefficients(a_on_grid_b, _coefficients(pb), tb),
+            same_coefficients(b_on_grid_a, _coefficients(pa), ta)) < SAME_COEFFICIENTS:
+        return None
+    a_on_b, n_ab = lattice_distance(a_on_grid_b, tb)
+    b_on_a, n_ba = lattice_distance(b_on_grid_a, ta)
     if min(n_ab, n_ba) < MIN_COEFFICIENTS:
         return None
     return round(a_on_b - b_on_a, 4)
