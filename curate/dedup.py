@@ -180,8 +180,9 @@ BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 # groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
 NAME_GROUPS = 16
 # A weak link (MIN_CORRELATION to MERGE_CORRELATION) joins two groups when the names say the two
-# files are of one family (names.families) and they lie in one label folder (sets number each
-# class folder afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs). The
+# files are of one family (names.families) and carry one label (sets number each class folder
+# afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs; the split is not
+# compared, as a test folder's files are mostly copies of train's under their names). The
 # names are the second, independent piece of evidence a weak link lacks (0: weak links never do).
 KIN_JOINS = 1
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
@@ -1854,7 +1855,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                 check(taken, counted=False, bridge=True)
     label = table["label"].tolist() if "label" in table else [""] * n
     weak.sort(key=lambda e: (-e[0], e[1], e[2]))
-    for score, a, b in weak:  # a weak link with a family name in one label folder (see KIN_JOINS)
+    for score, a, b in weak:  # a weak link with a family name and one label (see KIN_JOINS)
         if KIN_JOINS and kin_roots and chains[a][0] == chains[b][0] and chains[a][0] in kin_roots and label[a] == label[b]:
             groups.link(a, b, _transform(verified, a, b))
     for score, a, b in weak:

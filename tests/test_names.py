@@ -92,10 +92,10 @@ def test_a_kin_pair_keypoints_cannot_align_is_aligned_as_a_turn_and_zoom_about_t
     assert not dedup._verify_pair(parent, stranger, pair._replace(kin=True)).ok  # another radiograph
 
 
-def test_a_weak_link_joins_two_groups_only_with_a_family_name_in_one_label_folder(tmp_path, monkeypatch):
+def test_a_weak_link_joins_two_groups_only_with_a_family_name_and_one_label(tmp_path, monkeypatch):
     # 82 and 82-rotated1 are one group, its two children another; the parent and child correlate
-    # only 0.82 (a weak link: two exposures of one patient reach that). Names of one family in
-    # one label folder join them; across label folders (numbered afresh) or unnamed, they stay apart.
+    # only 0.82 (a weak link: two exposures of one patient reach that). Names of one family with
+    # one label join them; across labels (class folders numbered afresh) or unnamed, they stay apart.
     names = ["82", "82-rotated1", "82-rotated1-rotated1", "82-rotated1-rotated2"]
     root, table = hashed_folder(tmp_path, {n: jpeg(xray(5 + k, 224, 224)) for k, n in enumerate(names)})
     at = {n: table.index[table["path"] == f"a/{n}.jpg"][0] for n in names}
@@ -112,6 +112,6 @@ def test_a_weak_link_joins_two_groups_only_with_a_family_name_in_one_label_folde
 
     assert groups(table) == 1
     children = table["path"].str.contains("rotated1-")
-    assert groups(table.assign(label=np.where(children, "b", "a"))) == 2  # another label folder
+    assert groups(table.assign(label=np.where(children, "b", "a"))) == 2  # another label
     monkeypatch.setattr(dedup, "KIN_JOINS", 0)
     assert groups(table) == 2
