@@ -761,18 +761,30 @@ class Pair(NamedTuple):
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
+    """Verify pairs with the features map_files shared (see _verified_batch)."""
+    return _verified_batch(pairs)[0]
+
+
+def _verified_batch(pairs: list[Pair]) -> tuple[list[Match], dict[int, tuple]]:
     """Verify pairs with the features map_files shared, then drop the band-passed images the
     batch made, so a worker's memory stays flat however many files it meets (kept for every
-    file, they took 0.3 GB per worker on 2,869 files)."""
+    file, they took 0.3 GB per worker on 2,869 files). Also returns the keypoints the batch made
+    ({row: (mirrored, plain)}: small, and each cost an ORB pass, the plain ones a decode too), for
+    the caller to keep: a worker's own copies end with its round."""
     feats = shared()
+    rows = {i for a, b, *_ in pairs for i in (a, b) if feats.get(i) is not None}
+    had = {i: (feats[i]._mirrored is not None, len(feats[i]._plain or ())) for i in rows}
     out = []
     for p in pairs:
         fa, fb = feats.get(p.a), feats.get(p.b)
         out.append(_verify_pair(fa, fb, p))
-    for i in {i for a, b, *_ in pairs for i in (a, b)}:
-        if feats.get(i) is not None:
-            feats[i]._bands = feats[i]._half = None  # (the plain keypoints stay: small, and each costs a decode)
-    return out
+    made = {}
+    for i in rows:
+        f = feats[i]
+        f._bands = f._half = None
+        if (f._mirrored is not None, len(f._plain or ())) != had[i]:
+            made[i] = (f._mirrored, f._plain)
+    return out, made
 
 
 def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = None,
@@ -792,23 +804,20 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     slots = workers if isinstance(workers, int) else default_workers()
     size = max(8, min(VERIFY_BATCH, -(-len(pairs) // (4 * slots))))
     batches = [pairs[lo:lo + size] for lo in range(0, len(pairs), size)]
-    done = map_files(_verify_batch, batches, workers=workers, shared=features, chunk_size=1,
+    done = map_files(_verified_batch, batches, workers=workers, shared=features, chunk_size=1,
                      progress=scaled(progress, len(batches), len(pairs)))
-    return [m for batch in done for m in batch]
+    for _, made in done:  # keypoints a worker made, kept for later rounds (a worker's copies end with it)
+        for i, (mirrored, plain) in made.items():
+            f = features[i]
+            if f._mirrored is None:
+                f._mirrored = mirrored
+            f._plain = {**(plain or {}), **(f._plain or {})}
+    return [m for batch, _ in done for m in batch]
 
 
-def _features_of(item: str | tuple[str, bool]) -> Features | None:
-    """features(path), with the mirrored keypoints made at once if asked ((path, True))."""
-    path, mirrored = (item, False) if isinstance(item, str) else item
-    f = features(path)
-    if f is not None and mirrored:
-        f.mirrored
-    return f
-
-
-def _mirrored_of(row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The mirrored keypoints of row's features (those map_files shared)."""
-    return shared()[row].mirrored
+def _features_of(path: str) -> Features | None:
+    """features(path), under a name verify_pairs's `features` argument does not hide."""
+    return features(path)
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -1795,16 +1804,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
         but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
-        if feats is not None:
-            # mirrored keypoints (~2 ms a file) for the files these pairs may ask them of, made
-            # here once rather than by the workers each round (what a worker makes is dropped)
-            flip = {p.b for p in fresh if p.mirror or p.tries > 1}
+        if feats is not None:  # (mirrored and plain keypoints: made by the workers when asked, kept here)
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_of, [(paths[i], i in flip) for i in new],
+            feats.update(zip(new, map_files(features, [paths[i] for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
-            late = sorted(i for i in flip if feats[i] is not None and feats[i]._mirrored is None)
-            for i, keypoints in zip(late, map_files(_mirrored_of, late, workers=workers, shared=feats)):
-                feats[i]._mirrored = keypoints
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))
         if advance and counted:
