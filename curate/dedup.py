@@ -59,7 +59,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.names import NO_KIN, chain, families, kinship, shared_roots
+from curate.names import NO_KIN, chain, families, kinship, parent_links, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 
@@ -1840,14 +1840,19 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
     label = table["label"].tolist() if "label" in table else [""] * n
     kin: dict[tuple[str, str], list[int]] = {}  # names.families: (label, root) -> its groups
+    hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())  # (the others: groups of their own)
     for k in range(BRIDGE_PASSES):
-        # groups whose files' names share a root (names.py) are bridged too, once
+        # groups whose files' names share a root (names.py) are bridged too, once; a shattered
+        # chain's file and its parent by name each pass (a fragment's parent may have joined
+        # a larger group, which then offers more kin to try)
         named = set()
-        if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
-            hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
-            found = ([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS,
-                     [label[i] for i in hashed])
-            named, kin = shared_roots(*found), families(*found)
+        if NAME_GROUPS:
+            files = [table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed]
+            labels = [label[i] for i in hashed]
+            if not k:
+                named, kin = shared_roots(*files, NAME_GROUPS, labels), families(*files, NAME_GROUPS, labels)
+            else:
+                named = parent_links(*files, {key for key, gs in kin.items() if len(gs) > NAME_GROUPS}, labels)
         bridges = _bridges(table, groups, verified, picture, named, chains, asked)
         if not bridges:
             break

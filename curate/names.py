@@ -76,15 +76,20 @@ def families(paths: list[str], group_of: list[int], most: int,
 def shared_roots(paths: list[str], group_of: list[int], most: int,
                  labels: list[str] | None = None) -> set[tuple[int, int]]:
     """Pairs of groups (g < h) holding files of one family (see families): every two of its
-    groups where it lies in at most `most`; in more (a shattered chain), the groups of a file
-    and of its parent by name (its chain one step shorter), where fragments meet."""
-    labels = labels if labels is not None else [""] * len(paths)
+    groups where it lies in at most `most`; in more (a shattered chain), see parent_links."""
     found = families(paths, group_of, most, labels)
     out = {(g, h) for gs in found.values() if len(gs) <= most for i, g in enumerate(gs) for h in gs[i + 1:]}
+    return out | parent_links(paths, group_of, {key for key, gs in found.items() if len(gs) > most}, labels)
+
+
+def parent_links(paths: list[str], group_of: list[int], roots: set[tuple[str, str]],
+                 labels: list[str] | None = None) -> set[tuple[int, int]]:
+    """Pairs of groups (g < h) holding a file of one of `roots` ((label, root)) and its parent by
+    name (its chain one step shorter): where a chain's fragments meet, one pair a file at most."""
+    labels = labels if labels is not None else [""] * len(paths)
     holding = defaultdict(set)  # (label, chain): the groups of the files named so
     for path, g, label in zip(paths, group_of, labels):
-        holding[(label, chain(path))].add(g)
-    for (label, name), gs in holding.items():
-        if len(name) > 1 and len(found.get((label, name[0]), ())) > most:
-            out |= {(min(g, h), max(g, h)) for g in gs for h in holding.get((label, name[:-1]), ()) if g != h}
-    return out
+        if (label, chain(path)[0]) in roots:
+            holding[(label, chain(path))].add(g)
+    return {(min(g, h), max(g, h)) for (label, name), gs in holding.items() if len(name) > 1
+            for g in gs for h in holding.get((label, name[:-1]), ()) if g != h}
