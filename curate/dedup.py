@@ -28,7 +28,8 @@
    when their cores (best members: the least flattened to black, then the least padded, then
    the one its copies verify best with) also
    verify against each other, so one false link cannot chain unrelated images together, and
-   two groups that hold copies only on a strong link. Groups a near miss connects then get
+   two groups that hold copies only on a strong link (one that does not shift the two frames'
+   centres apart: OFF_CENTRE). Groups a near miss connects then get
    their closest pairs tried (_bridges): fragments of one chain of augmentations.
 4. One representative per group: the member most others are aligned with (the un-rotated,
    un-mirrored original and its plain re-encodes), then the one not cut out of another,
@@ -129,6 +130,15 @@ MERGE_CORRELATION = 0.88
 # 0.58-0.78 to 0.71-0.86, which passed as weak links on the default set (seed 11: one more
 # pair of exposures joined) until the common score had to be strong.
 CENTRED = 0.01
+# A strong pair whose alignment moves one frame's centre further than OFF_CENTRE of the longer side
+# from the other's (a shift, not a turn or zoom about the centre) joins two groups only as a weak
+# link does: a lone picture to a group, or kin (KIN_JOINS). Two exposures of one patient are framed
+# apart so: on FracAtlas 16 of the 19 pairs judged different by eye that verify sit 0.018-0.128
+# off centre (3 at 0.002-0.003), one exposure saved twice at most 0.001; on kaggle seed 101 IMG0003425 / IMG0003426's 224 px copies
+# verify at up to 0.92 across the two, 0.058-0.118 off centre, while every copy pair of a chain
+# (turns and zooms about the centre) sits at most 0.014 off (alignment error). A shifted copy (the
+# default profile's) is a lone picture and still joins, as a weak link, once every strong one is in.
+OFF_CENTRE = 0.03
 # The same common area, each image's grey levels replaced by their ranks there (its fill and
 # clipped extremes left out): a tone change (gamma, contrast, brightness) keeps the ranks, while
 # equalising the whole frame, fill included, bends two re-toned copies' grey levels apart. It
@@ -154,7 +164,7 @@ GLANCE_MARGIN = 0.15
 # then not taken; above SECOND_GLANCE most second looks of copies succeed, and glances only add cost.
 SECOND_GLANCE, COMMON_MARGIN, RANK_MARGIN = 0.6, 0.2, 0.3
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "17"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "18"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -278,6 +288,12 @@ class Match:
     inliers: int = 0
     cover_a: float = 0.0  # share of a's frame that b shows
     cover_b: float = 0.0
+    offset: float = 0.0  # how far the alignment moves a's frame centre from b's (_offset; see OFF_CENTRE)
+
+    @property
+    def strong(self) -> bool:
+        """Verified well enough to join two groups that both hold copies (MERGE_CORRELATION, OFF_CENTRE)."""
+        return self.ok and self.score >= MERGE_CORRELATION and self.offset <= OFF_CENTRE
 
 
 _ORB = None
@@ -471,9 +487,14 @@ def _ranked_common(a: np.ndarray, b: np.ndarray, warped: np.ndarray, inside: np.
 def _centred(m: np.ndarray, shape_a: tuple[int, int], shape_b: tuple[int, int]) -> bool:
     """m (a -> b) takes a's frame centre to b's, within CENTRED of the longer side: a turn or
     zoom about the centre, as augmentation makes them (a mirror keeps the centre too)."""
+    return _offset(m, shape_a, shape_b) <= CENTRED
+
+
+def _offset(m: np.ndarray, shape_a: tuple[int, int], shape_b: tuple[int, int]) -> float:
+    """How far m (a -> b) takes a's frame centre from b's, as a share of a's longer side."""
     (ha, wa), (hb, wb) = shape_a, shape_b
     x, y = m @ np.array([(wa - 1) / 2, (ha - 1) / 2, 1.0])
-    return math.hypot(x - (wb - 1) / 2, y - (hb - 1) / 2) <= CENTRED * max(ha, wa)
+    return math.hypot(x - (wb - 1) / 2, y - (hb - 1) / 2) / max(ha, wa)
 
 
 def _overlap(shape_a: tuple[int, int], shape_b: tuple[int, int], m: np.ndarray) -> tuple:
@@ -654,6 +675,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     refined pair must (REFINED_CORRELATION), aligned so or refined.
     refine=False: no sub-pixel refinement (see NO_REFINE_CHANNELS)."""
     best, best_m = Match(False), None
+    shapes = fa.pixels.shape, fb.pixels.shape
     for mirror in (mirror_first, not mirror_first)[:tries]:
         matches = _matches_from_larger(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
         for kind in ("strict", "loose", "plain"):
@@ -680,7 +702,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
                     continue  # loose matches fit look-alikes too: only a near miss is worth refining
                 if score > best.score:
                     ok = score >= MIN_CORRELATION
-                    best, best_m = _match(ok, score, mirror, m, int(inl.sum()), cover_a, cover_b), m
+                    best, best_m = _match(ok, score, mirror, m, int(inl.sum()), cover_a, cover_b, shapes), m
                 if best.ok:
                     return best
     framed = best_m is None and frame is not None and max(fa.clipped, fb.clipped) >= CLIPPED
@@ -688,7 +710,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
         mirror, m = bool(frame % 2), _frame_matrix(frame, fa.pixels.shape, fb.pixels.shape)
         score, cover_a, cover_b = _score(fa, fb, mirror, m)
         ok = score >= REFINED_CORRELATION and _ranked_under(fa, fb, mirror, m) >= RANK_CORRELATION
-        best, best_m = _match(ok, score, mirror, m, 0, cover_a, cover_b), m
+        best, best_m = _match(ok, score, mirror, m, 0, cover_a, cover_b, shapes), m
         if best.ok:  # already as close as a refined pair must be (ECC can stray on a frame this flat)
             return best
     if refine and best_m is not None and best.score >= REFINE_FLOOR:
@@ -713,7 +735,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
             return best  # far from a copy even aligned at half size: the full refinement would not get there
         score, w = refined(_refine)
         if score >= REFINED_CORRELATION and (not framed or _ranked_under(fa, fb, mirror, w) >= RANK_CORRELATION):
-            return _match(True, score, mirror, w, best.inliers, best.cover_a, best.cover_b)
+            return _match(True, score, mirror, w, best.inliers, best.cover_a, best.cover_b, shapes)
     return best
 
 
@@ -736,11 +758,13 @@ def _frame_matrix(variant: int, shape_a: tuple[int, int], shape_b: tuple[int, in
 
 
 def _match(ok: bool, score: float, mirror: bool, m: np.ndarray, inliers: int, cover_a: float,
-           cover_b: float) -> Match:
+           cover_b: float, shapes: tuple | None = None) -> Match:
+    """The Match for alignment m; shapes (a's, b's): its offset is measured."""
     phi = math.degrees(math.atan2(m[1, 0], m[0, 0]))
     beta = phi if mirror else -phi  # m maps a onto mirror^k(b); see the module docstring
     scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
-    return Match(ok, score, mirror, _wrap(beta), scale, inliers, cover_a, cover_b)
+    offset = _offset(m, *shapes) if shapes is not None else 0.0
+    return Match(ok, score, mirror, _wrap(beta), scale, inliers, cover_a, cover_b, offset)
 
 
 def _wrap(deg: float) -> float:
@@ -852,7 +876,7 @@ def _turned_round(back: Match) -> Match:
     """The result of verifying b against a, as a -> b."""
     mirrored, beta = _inverse((int(back.mirrored), back.beta))
     return Match(back.ok, back.score, bool(mirrored), beta, 1.0 / back.scale if back.scale > 0 else back.scale,
-                 back.inliers, back.cover_b, back.cover_a)
+                 back.inliers, back.cover_b, back.cover_a, back.offset)
 
 
 # Kin pairs the keypoints cannot align (long thin bones on black, a chain's far members) are
@@ -901,7 +925,8 @@ def _centred_match(fa: Features, fb: Features) -> Match:
                     if refined > score:
                         score, m, cover_a, cover_b = refined, w, cover_a2, cover_b2
             if score > best.score:
-                best = _match(score >= REFINED_CORRELATION, score, mirror, m, 0, cover_a, cover_b)
+                best = _match(score >= REFINED_CORRELATION, score, mirror, m, 0, cover_a, cover_b,
+                              (fa.pixels.shape, b.shape))
                 if best.ok:
                     return best
     return best
@@ -1085,7 +1110,7 @@ class _PairCache:
         if row is None:
             return None
         return Match(bool(row["ok"]), row["score"], bool(row["mirrored"]), row["beta"], row["scale"],
-                     int(row["inliers"]), row["cover_a"], row["cover_b"])
+                     int(row["inliers"]), row["cover_a"], row["cover_b"], row["offset"])
 
     def save(self, verified: dict[tuple[int, int, bool], Match]) -> None:
         """Keep exactly this run's pairs, {(a, b, kin): result} (so the cache does not grow with old
@@ -1099,7 +1124,8 @@ class _PairCache:
                     added = True
                     self.cache.put(*key, {"ok": int(m.ok), "score": float(m.score), "mirrored": int(m.mirrored),
                                           "beta": float(m.beta), "scale": float(m.scale), "inliers": int(m.inliers),
-                                          "cover_a": float(m.cover_a), "cover_b": float(m.cover_b)})
+                                          "cover_a": float(m.cover_a), "cover_b": float(m.cover_b),
+                                          "offset": float(m.offset)})
         if not added and len(self.cache) == len(keep):
             return
         self.cache.keep_only(keep)
@@ -1834,9 +1860,9 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                 continue  # (a pair the rounds verified one way keeps that result)
             verified[(p.a, p.b)] = m
             if m.ok:
-                results.append((m.score, p.a, p.b, p.kin))
-        for score, a, b, kin in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
-            if score >= MERGE_CORRELATION:
+                results.append((m.score, p.a, p.b, p.kin, m.strong))
+        for score, a, b, kin, strong in sorted(results, key=lambda e: (-e[0], e[1], e[2])):
+            if strong:
                 groups.link(a, b, _transform(verified, a, b))
             elif kin or not bridge:  # weak links wait until every strong one is in (see group_pairs)
                 weak.append((score, a, b))
@@ -1920,14 +1946,14 @@ def _transform(verified: dict[tuple[int, int], Match], a: int, b: int) -> tuple[
 
 def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Groups:
     """Groups of n files from verified pairs, as find_duplicates joins them: a strong pair
-    (>= MERGE_CORRELATION) joins any two groups, so a chain of copies of copies stays one group
+    (Match.strong: >= MERGE_CORRELATION, frames not shifted apart) joins any two groups, so a chain of copies of copies stays one group
     even where its ends no longer verify against each other; a weaker pair, only once every
     strong one is in, and only a lone picture to a group (two exposures of one patient, each
     with its copies, meet on such links)."""
     groups = _Groups(n, better)
     edges = sorted(((m.score, a, b) for (a, b), m in verified.items() if m.ok), key=lambda e: (-e[0], e[1], e[2]))
     for s, a, b in edges:
-        if s >= MERGE_CORRELATION:
+        if verified[(a, b)].strong:
             groups.link(a, b, _transform(verified, a, b))
     for s, a, b in edges:
         groups.link(a, b, _transform(verified, a, b), strong=False)

@@ -528,6 +528,37 @@ def test_two_groups_join_on_a_strong_pair_even_if_their_cores_match_less_well():
     assert grouped(pairs) == [[0, 1, 2, 3]]
 
 
+def test_two_exposures_framed_apart_are_not_joined_by_a_strong_pair_but_a_lone_one_still_joins():
+    # 0, 1 and 2, 3 as above, but the exposures verify at 0.93 with their frames shifted 8% apart
+    # (two exposures of one pelvis at 224 px, kaggle seed 101): strong as a score, but a shift
+    # between two whole frames is not what augmentation's turns and zooms about the centre make.
+    apart = Match(True, 0.93, offset=0.08)
+    assert not apart.strong and Match(True, 0.93, offset=0.01).strong
+    assert grouped({(0, 1): Match(True, 0.99), (2, 3): Match(True, 0.98), (1, 2): apart}) == [[0, 1], [2, 3]]
+    # a shifted copy with no copies of its own still joins its original's group
+    assert grouped({(0, 1): Match(True, 0.99), (1, 2): apart}) == [[0, 1, 2], [3]]
+
+
+def test_verification_measures_how_far_a_pair_is_framed_apart(tmp_path):
+    # two windows of one scene 10% apart (a second exposure, framed differently) against a copy
+    # turned 12 degrees and zoomed 1.1 about the centre: the first pair's alignment moves the
+    # frame centre by ~0.1 of the side, the second's keeps it
+    from curate.dedup import OFF_CENTRE, features, verify
+
+    scene = xray(21, 240, 220)
+    first, second = scene[:200], scene[20:220]
+    turned = cv2.warpAffine(first, cv2.getRotationMatrix2D((109.5, 99.5), 12, 1.1), (220, 200),
+                            borderMode=cv2.BORDER_REPLICATE)
+    paths = {}
+    for name, img in (("first", first), ("second", second), ("turned", turned)):
+        paths[name] = tmp_path / f"{name}.png"
+        cv2.imwrite(str(paths[name]), img)
+    fa, fb, fc = (features(str(paths[k])) for k in ("first", "second", "turned"))
+    shifted, copy = verify(fa, fb), verify(fa, fc)
+    assert shifted.ok and copy.ok
+    assert shifted.offset > 0.08 and not shifted.strong
+    assert copy.offset < OFF_CENTRE / 3 and copy.strong
+
 
 def test_a_re_toned_turned_copy_is_scored_on_the_ranks_of_the_common_area():
     # b: a turned 20 degrees and zoomed 0.9 about the centre, corners filled white, then a gamma,
