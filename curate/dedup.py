@@ -1242,10 +1242,27 @@ def traces(path: str) -> tuple[float, float, float, float, float] | None:
     f = pixels.astype(np.float32)
     fine = float(np.abs(cv2.Laplacian(f, cv2.CV_32F, ksize=1)).mean())
     coarse = float(np.abs(cv2.Laplacian(cv2.pyrDown(f), cv2.CV_32F, ksize=1)).mean())
-    darkest, brightest = pixels == pixels.min(), pixels == pixels.max()
-    rest = pixels[~(darkest | brightest)]
-    lo, hi = np.percentile(rest, [2, 98]) if rest.size else (0.0, 0.0)
-    return fine / max(coarse, 1e-6), float(darkest.mean()), float(lo), float(hi), float(brightest.mean())
+    # from the histogram: no full-size masks, no sort of the other pixels (a third of the time)
+    hist = np.bincount(pixels.ravel(), minlength=256)
+    levels = np.flatnonzero(hist)
+    darkest, brightest = hist[levels[0]] / pixels.size, hist[levels[-1]] / pixels.size
+    hist[levels[[0, -1]]] = 0
+    lo, hi = _percentiles(hist, (2, 98)) if hist.any() else (0.0, 0.0)
+    return fine / max(coarse, 1e-6), float(darkest), float(lo), float(hi), float(brightest)
+
+
+def _percentiles(hist: np.ndarray, qs) -> tuple[float, ...]:
+    """np.percentile of the grey levels a 256-bin histogram counts, exactly: a percentile whose
+    neighbouring sorted values are one level is that level; otherwise numpy on the levels."""
+    n, ends = int(hist.sum()), np.cumsum(hist)
+    out = []
+    for q in qs:
+        at = (n - 1) * q / 100  # (numpy's own position may differ from this by rounding: +-1 is checked)
+        first, last = np.searchsorted(ends, [max(int(at) - 1, 0), min(int(at) + 2, n - 1)], side="right")
+        if first != last:
+            return tuple(float(v) for v in np.percentile(np.repeat(np.arange(256, dtype=np.uint8), hist), qs))
+        out.append(float(first))
+    return tuple(out)
 
 
 def encoding(path: str) -> str:
