@@ -208,6 +208,9 @@ KIN_JOINS = 1
 # files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
 # verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
+# Tables of at least this many hashed files search their candidate channels on the workers (a pool
+# costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
+PARALLEL_SEARCH = 2000
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "ring", "window", "twindow")
@@ -947,14 +950,16 @@ def _centred_match(fa: Features, fb: Features) -> Match:
 # ---- candidates ------------------------------------------------------------------------------
 
 
-def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
+def candidate_pairs(table: pd.DataFrame, workers=None) -> pd.DataFrame:
     """Pairs (a < b, row positions) worth verifying, with the channel that proposed them.
 
     Exact bytes or pixels, then pHash under 8 rotations/flips (all within PHASH_RADIUS); then
     the any-angle and the shift/zoom channels, whose radii reach into look-alike territory, add
     only each image's few nearest pairs that no earlier channel proposed. `variant` v: a ~ T_v(b),
     the rotation/flip v of hashing.dihedral (of whole frames for phash and lhash, else of the
-    hashed discs or windows, whose mirror bit is still the frames')."""
+    hashed discs or windows, whose mirror bit is still the frames'). The channels' searches run
+    side by side on `workers` processes (from PARALLEL_SEARCH files); what each adds is then
+    settled in channel order."""
     n = len(table)
     ok = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
     frames = []
@@ -970,16 +975,12 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
             if firsts:
                 frames.append(_pairs(np.concatenate(firsts), np.concatenate(others), 0, 0, col))
     if len(ok) >= 2:
+        searches = {}  # channel -> (search function, its arguments): run below, all at once
         phash = table["phash"].to_numpy(dtype=np.uint64)[ok]
-        a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
-        frames.append(_pairs(ok[a], ok[b], d, v, "phash"))
-
+        searches["phash"] = (dihedral_pairs, (phash, dihedral(phash), PHASH_RADIUS), {})
         if "thash" in table:
             th = table["thash"].to_numpy(dtype=np.uint64)[ok]
-            found = dihedral_pairs(th, dihedral(th), THASH_RADIUS)
-            cut = th != phash  # the frame had flat strips to trim
-            _add_nearest_new(frames, ok, n, found, THASH_TOP, "ab", "thash", keep=cut[found[0]] | cut[found[1]])
-
+            searches["thash"] = (dihedral_pairs, (th, dihedral(th), THASH_RADIUS), {})
         dark = table["dark_share"].to_numpy()[ok] if "dark_share" in table else np.zeros(len(ok))
         if LHASH_COLUMNS[-1] in table:
             codes = table[list(LHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
@@ -988,36 +989,60 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
             for k in range(len(CLIP_FLOORS)):
                 q = np.flatnonzero((dark >= CLIPPED) & (step == k))  # files clipped up to this floor
                 if len(q):
-                    found = dihedral_pairs(codes[:, k], dihedral(codes[:, k]), LHASH_RADIUS,
-                                           queries=q, query_codes=codes[q, k:k + 1])
-                    _add_nearest_new(frames, ok, n, found, LHASH_TOP, "a", "lhash")
+                    searches[f"lhash{k}"] = (dihedral_pairs, (codes[:, k], dihedral(codes[:, k]), LHASH_RADIUS),
+                                             {"queries": q, "query_codes": codes[q, k:k + 1]})
         for channel, columns in (("rhash", RHASH_COLUMNS), ("ghash", GHASH_COLUMNS)):
             if columns[-1] in table:
                 disc = table[list(columns)].to_numpy(dtype=np.uint64)[ok]
-                found = dihedral_pairs(disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS,
-                                       queries=np.arange(len(ok)), query_codes=disc)
-                _add_nearest_new(frames, ok, n, found, RHASH_TOP, "b", channel)  # b: the indexed image
-                _add_nearest_new(frames, ok, n, found, FILL_TOP, "a", channel, keep=dark[found[0]] >= FILL_DARK)
-
+                searches[channel] = (dihedral_pairs, (disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS),
+                                     {"queries": np.arange(len(ok)), "query_codes": disc})
         if RING_COLUMNS[-1] in table:
-            rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
-            _add_nearest_new(frames, ok, n, ring_pairs(rings, RING_RADIUS), RING_TOP, "ab", "ring")
-
+            searches["ring"] = (ring_pairs, (table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64)[ok], RING_RADIUS), {})
         if WHASH_COLUMNS[-1] in table:
             windows = table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
-            found = window_pairs(windows, WHASH_RADIUS)
-            _add_nearest_new(frames, ok, n, found, WHASH_TOP, "a", "window")  # a: the querying image
+            searches["window"] = (window_pairs, (windows, WHASH_RADIUS), {})
             if "twhash" in table:  # the trimmed frame's centred window, for frames that had strips
                 tw = table["twhash"].to_numpy(dtype=np.uint64)[ok]
                 cut = np.flatnonzero(tw != windows[:, 0])
-                found = window_pairs(windows, WHASH_RADIUS, queries=cut, query_codes=tw[cut])
-                _add_nearest_new(frames, ok, n, found, THASH_TOP, "a", "twindow")
+                searches["twindow"] = (window_pairs, (windows, WHASH_RADIUS), {"queries": cut, "query_codes": tw[cut]})
+        parallel = len(ok) >= PARALLEL_SEARCH and not isinstance(workers, Executor)
+        # the window searches first: they take half the time
+        names = sorted(searches, key=lambda c: not c.endswith("window"))
+        found = dict(zip(names, map_files(_search, [searches[c] for c in names], workers=workers if parallel else 1,
+                                          chunk_size=1)))
+
+        a, b, d, v = found["phash"]
+        frames.append(_pairs(ok[a], ok[b], d, v, "phash"))
+        if "thash" in found:
+            cut = th != phash  # the frame had flat strips to trim
+            f = found["thash"]
+            _add_nearest_new(frames, ok, n, f, THASH_TOP, "ab", "thash", keep=cut[f[0]] | cut[f[1]])
+        for k in range(len(CLIP_FLOORS)):
+            if f"lhash{k}" in found:
+                _add_nearest_new(frames, ok, n, found[f"lhash{k}"], LHASH_TOP, "a", "lhash")
+        for channel in ("rhash", "ghash"):
+            if channel in found:
+                f = found[channel]
+                _add_nearest_new(frames, ok, n, f, RHASH_TOP, "b", channel)  # b: the indexed image
+                _add_nearest_new(frames, ok, n, f, FILL_TOP, "a", channel, keep=dark[f[0]] >= FILL_DARK)
+        if "ring" in found:
+            _add_nearest_new(frames, ok, n, found["ring"], RING_TOP, "ab", "ring")
+        if "window" in found:
+            _add_nearest_new(frames, ok, n, found["window"], WHASH_TOP, "a", "window")  # a: the querying image
+        if "twindow" in found:
+            _add_nearest_new(frames, ok, n, found["twindow"], THASH_TOP, "a", "twindow")
     if not frames:
         return pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
     pairs = pd.concat(frames, ignore_index=True)
     rank = pairs["channel"].map({c: i for i, c in enumerate(CHANNELS)})
     pairs = pairs.assign(rank=rank).sort_values(["a", "b", "rank", "dist"], kind="stable")
     return pairs.drop_duplicates(["a", "b"]).drop(columns="rank").reset_index(drop=True)
+
+
+def _search(spec: tuple) -> tuple[np.ndarray, ...]:
+    """One channel's search, (function, args, kwargs), in a worker."""
+    func, args, kwargs = spec
+    return func(*args, **kwargs)
 
 
 def _add_nearest_new(frames: list[pd.DataFrame], ok: np.ndarray, n: int, found: tuple, top: int, sides: str,
@@ -1787,7 +1812,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                 progress(n)
             return hit
     paths = [str(root / p) for p in table["path"]]
-    pairs = candidate_pairs(table)
+    pairs = candidate_pairs(table, workers=workers)
     cache = _PairCache(cache_dir, table, paths) if cache_dir is not None else None
 
     # exact and pixel-identical files need no verification: each set is one picture (its
