@@ -168,20 +168,27 @@ def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same
     xs, ys = np.empty((7, len(bu)), np.float32), np.empty((7, len(bu)), np.float32)
     cut = len(bu) - int(bu.sum())  # sorted by side: the v sides (bu False) come first
 
-    def points(k, pos, shift):  # row k: canvas points at |normal| = pos, moved `shift` along the edge
-        nn, tt = sign * pos, along + shift
-        for part, uu, vv in ((slice(0, cut), tt, nn), (slice(cut, None), nn, tt)):  # (u, v) per side
-            uu, vv = uu[part], vv[part]
-            xs[k, part], ys[k, part] = cx + a * uu + b * vv, cy - b * uu + a * vv
+    vs, us = slice(0, cut), slice(cut, None)  # (u, v) per side: (along, normal) on the v sides, (normal, along) on the u sides
+
+    def across(pos):  # the terms of the canvas points at |normal| = pos (rows share them)
+        nn = sign * pos
+        return b * nn[vs], a * nn[vs], cx + a * nn[us], cy - b * nn[us]
+
+    def shifted(shift):  # ... and of the points moved `shift` along the edge
+        tt = along + shift
+        return cx + a * tt[vs], cy - b * tt[vs], b * tt[us], a * tt[us]
 
     # replicate: the fill just beyond the edge, not the edge pixel itself (scans often carry a
     # bright or dark line in their outermost pixel row); reflect: the mirror image about the
     # edge (half a pixel beyond the edge pixel); constant: just inside the edge, where a
     # constant fill would end in a step (deeper inside tells nothing of where the edge is)
-    edge, mirror, inside = half + margin + 0.5, half + 1.0 - depth, half - 1.5
-    for k, (pos, shift) in enumerate(((edge, 0), (edge, delta), (edge, -delta), (mirror, 0), (mirror, delta),
-                                      (mirror, -delta), (inside, 0))):
-        points(k, pos, shift)
+    edge, mirror, inside = (across(p) for p in (half + margin + 0.5, half + 1.0 - depth, half - 1.5))
+    still, ahead, behind = (shifted(s) for s in (0, delta, -delta))
+    # row k: x = cx + a u + b v, y = cy - b u + a v (summed in that order)
+    for k, (pos, shift) in enumerate(((edge, still), (edge, ahead), (edge, behind), (mirror, still), (mirror, ahead),
+                                      (mirror, behind), (inside, still))):
+        xs[k, vs], ys[k, vs] = shift[0] + pos[0], shift[1] + pos[1]
+        xs[k, us], ys[k, us] = pos[2] + shift[2], pos[3] + shift[3]
     return index[sel][order], side, xs, ys
 
 
