@@ -95,10 +95,17 @@ UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (ka
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
 CUT_SCALE = 0.03
-# Beyond a cut copy's frame its original fits a fill under 0.2 (95th percentile, kaggle seeds 1
-# and 7, 120 pairs) and holds at least PICTURE grey levels per pixel that no fill explains (59
-# of 60, seed 1); a dark, flat border explains nothing either way, so it says nothing.
-BEYOND_FILL, PICTURE = 0.2, 6.0
+# Beyond a cut copy's frame its original fits a fill under 0.2 and holds at least PICTURE grey
+# levels per pixel that no fill explains (kaggle seeds 1 and 7, every pair of a turned copy and
+# its original at 224 px: 1,239 of 1,413 cut pairs; 926 at 6.0); a dark, flat border explains
+# nothing either way, so it says nothing. A chain copy's mixed fills can look so too (75 of 552
+# pairs the other way round): only an unmarked member is trusted as the source (see _turned_from).
+BEYOND_FILL, PICTURE = 0.2, 3.0
+# Beyond the original's frame a copy turned and zoomed on its canvas fits a fill: with wedges at
+# the pair's angle besides, PAD_FIT is enough; alone, PAD_SURE (originals beyond their copies'
+# frames: at most 0.57, kaggle seeds 1 and 7, 2,220 pairs; copies beyond the original's: 728
+# of 2,220 reach it).
+PAD_FIT, PAD_SURE = 0.3, 0.6
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
 # A picture turned inside a canvas enlarged to hold all of it (cv2, PIL's expand) gets a canvas of
 # w|cos| + h|sin| by h|cos| + w|sin|, rounded: within CANVAS_PX of that at an angle within
@@ -161,20 +168,27 @@ def _wedges(h: int, w: int, deg: float, grid, delta: float, stretch: float, same
     xs, ys = np.empty((7, len(bu)), np.float32), np.empty((7, len(bu)), np.float32)
     cut = len(bu) - int(bu.sum())  # sorted by side: the v sides (bu False) come first
 
-    def points(k, pos, shift):  # row k: canvas points at |normal| = pos, moved `shift` along the edge
-        nn, tt = sign * pos, along + shift
-        for part, uu, vv in ((slice(0, cut), tt, nn), (slice(cut, None), nn, tt)):  # (u, v) per side
-            uu, vv = uu[part], vv[part]
-            xs[k, part], ys[k, part] = cx + a * uu + b * vv, cy - b * uu + a * vv
+    vs, us = slice(0, cut), slice(cut, None)  # (u, v) per side: (along, normal) on the v sides, (normal, along) on the u sides
+
+    def across(pos):  # the terms of the canvas points at |normal| = pos (rows share them)
+        nn = sign * pos
+        return b * nn[vs], a * nn[vs], cx + a * nn[us], cy - b * nn[us]
+
+    def shifted(shift):  # ... and of the points moved `shift` along the edge
+        tt = along + shift
+        return cx + a * tt[vs], cy - b * tt[vs], b * tt[us], a * tt[us]
 
     # replicate: the fill just beyond the edge, not the edge pixel itself (scans often carry a
     # bright or dark line in their outermost pixel row); reflect: the mirror image about the
     # edge (half a pixel beyond the edge pixel); constant: just inside the edge, where a
     # constant fill would end in a step (deeper inside tells nothing of where the edge is)
-    edge, mirror, inside = half + margin + 0.5, half + 1.0 - depth, half - 1.5
-    for k, (pos, shift) in enumerate(((edge, 0), (edge, delta), (edge, -delta), (mirror, 0), (mirror, delta),
-                                      (mirror, -delta), (inside, 0))):
-        points(k, pos, shift)
+    edge, mirror, inside = (across(p) for p in (half + margin + 0.5, half + 1.0 - depth, half - 1.5))
+    still, ahead, behind = (shifted(s) for s in (0, delta, -delta))
+    # row k: x = cx + a u + b v, y = cy - b u + a v (summed in that order)
+    for k, (pos, shift) in enumerate(((edge, still), (edge, ahead), (edge, behind), (mirror, still), (mirror, ahead),
+                                      (mirror, behind), (inside, still))):
+        xs[k, vs], ys[k, vs] = shift[0] + pos[0], shift[1] + pos[1]
+        xs[k, us], ys[k, us] = pos[2] + shift[2], pos[3] + shift[3]
     return index[sel][order], side, xs, ys
 
 
@@ -402,7 +416,7 @@ def probe(item: tuple) -> dict:
         pixels = decode(path, max_side=DECODE_SIDE).pixels
     except ImageError:
         return {"skew": dict(_NO_SKEW) if search else None, "fits": {d: 0.0 for d in tests},
-                "beyond": {f: (1.0, 0.0) for f in frames}}  # nothing to go by: no claim that it was cut
+                "beyond": {f: None for f in frames}}  # nothing to go by: no claim that it was cut or padded
     fits = {d: wedge_fit(pixels, d) for d in dict.fromkeys(tests)}  # each angle once (pairs repeat them)
     return {"skew": estimate_skew(pixels) if search else None, "fits": fits,
             "beyond": {f: beyond_fill(pixels, *f) for f in frames}}
@@ -672,7 +686,9 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
         if gap is not None and gap >= RESAVE_MARGIN:
             saved_from.setdefault(id(g), x)
     # round 2: the anchors whose group left their odd angle open search their own wedges
-    odd = {id(g): _onto_upright(g, found, content, dims) or _odd_decision(g, found) for g in groups}
+    onto = {id(g): _onto_upright(g, found, content, dims) for g in groups}
+    odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found) for g in groups}
+    whole = {id(g): onto[id(g)][6] for g in groups if onto[id(g)] and onto[id(g)][6] is not None}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
          found, paths, root, cache, skews, workers, progress)
     if cache is not None:
@@ -685,7 +701,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     for g in groups:
         k = g.anchor
         odd_k, odd_conf, odd_src, odd_flag, upright, turned = odd[id(g)] or _own_skew(g, found[k]["skew"])
-        m_rep, q_conf = _quarter(g, odd_k, sha, saved_from.get(id(g)))
+        m_rep, q_conf = _quarter(g, odd_k, sha, saved_from.get(id(g), whole.get(id(g))))
         upright = saved_from.get(id(g), upright)
         if upright is not None:  # mirrored is said against the member that stands upright
             mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
@@ -745,13 +761,22 @@ def _frame(g: _Group, x: int, u: int, content, dims) -> tuple[float, float] | No
     return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4)
 
 
+def _cut(g: _Group, x: int, u: int, content, dims) -> tuple[float, float] | None:
+    """x's frame placed in u (see _frame) when x shows the picture CUT_SCALE larger: the frame
+    then lies inside u's canvas, and u's pixels beyond it say whether x was cut from u (picture)
+    or u padded around x (fill). None otherwise."""
+    frame = _frame(g, x, u, content, dims)
+    return frame if frame is not None and frame[1] <= 1 / (1 + CUT_SCALE) else None
+
+
 def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
     """The image work that says whether x was turned from u (see _turned_from): x's wedges at its
-    turn onto u, u's at its turn onto x and, where x shows the picture larger (cut from u?),
-    u's pixels beyond x's frame."""
-    frame = _frame(g, x, u, content, dims)
-    cut = frame is not None and frame[1] <= 1 / (1 + CUT_SCALE)
-    return [(x, [round(-_odd(g.turn(x, u)), 2)], []), (u, [round(-_odd(g.turn(u, x)), 2)], [frame] if cut else [])]
+    turn onto u, u's at its turn onto x, x's pixels beyond u's frame (padded around u?: a turn
+    on a fixed canvas fills x's corners even where a zoom in hides the wedges' shape) and, where
+    x shows the picture larger, u's pixels beyond x's frame (cut from u?)."""
+    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims)
+    return [(x, [round(-_odd(g.turn(x, u)), 2)], [pad] if pad else []),
+            (u, [round(-_odd(g.turn(u, x)), 2)], [cut] if cut else [])]
 
 
 def _upright_tests(g: _Group, content, dims, shown: list[int] | None = None) -> list[tuple[int, list[float], list[tuple]]]:
@@ -788,24 +813,29 @@ def _enlarged_canvas(g: _Group, x: int, u: int, content, dims) -> bool:
 
 def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float:
     """How surely x is u turned (0: not shown): x's canvas is u's turned and enlarged
-    (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit
-    SUPPORT at least and PAIR_MARGIN better than u's: a straight film fits one angle by chance
-    up to ~0.55, a thin one up to 0.85; and u does not show the picture larger: a copy cut from
-    x would) or cut (it shows the picture CUT_SCALE larger, u's pixels beyond x's frame are
-    picture, not a zoom out's fill, u is not the padded one, and u bears no mark at all: a
-    Kaggle-style chain copy can shrink without a fill that beyond_fill sees, and such a copy
-    seldom escapes every mark)."""
+    (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit SUPPORT at least and
+    PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
+    one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame fit a fill
+    PAD_FIT at least: a copy cut from x would show x's picture there; or, with no wedges to go
+    by, they fit PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (it shows the
+    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill, u
+    is not the padded one, and u bears no mark at all: a Kaggle-style chain copy can shrink
+    without a fill that beyond_fill sees, and such a copy seldom escapes every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
     fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
-    frame = _frame(g, x, u, content, dims)
-    beyond, picture = found[u]["beyond"].get(frame, (1.0, 0.0)) if frame is not None else (1.0, 0.0)
-    shows_less = content[u] >= (1 + CUT_SCALE) * content[x]  # u itself cut: not the one x came from
-    if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and not shows_less:
+    u_padded = fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN
+    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims)
+    # (a file that did not decode says nothing: None)
+    beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
+    fill = (found[x]["beyond"].get(pad) or (0.0, 0.0))[0] if pad else 0.0
+    shows_less = _cut(g, u, x, content, dims) is not None  # u shows the picture larger: cut from x?
+    if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
         return fx
-    if g.unmarked[u] and not (fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN) and beyond < BEYOND_FILL \
-            and picture >= PICTURE:
+    if fill >= PAD_SURE and not u_padded:
+        return fill
+    if g.unmarked[u] and not u_padded and beyond < BEYOND_FILL and picture >= PICTURE:
         return 1.0 - beyond
     return 0.0
 
@@ -816,9 +846,12 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     The candidates (unmarked by the dups stage, no EXIF turn, one picture with the anchor at an
     odd angle) the anchor is shown turned from (_turned_from), less those shown turned from
     another of them, are judged upright; when they agree on the anchor's odd turn, the anchor
-    gets the turn onto the first (the representative first; the right-angle pose stays
-    _quarter's), whatever copies turned further say (their wedges call any less turned member straight). When they disagree
-    the anchor is flagged and left as it is. None when no candidate is so shown."""
+    gets the turn onto the first (the representative first), whatever copies turned further say
+    (their wedges call any less turned member straight). When they agree on the whole turn too,
+    the first's right-angle pose is the upright one (a Kaggle-style chain turns 5-25 degrees a
+    step: copies end up turned beyond 45); else it stays _quarter's. When they disagree the
+    anchor is flagged and left as it is. None when no candidate is so shown. Returns
+    _odd_decision's tuple and the member whose right-angle pose is upright (or None)."""
     k = g.anchor
     shown = [(u, e) for u in g.candidates if (e := _turned_from(g, found, k, u, content, dims)) > 0]
     if not shown:
@@ -828,10 +861,11 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
                           for v, _ in shown)]
     turns = [_odd(g.turn(k, u)) for u, _ in upright]
     if not upright or any(_angle_diff(t, turns[0]) > AGREE for t in turns):
-        return 0.0, 0.5, "", "low-confidence", None, []
+        return 0.0, 0.5, "", "low-confidence", None, [], None
     u, e = upright[0]
     conf = min(group_confidence(g.score[u]), round(0.5 + 0.5 * min(1.0, e), 3))
-    return turns[0], conf, "group", "", u, [0.0]
+    whole = all(_angle_diff(g.turn(k, v), g.turn(k, u)) <= AGREE for v, _ in upright)
+    return turns[0], conf, "group", "", u, [0.0], u if whole else None
 
 
 def _odd_decision(g: _Group, found: list) -> tuple | None:

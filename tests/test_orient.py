@@ -358,11 +358,13 @@ def cut_copy(img: np.ndarray, angle: float, zoom: float, fill: int = 0) -> np.nd
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill)
 
 
-def kaggle_group(tmp_path, kept: str) -> pd.DataFrame:
+def kaggle_group(tmp_path, kept: str, contrast: float = 1.0) -> pd.DataFrame:
     """An original, a copy turned 20 and zoomed in so far that no wedge is left (cut), and that
     copy turned 15 more with wedges; `kept` is the representative. dup_angle and dup_scale as the
-    dups stage gives them (onto the representative; content scale against it)."""
-    base = scan_like(5)
+    dups stage gives them (onto the representative; content scale against it). contrast: of the
+    original's detail (small radiographs resized to 224 px hold little)."""
+    base = scan_like(5).astype(np.float32)
+    base = np.clip((base - base.mean()) * contrast + base.mean(), 0, 255).astype(np.uint8)
     save(tmp_path / "orig.png", base)
     cut = cut_copy(base, 20.0, 1.45)
     save(tmp_path / "cut.png", cut)
@@ -389,8 +391,16 @@ def test_a_kept_cut_copy_is_turned_onto_the_original_it_was_cut_from(tmp_path):
     assert out.loc["orig.png", "rotation"] == 0  # the original, upright, needs no turn
 
 
-def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path):
-    out = orient(kaggle_group(tmp_path, "orig.png"), tmp_path, workers=1).set_index("path")
+def test_a_kept_cut_copy_of_a_faint_original_is_turned_onto_it(tmp_path):
+    """The original beyond the cut copy's frame holds only ~4 grey levels a pixel that no fill
+    explains (as many 224 px Kaggle-style originals do): still picture, not a zoom out's fill."""
+    out = orient(kaggle_group(tmp_path, "cut.png", contrast=0.18), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
+
+
+@pytest.mark.parametrize("contrast", [1.0, 0.18])
+def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path, contrast):
+    out = orient(kaggle_group(tmp_path, "orig.png", contrast), tmp_path, workers=1).set_index("path")
     assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
 
 
@@ -448,3 +458,49 @@ def test_a_zoomed_out_copy_is_not_read_as_picture_beyond_the_frame_when_its_scal
     assert fit >= orient_module.BEYOND_FILL
     fit, picture = orient_module.beyond_fill(film, 11.0, 0.8995)
     assert fit < orient_module.BEYOND_FILL and picture >= orient_module.PICTURE
+
+
+def chain_group(tmp_path, steps: list[tuple[float, float]], kept: str) -> pd.DataFrame:
+    """Kaggle-style: an original and a chain of copies, each the previous one turned and zoomed
+    on the same canvas with black corners (steps: (turn, zoom) each); `kept` the representative.
+    The copies after the first are marked resampled, as the dups stage marks copies of copies."""
+    img = scan_like(5)
+    save(tmp_path / "orig.png", img)
+    geo, angle, zoom = {"orig.png": (0.0, 1.0, "")}, 0.0, 1.0
+    for k, (turn, z) in enumerate(steps, start=1):
+        img = cut_copy(img, turn, z)
+        angle, zoom = angle + turn, zoom * z
+        save(tmp_path / f"copy{k}.png", img)
+        geo[f"copy{k}.png"] = (-angle, zoom, "resampled" + "+fill" * (k > 1))
+    a0, s0, _ = geo[kept]
+    t = dup_table([(p, "ok", 1, p == kept, a - a0, False, 1.0 if p == kept else 0.93) for p, (a, _, _) in geo.items()])
+    t["dup_scale"] = [s / s0 for _, s, _ in geo.values()]
+    t["derived"] = ["" if p == kept else d for p, (_, _, d) in geo.items()]
+    t["width"], t["height"] = 200, 240
+    t["keep"] = t["representative"]
+    return t
+
+
+def test_a_kept_copy_padded_on_its_canvas_is_turned_onto_the_original(tmp_path):
+    """A copy turned 18 degrees on the original's canvas and zoomed out to 0.88 (so the original
+    shows the picture larger, as a copy cut from it would), then a copy of it turned 15 more whose
+    wedges call it straight: its pixels beyond the original's frame are the turn's fill, so it is
+    turned onto the original."""
+    out = orient(chain_group(tmp_path, [(18.0, 0.88), (15.0, 0.95)], "copy1.png"), tmp_path, workers=1)
+    out = out.set_index("path")
+    assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5, out
+    assert out.loc["copy1.png", "orient_source"] == "group"
+
+
+def test_a_kept_original_is_not_turned_onto_copies_padded_from_it(tmp_path):
+    out = orient(chain_group(tmp_path, [(18.0, 0.88), (15.0, 0.95)], "orig.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+
+
+def test_a_copy_turned_beyond_45_by_its_chain_gets_the_originals_right_angle_pose(tmp_path):
+    """Three turns of 22-25 degrees on a fixed canvas: 70 in all, 20 short of a right angle.
+    The original is where the copy was turned from: the whole turn onto it, not the 20 degrees
+    to the nearest right angle."""
+    out = orient(chain_group(tmp_path, [(25.0, 0.9), (23.0, 0.95), (22.0, 0.95)], "copy3.png"), tmp_path, workers=1)
+    out = out.set_index("path")
+    assert abs(out.loc["copy3.png", "rotation"] + 70.0) <= 0.5, out
