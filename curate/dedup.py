@@ -60,7 +60,7 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
                             dihedral, equalise, mid_ranks)
 from curate.imageio import decode, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
-from curate.names import NO_KIN, chain, families, kinship, shared_roots
+from curate.names import NO_KIN, chain, families, kinship, parent_links, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 
@@ -184,15 +184,18 @@ LONE_CHANNELS = ("window", "twindow")
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
 # File names as a hint, never as evidence (see curate.names): groups whose files share a name
 # root (`82-rotated1-rotated2.jpg`, `82 (1).jpg`), where some name says it was derived, are
-# bridged as a near miss's groups are, each file's nearest kin by name tried first; a root spread
-# over more than NAME_GROUPS groups is a name every folder repeats, not a family (0: names unused).
+# bridged as a near miss's groups are, each file's nearest kin by name tried first (0: names
+# unused). A root (within one label) spread over more than NAME_GROUPS groups has only the groups
+# of a file and of its parent by name bridged, and only if it lies in a label's few folders: a
+# chain shattered into many fragments, not a name every folder repeats (names.families).
 # 16 rather than 6: on kaggle seeds 71 and 79 (150 bases) one radiograph each fell into 9 and 11
 # groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
 NAME_GROUPS = 16
 # A weak link (MIN_CORRELATION to MERGE_CORRELATION) joins two groups when the names say the two
 # files are of one family (names.families) and carry one label (sets number each class folder
 # afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs; the split is not
-# compared, as a test folder's files are mostly copies of train's under their names). The
+# compared, as a test folder's files are mostly copies of train's under their names); in a family
+# over NAME_GROUPS groups, only two distinct names of it (not `images (3)`, `images (7)`). The
 # names are the second, independent piece of evidence a weak link lacks (0: weak links never do).
 KIN_JOINS = 1
 # Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
@@ -1878,14 +1881,21 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         check(taken)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
-    kin_roots: set[str] = set()  # the roots names.families reads as families
+    label = table["label"].tolist() if "label" in table else [""] * n
+    kin: dict[tuple[str, str], list[int]] = {}  # names.families: (label, root) -> its groups
+    hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())  # (the others: groups of their own)
     for k in range(BRIDGE_PASSES):
-        # groups whose files' names share a root (names.py) are bridged too, once
+        # groups whose files' names share a root (names.py) are bridged too, once; a shattered
+        # chain's file and its parent by name each pass (a fragment's parent may have joined
+        # a larger group, which then offers more kin to try)
         named = set()
-        if NAME_GROUPS and not k:  # (files that did not hash are groups of their own: left out)
-            hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
-            found = ([table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed], NAME_GROUPS)
-            named, kin_roots = shared_roots(*found), set(families(*found))
+        if NAME_GROUPS:
+            files = [table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed]
+            labels = [label[i] for i in hashed]
+            if not k:
+                named, kin = shared_roots(*files, NAME_GROUPS, labels), families(*files, NAME_GROUPS, labels)
+            else:
+                named = parent_links(*files, {key for key, gs in kin.items() if len(gs) > NAME_GROUPS}, labels)
         bridges = _bridges(table, groups, verified, picture, named, chains, asked)
         if not bridges:
             break
@@ -1896,10 +1906,11 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                             and ((p.a, p.b, True) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
-    label = table["label"].tolist() if "label" in table else [""] * n
     weak.sort(key=lambda e: (-e[0], e[1], e[2]))
     for score, a, b in weak:  # a weak link with a family name and one label (see KIN_JOINS)
-        if KIN_JOINS and kin_roots and chains[a][0] == chains[b][0] and chains[a][0] in kin_roots and label[a] == label[b]:
+        family = kin.get((label[a], chains[a][0]), ()) if KIN_JOINS and kin else ()
+        if (family and chains[a][0] == chains[b][0] and label[a] == label[b]
+                and (len(family) <= NAME_GROUPS or kinship(chains[a], chains[b]) > 0)):
             groups.link(a, b, _transform(verified, a, b))
     for score, a, b in weak:
         groups.link(a, b, _transform(verified, a, b), strong=False)

@@ -49,19 +49,47 @@ def kinship(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return len(a) + len(b) - 2 * common
 
 
-def families(paths: list[str], group_of: list[int], most: int) -> dict[str, list[int]]:
-    """{root: the groups its files lie in} for each root some file of which has a derived name
-    and whose files lie in at most `most` groups: a root in many groups is a name every folder
-    repeats (MURA's `image1.png` in each study), not a family."""
-    groups, marked = defaultdict(set), set()
-    for path, g in zip(paths, group_of):
-        root = chain(path)[0]
-        groups[root].add(g)
+# a family lies in its label's train, val and test folders: a root in more folders than these
+# is a name every folder repeats (MURA's `image1.png`, in each of thousands of studies)
+FOLDERS = 3
+
+
+def families(paths: list[str], group_of: list[int], most: int,
+             labels: list[str] | None = None) -> dict[tuple[str, str], list[int]]:
+    """{(label, root): the groups its files lie in} for each root, within one label (sets number
+    each class folder afresh), some file of which has a derived name, whose files lie in at most
+    `most` groups or in at most FOLDERS folders: a root in many groups and many folders is a
+    name every folder repeats, not a family; a chain that shattered into many fragments lies in
+    its label's few folders."""
+    labels = labels if labels is not None else [""] * len(paths)
+    groups, folders, marked = defaultdict(set), defaultdict(set), set()
+    for path, g, label in zip(paths, group_of, labels):
+        key = (label, chain(path)[0])
+        groups[key].add(g)
+        folders[key].add(str(PurePath(path).parent))
         if derived(path):
-            marked.add(root)
-    return {root: sorted(groups[root]) for root in marked if len(groups[root]) <= most}
+            marked.add(key)
+    return {key: sorted(groups[key]) for key in marked
+            if len(groups[key]) <= most or len(folders[key]) <= FOLDERS}
 
 
-def shared_roots(paths: list[str], group_of: list[int], most: int) -> set[tuple[int, int]]:
-    """Pairs of groups (g < h) holding files of one family (see families)."""
-    return {(g, h) for gs in families(paths, group_of, most).values() for i, g in enumerate(gs) for h in gs[i + 1:]}
+def shared_roots(paths: list[str], group_of: list[int], most: int,
+                 labels: list[str] | None = None) -> set[tuple[int, int]]:
+    """Pairs of groups (g < h) holding files of one family (see families): every two of its
+    groups where it lies in at most `most`; in more (a shattered chain), see parent_links."""
+    found = families(paths, group_of, most, labels)
+    out = {(g, h) for gs in found.values() if len(gs) <= most for i, g in enumerate(gs) for h in gs[i + 1:]}
+    return out | parent_links(paths, group_of, {key for key, gs in found.items() if len(gs) > most}, labels)
+
+
+def parent_links(paths: list[str], group_of: list[int], roots: set[tuple[str, str]],
+                 labels: list[str] | None = None) -> set[tuple[int, int]]:
+    """Pairs of groups (g < h) holding a file of one of `roots` ((label, root)) and its parent by
+    name (its chain one step shorter): where a chain's fragments meet, one pair a file at most."""
+    labels = labels if labels is not None else [""] * len(paths)
+    holding = defaultdict(set)  # (label, chain): the groups of the files named so
+    for path, g, label in zip(paths, group_of, labels):
+        if (label, chain(path)[0]) in roots:
+            holding[(label, chain(path))].add(g)
+    return {(min(g, h), max(g, h)) for (label, name), gs in holding.items() if len(name) > 1
+            for g in gs for h in holding.get((label, name[:-1]), ()) if g != h}

@@ -33,6 +33,23 @@ def test_only_roots_a_derived_name_shares_over_a_few_groups_pair_their_groups():
     assert shared_roots(paths, group_of, most=6) == {(0, 1)}
 
 
+
+def test_a_chain_shattered_over_many_groups_pairs_its_fragments_along_its_parents_names():
+    # 82's chain lies in 4 groups (more than most=2) in one folder: each fragment pairs with its
+    # parent's; a name every folder repeats (more folders than a family's) and one generic name
+    # without steps (downloads numbered by the browser) pair nothing; 7's namesakes in two class
+    # folders are two radiographs, not one family
+    chain82 = ["t/82.jpg", "t/82-rotated1.jpg", "t/82-rotated1-rotated1.jpg", "t/82-rotated1-rotated1-rotated1.jpg",
+               "t/82-rotated2.jpg", "v/82-rotated1-rotated1.jpg"]
+    repeated = [f"s{k}/image1{step}.png" for k in range(4) for step in ("", "_flip")]
+    downloads = [f"d/images ({k}).jpg" for k in range(1, 5)]
+    paths = [*chain82, *repeated, *downloads, "t/7.jpg", "t/7-rotated1.jpg"]
+    group_of = [0, 1, 2, 3, 0, 2, *range(10, 18), *range(20, 24), 30, 31]
+    labels = [*["a"] * 6, *["a"] * 8, *["a"] * 4, "a", "b"]
+    assert shared_roots(paths, group_of, most=2, labels=labels) == {(0, 1), (1, 2), (2, 3)}
+    assert shared_roots(chain82, group_of[:6], most=6) == {(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)}  # few: all
+
+
 def augmented(img: np.ndarray, angle: float, zoom: float) -> np.ndarray:
     m = cv2.getRotationMatrix2D((111.5, 111.5), angle, zoom)
     return cv2.warpAffine(img, m, (224, 224), borderMode=cv2.BORDER_REPLICATE)
@@ -115,3 +132,23 @@ def test_a_weak_link_joins_two_groups_only_with_a_family_name_and_one_label(tmp_
     assert groups(table.assign(label=np.where(children, "b", "a"))) == 2  # another label
     monkeypatch.setattr(dedup, "KIN_JOINS", 0)
     assert groups(table) == 2
+
+
+def test_a_chain_in_more_fragments_than_name_groups_rejoins_along_its_parents(tmp_path, monkeypatch):
+    # a 4-generation chain the hashes left in 5 fragments (more than NAME_GROUPS): each file and
+    # its parent by name verify (one weakly, as kin), nothing else does; they end in one group
+    names = ["82", "82-rotated1", "82-rotated1-rotated1", "82-rotated1-rotated1-rotated1", "82-rotated2"]
+    root, table = hashed_folder(tmp_path, {n: jpeg(xray(5 + k, 224, 224)) for k, n in enumerate(names)})
+    at = {table.index[table["path"] == f"a/{n}.jpg"][0]: n for n in names}
+    none = pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: none)
+
+    def verify(fa, fb, p):
+        x, y = sorted((at[p.a], at[p.b]), key=len)
+        if not y.startswith(x + "-") or "-" in y[len(x) + 1:]:
+            return dedup.Match(False)
+        return dedup.Match(True, 0.82 if y == "82-rotated1-rotated1-rotated1" else 0.95)
+
+    monkeypatch.setattr(dedup, "_verify_pair", verify)
+    monkeypatch.setattr(dedup, "NAME_GROUPS", 2)
+    assert dedup.find_duplicates(table, root, workers=1)["group"].nunique() == 1
