@@ -14,7 +14,9 @@ split, then orient on the kept rows (cold: no skew cache), and prints per set:
 - seconds of the orient step;
 - the first figure again over many more cases ("as if kept"): every turned copy whose group
   holds an upright member, each in turn the one row of its group orient is asked about (up to
-  --as-kept rounds per group; the kept ones are a few per set, too few to measure 95%).
+  --as-kept rounds per group; the kept ones are a few per set, too few to measure 95%); of its
+  misses, those turned wrongly (not left as they were); and apart, how many turned copies are in
+  groups with no upright member (nothing to restore them from: not in the figure).
 Then the calibration of a skew from one image alone (estimate_skew on every turned copy and
 every original of the sets): for each confidence threshold, the turns it would apply that are
 right (within 2 degrees) and wrong (a straight image turned, or a turned one turned wrongly).
@@ -129,6 +131,12 @@ def one_set(work: Path, args, seed: int, profile: str | None, fresh: bool = Fals
         figures["as_kept"] = share(cases["err"] <= UPRIGHT_WITHIN)
         figures["as_kept_right"] = share(cases.loc[~arb, "err"] <= UPRIGHT_WITHIN)
         figures["as_kept_any"] = share(cases.loc[arb, "err"] <= UPRIGHT_WITHIN)
+        # the worse miss: turned, but not onto upright (a sibling taken for the original, a wrong pose)
+        figures["as_kept_wrong"] = str(int(((cases["err"] > UPRIGHT_WITHIN) & (cases["rotation"] != 0)).sum()))
+        # turned copies whose group holds no upright member (the set lacks it, or dups left it in
+        # another group): nothing to be turned onto, so not in the figure; counted apart
+        ok = (rows["status"] == "ok") & rows["group"].notna()
+        figures["as_kept_none"] = str(int((ok & (rows["angle"].fillna(0) != 0) & ~rows["group"].isin(upright_groups)).sum()))
         if args.show and not fresh and len(cases):
             bad = cases[cases["err"] > UPRIGHT_WITHIN]
             print(f"\nseed {seed}{' ' + profile if profile else ''}: as if kept, not upright (first {args.show}):")
@@ -259,10 +267,12 @@ def main(argv=None) -> None:
     head = ("set", "files", "kept", f"1: kept turned copies, group holds an upright member: upright (<= {UPRIGHT_WITHIN:g} deg)",
             "  right angle", "  any angle", "apart: group holds none: upright",
             f"2: kept upright turned (> {TURNED_OVER:g} deg)", "kept flagged", "orient s",
-            "1 as if kept: upright", "  right angle", "  any angle")
+            "1 as if kept: upright", "  right angle", "  any angle", "  turned wrongly",
+            "apart: turned copies, no upright member in group")
     table = [head] + [(name, str(f["files"]), str(f["kept"]), f["anchored"], f["right_angle"], f["any_angle"],
                        f["lone"], f["upright_turned"], f["flagged"], f"{f['seconds']:.1f}",
-                       f.get("as_kept", "-"), f.get("as_kept_right", "-"), f.get("as_kept_any", "-"))
+                       f.get("as_kept", "-"), f.get("as_kept_right", "-"), f.get("as_kept_any", "-"),
+                       f.get("as_kept_wrong", "-"), f.get("as_kept_none", "-"))
                       for name, f in results]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:

@@ -95,12 +95,16 @@ UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (ka
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
 CUT_SCALE = 0.03
-# Beyond a cut copy's frame its original fits a fill under 0.2 (95th percentile, kaggle seeds 1
-# and 7, 120 pairs) and holds at least PICTURE grey levels per pixel that no fill explains (59
-# of 60, seed 1); a dark, flat border explains nothing either way, so it says nothing.
-BEYOND_FILL, PICTURE = 0.2, 6.0
-# Beyond the original's frame a copy zoomed out on its canvas fits a fill: with wedges at the
-# pair's angle besides, PAD_FIT is enough; alone, PAD_SURE (tuned below).
+# Beyond a cut copy's frame its original fits a fill under 0.2 and holds at least PICTURE grey
+# levels per pixel that no fill explains (kaggle seeds 1 and 7, every pair of a turned copy and
+# its original at 224 px: 1,239 of 1,413 cut pairs; 926 at 6.0); a dark, flat border explains
+# nothing either way, so it says nothing. A chain copy's mixed fills can look so too (75 of 552
+# pairs the other way round): only an unmarked member is trusted as the source (see _turned_from).
+BEYOND_FILL, PICTURE = 0.2, 3.0
+# Beyond the original's frame a copy turned and zoomed on its canvas fits a fill: with wedges at
+# the pair's angle besides, PAD_FIT is enough; alone, PAD_SURE (originals beyond their copies'
+# frames: at most 0.57, kaggle seeds 1 and 7, 2,220 pairs; copies beyond the original's: 728
+# of 2,220 reach it).
 PAD_FIT, PAD_SURE = 0.3, 0.6
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
 # A picture turned inside a canvas enlarged to hold all of it (cv2, PIL's expand) gets a canvas of
