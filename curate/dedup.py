@@ -208,6 +208,9 @@ KIN_JOINS = 1
 # files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
 # verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
+# At most this many pairs between two groups that both hold copies per round (0: no limit); the
+# others wait for the next round, by when the first may have joined the two (see _round).
+ROUND_PAIRS_BETWEEN = 1
 # Tables of at least this many hashed files search their candidate channels on the workers (a pool
 # costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
 PARALLEL_SEARCH = 2000
@@ -1959,18 +1962,21 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
 def _round(items: list[Pair], groups: _Groups, budget: int) -> tuple[list[Pair], list[Pair]]:
     """(the pairs to verify this round, those left for later): each group's `budget` strongest
-    pairs (items come strongest first) to a group it is not joined with yet. Dropped: pairs
+    pairs (items come strongest first) to a group it is not joined with yet, at most
+    ROUND_PAIRS_BETWEEN of them between two groups that both hold copies. Dropped: pairs
     already joined through verified pairs (nothing to add), and a `lone` pair between two
     groups that both hold copies (see LONE_CHANNELS)."""
-    taken, left, count = [], [], defaultdict(int)
+    taken, left, count, between = [], [], defaultdict(int), defaultdict(int)
     for p in items:
         ga, gb = groups.group_of[p.a], groups.group_of[p.b]
         if ga == gb or (p.lone and groups.pictures[ga] > 1 and groups.pictures[gb] > 1):
             continue
-        if count[ga] < budget or count[gb] < budget:
+        two = (min(ga, gb), max(ga, gb)) if groups.pictures[ga] > 1 and groups.pictures[gb] > 1 else None
+        if (count[ga] < budget or count[gb] < budget) and not (two and 0 < ROUND_PAIRS_BETWEEN <= between[two]):
             taken.append(p)
             count[ga] += 1
             count[gb] += 1
+            between[two] += 1
         else:
             left.append(p)
     return taken, left

@@ -650,6 +650,22 @@ def test_a_round_takes_each_groups_strongest_pairs_and_window_pairs_only_for_a_l
     assert [p[:2] for p in left] == [(1, 3)]  # both groups used their one pair this round
 
 
+def test_a_round_takes_one_pair_between_two_groups_of_copies_and_the_next_waits():
+    # the second pair between two groups of copies waits for the next round: the first may join them
+    from curate.dedup import Pair, _Groups, _round
+
+    groups = _Groups(5, lambda x, y: x < y)
+    groups.link(0, 1, (0, 0.0))
+    groups.link(2, 3, (0, 0.0))
+    items = [Pair(0, 2, False, None, True), Pair(1, 3, False, None, True), Pair(0, 4, False, None, True),
+             Pair(1, 4, False, None, True)]
+    taken, left = _round(items, groups, budget=4)
+    assert [p[:2] for p in taken] == [(0, 2), (0, 4), (1, 4)]  # (a lone picture's pairs are not held back)
+    assert [p[:2] for p in left] == [(1, 3)]
+    groups.link(0, 2, (0, 0.0))  # the first passed: the pair that waited is not verified at all
+    assert _round(left, groups, budget=4) == ([], [])
+
+
 def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch):
     import curate.dedup as dedup
 
