@@ -659,7 +659,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     for g in groups:
         for i, degs in g.tests().items():
             search, tests, frames = tasks.get(i, (False, [], []))
-            tasks[i] = (search, tests + degs, frames)
+            tasks[i] = (search, tests + degs, frames + _pad_frames(g, i, content, dims))
         if not g.clusters:
             _, tests, frames = tasks.get(g.anchor, (False, [], []))
             tasks[g.anchor] = (True, tests, frames)
@@ -687,7 +687,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             saved_from.setdefault(id(g), x)
     # round 2: the anchors whose group left their odd angle open search their own wedges
     onto = {id(g): _onto_upright(g, found, content, dims) for g in groups}
-    odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found) for g in groups}
+    odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found, content, dims) for g in groups}
     whole = {id(g): onto[id(g)][6] for g in groups if onto[id(g)] and onto[id(g)][6] is not None}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
          found, paths, root, cache, skews, workers, progress)
@@ -868,7 +868,22 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     return turns[0], conf, "group", "", u, [0.0], u if whole else None
 
 
-def _odd_decision(g: _Group, found: list) -> tuple | None:
+def _pad_frames(g: _Group, x: int, content, dims) -> list[tuple]:
+    """The anchor's frame placed in witness x (see _frame), for x's pad test in _odd_decision."""
+    frame = _frame(g, g.anchor, x, content, dims) if x != g.anchor else None
+    return [frame] if frame is not None else []
+
+
+def _witness_pad(g: _Group, found: list, w: int, content, dims) -> float:
+    """How well the pixels of cluster w's witnesses beyond the anchor's frame fit a fill (the
+    best of them; 0 when not tested): a Kaggle-style copy turned and zoomed out on the anchor's
+    canvas fills them whether or not its corners keep a wedge's shape."""
+    fills = [(found[x].get("beyond", {}).get(f) or (0.0, 0.0))[0]
+             for x in g.seen[w] for f in _pad_frames(g, x, content, dims)]
+    return max(fills, default=0.0)
+
+
+def _odd_decision(g: _Group, found: list, content=None, dims=None) -> tuple | None:
     """The anchor's turn beyond a right angle, from its group: (turn, confidence, source, flag,
     the member that stands upright), or None when the group does not settle it.
 
@@ -885,13 +900,19 @@ def _odd_decision(g: _Group, found: list) -> tuple | None:
     PAIR_MARGIN, than any copy's wedges say it stands, and, tested at more than one angle,
     only from SUPPORT (4 more kept originals of a Kaggle-style set fitted 0.35-0.73 with no
     copy to say otherwise; the right turns so decided fitted 0.92-1.6). Below that the anchor
-    is flagged, not turned."""
+    is flagged, not turned. A witness whose pixels beyond the anchor's frame fit a fill
+    PAD_SURE (see _turned_from) was padded around the anchor's picture: it shows the anchor
+    straight whatever the wedges say (kaggle seed 73: an original fitting 0.30 by chance was
+    turned onto its copy zoomed out to 0.88, whose pad fits 0.84 and wedges 0.04)."""
     k = g.anchor
     padded, straight = [], []
     for o, w in g.clusters:
         fk = found[k]["fits"].get(round(-o, 2), 0.0)
         fw = max(found[x]["fits"].get(g.test_angle(x), 0.0) for x in g.seen[w])
-        if fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT) \
+        pad = _witness_pad(g, found, w, content, dims) if content is not None else 0.0
+        if pad >= PAD_SURE:
+            straight.append((pad, w))
+        elif fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT) \
                 and (g.resampled[k] or not all(g.resampled[x] for x in g.seen[w])):
             padded.append((fk, o, w))
         elif fw >= PAIR_FIT and fw - fk >= PAIR_MARGIN:

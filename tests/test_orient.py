@@ -497,6 +497,21 @@ def test_a_kept_original_is_not_turned_onto_copies_padded_from_it(tmp_path):
     assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
 
 
+def test_a_kept_original_fitting_wedges_by_chance_is_not_turned_onto_its_zoomed_out_copy(tmp_path, monkeypatch):
+    """Kaggle seed 73: an original and its one copy, turned 18 degrees on the same canvas and
+    zoomed out to 0.88 with black corners (marked fill, so no upright candidate). The original
+    fitted wedges at the pair's angle 0.30 by chance, the copy (padded all round, not in a wedge's
+    shape) 0.04: those fits are given here. The copy's pixels beyond the original's frame are the
+    zoom's fill: the original stands."""
+    t = chain_group(tmp_path, [(18.0, 0.88)], "orig.png")
+    t["derived"] = ["", "fill"]
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.3 if np.array_equal(px, original) else 0.04)
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+    assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5  # the copy gets its turn onto the original
+
+
 def test_a_copy_turned_beyond_45_by_its_chain_gets_the_originals_right_angle_pose(tmp_path):
     """Three turns of 22-25 degrees on a fixed canvas: 70 in all, 20 short of a right angle.
     The original is where the copy was turned from: the whole turn onto it, not the 20 degrees
