@@ -101,6 +101,12 @@ CUT_SCALE = 0.03
 # nothing either way, so it says nothing. A chain copy's mixed fills can look so too (75 of 552
 # pairs the other way round): only an unmarked member is trusted as the source (see _turned_from).
 BEYOND_FILL, PICTURE = 0.2, 3.0
+# ... under BEYOND_LOOSE where the copy shows no picture of its own beyond the original's frame
+# (dark, flat radiograph borders fit 0.2-0.3; the README's orientation section has the figures)
+BEYOND_LOOSE = 0.3
+# Under CUT_SURE the member is picture even if its wedges fit (below SUPPORT): 224 px originals
+# fit 0.3-0.87 by chance
+CUT_SURE = 0.1
 # Beyond the original's frame a copy turned and zoomed on its canvas fits a fill: with wedges at
 # the pair's angle besides, PAD_FIT is enough; alone, PAD_SURE (originals beyond their copies'
 # frames: at most 0.57, kaggle seeds 1 and 7, 2,220 pairs; copies beyond the original's: 728
@@ -818,9 +824,11 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame fit a fill
     PAD_FIT at least: a copy cut from x would show x's picture there; or, with no wedges to go
     by, they fit PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (it shows the
-    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill, u
-    is not the padded one, and u bears no mark at all: a Kaggle-style chain copy can shrink
-    without a fill that beyond_fill sees, and such a copy seldom escapes every mark)."""
+    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill
+    (BEYOND_FILL; BEYOND_LOOSE where x shows no picture of its own beyond u's frame), u is not
+    the padded one (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears
+    no mark at all: a Kaggle-style chain copy can shrink without a fill that beyond_fill sees,
+    and such a copy seldom escapes every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
@@ -829,13 +837,16 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims)
     # (a file that did not decode says nothing: None)
     beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
-    fill = (found[x]["beyond"].get(pad) or (0.0, 0.0))[0] if pad else 0.0
+    fill, left = (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)
+    own_picture = fill < PAD_FIT and left >= PICTURE  # x shows picture of its own beyond u's frame
     shows_less = _cut(g, u, x, content, dims) is not None  # u shows the picture larger: cut from x?
     if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
         return fx
     if fill >= PAD_SURE and not u_padded:
         return fill
-    if g.unmarked[u] and not u_padded and beyond < BEYOND_FILL and picture >= PICTURE:
+    if g.unmarked[u] and picture >= PICTURE and (
+            not u_padded and beyond < (BEYOND_FILL if own_picture else BEYOND_LOOSE)
+            or not own_picture and fu < SUPPORT and beyond < CUT_SURE):
         return 1.0 - beyond
     return 0.0
 
@@ -902,8 +913,8 @@ def _odd_decision(g: _Group, found: list, content=None, dims=None) -> tuple | No
     copy to say otherwise; the right turns so decided fitted 0.92-1.6). Below that the anchor
     is flagged, not turned. A witness whose pixels beyond the anchor's frame fit a fill
     PAD_SURE (see _turned_from) was padded around the anchor's picture: it shows the anchor
-    straight whatever the wedges say (kaggle seed 73: an original fitting 0.30 by chance was
-    turned onto its copy zoomed out to 0.88, whose pad fits 0.84 and wedges 0.04)."""
+    straight whatever the wedges say (kaggle seed 73: an original's chance fit of 0.30 turned
+    it onto its copy zoomed out to 0.88, whose wedges fit 0.04 and pad 0.84)."""
     k = g.anchor
     padded, straight = [], []
     for o, w in g.clusters:
