@@ -665,7 +665,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     for g in groups:
         for i, degs in g.tests().items():
             search, tests, frames = tasks.get(i, (False, [], []))
-            tasks[i] = (search, tests + degs, frames + _pad_frames(g, i, content, dims))
+            tasks[i] = (search, tests + degs, frames)
         if not g.clusters:
             _, tests, frames = tasks.get(g.anchor, (False, [], []))
             tasks[g.anchor] = (True, tests, frames)
@@ -693,6 +693,12 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             saved_from.setdefault(id(g), x)
     # round 2: the anchors whose group left their odd angle open search their own wedges
     onto = {id(g): _onto_upright(g, found, content, dims) for g in groups}
+    # the witnesses' pad test, only where their wedges would let the anchor be turned: it can
+    # only stop a turn (most groups turn nothing)
+    pads = {x: (False, [], _pad_frames(g, x, content, dims)) for g in groups if not onto[id(g)]
+            and (_odd_decision(g, found) or (0.0,))[0] for _, w in g.clusters for x in g.seen[w]}
+    if pads:
+        _run(pads, found, paths, root, cache, skews, workers, None)
     odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found, content, dims) for g in groups}
     whole = {id(g): onto[id(g)][6] for g in groups if onto[id(g)] and onto[id(g)][6] is not None}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
