@@ -25,8 +25,9 @@ import numpy as np
 from curate.errors import ImageError
 from curate.imageio import decode
 from curate.messy import build_messy
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+FRACATLAS = fracatlas.FRACATLAS
 METRICS = ("accuracy", "balanced_accuracy", "auc")
 
 
@@ -111,7 +112,7 @@ def main() -> None:
         for setting in args.settings:
             key, value = setting.split("=", 1)
             options[key] = float(value)
-        truth = build_messy(bases(args.bases, args.seed, args.fracatlas), dest, seed=args.seed, truth_path=args.work / "truth.csv",
+        truth = build_messy(bases(args.bases, args.seed, fracatlas.require(args.fracatlas)), dest, seed=args.seed, truth_path=args.work / "truth.csv",
                             **options)
         print(f"built {dest}: {len(truth)} files from {args.bases} radiographs in {time.perf_counter() - t:.0f} s",
               flush=True)

@@ -36,11 +36,9 @@ from curate.hashing import hash_images  # noqa: E402
 from curate.index import HammingIndex  # noqa: E402
 from curate.layout import scan  # noqa: E402
 from curate.messy import build_messy, load_bases, read_truth, sample_dir  # noqa: E402
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
-# beside the repository; CURATE_FRACATLAS points elsewhere (a git worktree, say)
-FRACATLAS = Path(os.environ.get("CURATE_FRACATLAS", Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"))
-if not FRACATLAS.is_dir():  # a worktree outside the project's folder
-    FRACATLAS = Path("/work/shared/data/fracatlas")
+FRACATLAS = fracatlas.FRACATLAS
 # A mix unlike the tests' (which use one copy of each kind): every kind, arbitrary angles heavier.
 MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate": 2, "mirror": 2,
        "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
@@ -197,7 +195,7 @@ def main() -> None:
         override(setting)
 
     rng = np.random.default_rng(args.seed)
-    all_files = [] if args.sample else sorted((FRACATLAS / "images").glob("*/*.jpg"))
+    all_files = [] if args.sample else sorted((fracatlas.require(FRACATLAS) / "images").glob("*/*.jpg"))
     sources = [(b.path, b.label) for b in load_bases(sample_dir())] if args.sample else []
     for i in rng.permutation(len(all_files)):  # a random subset of the ones that decode
         if len(sources) == args.bases:

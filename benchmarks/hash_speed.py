@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curate import hashing  # noqa: E402
 from curate.hashing import hash_file, hash_images  # noqa: E402
 from curate.imageio import decode  # noqa: E402
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+FRACATLAS = fracatlas.FRACATLAS
 
 
 def main() -> None:

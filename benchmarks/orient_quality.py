@@ -27,7 +27,6 @@ right (within 2 degrees) and wrong (a straight image turned, or a turned one tur
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -45,11 +44,9 @@ from curate.orient import SKEW_CONFIDENCE, orient, skew_confidence, skew_file  #
 from curate.parallel import map_files  # noqa: E402
 from curate.pipeline import through_dups  # noqa: E402
 from curate.split import assign_splits  # noqa: E402
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
-# CURATE_FRACATLAS, else beside the repository (/work/main -> /work/shared) or a worktree's parent (/work/wt/NAME)
-FRACATLAS = Path(os.environ["CURATE_FRACATLAS"]) if os.environ.get("CURATE_FRACATLAS") else next(
-    (p / "shared" / "data" / "fracatlas" for p in Path(__file__).resolve().parents[2:4]
-     if (p / "shared" / "data" / "fracatlas").is_dir()), Path("shared/data/fracatlas"))
+FRACATLAS = fracatlas.FRACATLAS
 UPRIGHT_WITHIN = 5.0  # degrees: a kept turned copy counts as upright
 TURNED_OVER = 3.0  # degrees: a kept upright image turned by more counts as wrongly turned
 
@@ -59,7 +56,7 @@ def angle_error(a, b) -> np.ndarray:
 
 
 def sources(n: int, seed: int) -> list[tuple[Path, str]]:
-    found = [(p, "fractured") for p in sorted((FRACATLAS / "images" / "Fractured").glob("*.jpg"))]
+    found = [(p, "fractured") for p in sorted((fracatlas.require(FRACATLAS) / "images" / "Fractured").glob("*.jpg"))]
     found += [(p, "not fractured") for p in sorted((FRACATLAS / "images" / "Non_fractured").glob("*.jpg"))]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(found))

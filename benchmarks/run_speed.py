@@ -26,13 +26,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-FRACATLAS = REPO.parents[1] / "shared" / "data" / "fracatlas"
-if not FRACATLAS.is_dir():
-    FRACATLAS = Path("/work/shared/data/fracatlas")
+FRACATLAS = fracatlas.FRACATLAS
 STEPS = ("scan", "audit", "hash", "dups", "orient", "manifest", "report")
 
 
@@ -43,7 +42,7 @@ def fracatlas_sources(n: int | None, seed: int) -> list[tuple[Path, str]]:
     from curate.errors import ImageError
     from curate.imageio import decode
 
-    files = sorted((FRACATLAS / "images").glob("*/*.jpg"))
+    files = sorted((fracatlas.require(FRACATLAS) / "images").glob("*/*.jpg"))
     out = []
     for i in np.random.default_rng(seed).permutation(len(files)):
         if n is not None and len(out) == n:
@@ -59,7 +58,7 @@ def fracatlas_sources(n: int | None, seed: int) -> list[tuple[Path, str]]:
 def build_set(name: str, data: Path, kaggle_bases: int) -> Path:
     """The set's folder, built under `data` on first use."""
     if name == "fracatlas":
-        return FRACATLAS / "images"
+        return fracatlas.require(FRACATLAS) / "images"
     dest = data / name
     if dest.is_dir() and any(dest.iterdir()):
         return dest

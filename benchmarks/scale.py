@@ -29,8 +29,9 @@ from curate.hashing import _hash_with_sha, hash_images  # noqa: E402
 from curate.layout import scan  # noqa: E402
 from curate.orient import skew_file  # noqa: E402
 from curate.parallel import cluster_executor, map_files  # noqa: E402
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas" / "images"
+FRACATLAS = fracatlas.FRACATLAS / "images"
 
 
 def timed(func, items, workers, shared=None):

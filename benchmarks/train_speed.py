@@ -35,8 +35,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pandas as pd
+import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas" / "images"
+FRACATLAS = fracatlas.FRACATLAS / "images"
 
 
 def build_folder(dest: Path, n: int, seed: int = 0) -> Path:
@@ -45,7 +46,7 @@ def build_folder(dest: Path, n: int, seed: int = 0) -> Path:
         return dest
     shutil.rmtree(dest, ignore_errors=True)
     rng = np.random.default_rng(seed)
-    files = {c: sorted((FRACATLAS / c).glob("*.jpg")) for c in ("Fractured", "Non_fractured")}
+    files = {c: sorted((fracatlas.require(FRACATLAS.parent) / "images" / c).glob("*.jpg")) for c in ("Fractured", "Non_fractured")}
     n_pos = n // 4  # about FracAtlas's own class mix
     rows = []
     for cls, k in (("Fractured", n_pos), ("Non_fractured", n - n_pos)):
