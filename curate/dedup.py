@@ -171,11 +171,6 @@ GLANCE_MARGIN = 0.15
 # then not taken; above SECOND_GLANCE most second looks of copies succeed, and glances only add cost.
 SECOND_GLANCE, COMMON_MARGIN, RANK_MARGIN = 0.6, 0.2, 0.3
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-# RANSAC's most iterations: it stops sooner once its inliers make it confident (0.995), which a
-# copy's matches do; only look-alikes' matches, few of them agreeing, ran to the old 2,000. At 500
-# every accepted pair of FracAtlas (60) and of the 600-base default set, seed 0 (369), kept its
-# alignment and score; verification took 9-12% less time.
-RANSAC_ITERS = 500
 VERIFY_VERSION = "19"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
@@ -709,7 +704,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
             # the loose matches try a similarity only: a squashed copy keeps its descriptors
             for estimate in (cv2.estimateAffinePartial2D, cv2.estimateAffine2D)[:1 if loose else 2]:
                 m, inl = estimate(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=4.0,
-                                  maxIters=RANSAC_ITERS, confidence=0.995)
+                                  maxIters=2000, confidence=0.995)
                 if m is None or inl is None or int(inl.sum()) < MIN_INLIERS or not _plausible(m):
                     continue
                 score, cover_a, cover_b = _score(fa, fb, mirror, m, bar=LOOSE_FLOOR if loose else -math.inf)
