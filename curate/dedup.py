@@ -215,6 +215,9 @@ KIN_JOINS = 1
 # files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
 # verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
+# Tables of at least this many hashed files search their candidate channels on the workers (a pool
+# costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
+PARALLEL_SEARCH = 2000
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "ring", "window", "twindow")
@@ -795,18 +798,30 @@ class Pair(NamedTuple):
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
+    """Verify pairs with the features map_files shared (see _verified_batch)."""
+    return _verified_batch(pairs)[0]
+
+
+def _verified_batch(pairs: list[Pair]) -> tuple[list[Match], dict[int, tuple]]:
     """Verify pairs with the features map_files shared, then drop the band-passed images the
     batch made, so a worker's memory stays flat however many files it meets (kept for every
-    file, they took 0.3 GB per worker on 2,869 files)."""
+    file, they took 0.3 GB per worker on 2,869 files). Also returns the keypoints the batch made
+    ({row: (mirrored, plain)}: small, and each cost an ORB pass, the plain ones a decode too), for
+    the caller to keep: a worker's own copies end with its round."""
     feats = shared()
+    rows = {i for a, b, *_ in pairs for i in (a, b) if feats.get(i) is not None}
+    had = {i: (feats[i]._mirrored is not None, len(feats[i]._plain or ())) for i in rows}
     out = []
     for p in pairs:
         fa, fb = feats.get(p.a), feats.get(p.b)
         out.append(_verify_pair(fa, fb, p))
-    for i in {i for a, b, *_ in pairs for i in (a, b)}:
-        if feats.get(i) is not None:
-            feats[i]._bands = feats[i]._half = None  # (the plain keypoints stay: small, and each costs a decode)
-    return out
+    made = {}
+    for i in rows:
+        f = feats[i]
+        f._bands = f._half = None
+        if (f._mirrored is not None, len(f._plain or ())) != had[i]:
+            made[i] = (f._mirrored, f._plain)
+    return out, made
 
 
 def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = None,
@@ -826,23 +841,20 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     slots = workers if isinstance(workers, int) else default_workers()
     size = max(8, min(VERIFY_BATCH, -(-len(pairs) // (4 * slots))))
     batches = [pairs[lo:lo + size] for lo in range(0, len(pairs), size)]
-    done = map_files(_verify_batch, batches, workers=workers, shared=features, chunk_size=1,
+    done = map_files(_verified_batch, batches, workers=workers, shared=features, chunk_size=1,
                      progress=scaled(progress, len(batches), len(pairs)))
-    return [m for batch in done for m in batch]
+    for _, made in done:  # keypoints a worker made, kept for later rounds (a worker's copies end with it)
+        for i, (mirrored, plain) in made.items():
+            f = features[i]
+            if f._mirrored is None:
+                f._mirrored = mirrored
+            f._plain = {**(plain or {}), **(f._plain or {})}
+    return [m for batch, _ in done for m in batch]
 
 
-def _features_of(item: str | tuple[str, bool]) -> Features | None:
-    """features(path), with the mirrored keypoints made at once if asked ((path, True))."""
-    path, mirrored = (item, False) if isinstance(item, str) else item
-    f = features(path)
-    if f is not None and mirrored:
-        f.mirrored
-    return f
-
-
-def _mirrored_of(row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The mirrored keypoints of row's features (those map_files shared)."""
-    return shared()[row].mirrored
+def _features_of(path: str) -> Features | None:
+    """features(path), under a name verify_pairs's `features` argument does not hide."""
+    return features(path)
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -945,14 +957,16 @@ def _centred_match(fa: Features, fb: Features) -> Match:
 # ---- candidates ------------------------------------------------------------------------------
 
 
-def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
+def candidate_pairs(table: pd.DataFrame, workers=None) -> pd.DataFrame:
     """Pairs (a < b, row positions) worth verifying, with the channel that proposed them.
 
     Exact bytes or pixels, then pHash under 8 rotations/flips (all within PHASH_RADIUS); then
     the any-angle and the shift/zoom channels, whose radii reach into look-alike territory, add
     only each image's few nearest pairs that no earlier channel proposed. `variant` v: a ~ T_v(b),
     the rotation/flip v of hashing.dihedral (of whole frames for phash and lhash, else of the
-    hashed discs or windows, whose mirror bit is still the frames')."""
+    hashed discs or windows, whose mirror bit is still the frames'). The channels' searches run
+    side by side on `workers` processes (from PARALLEL_SEARCH files); what each adds is then
+    settled in channel order."""
     n = len(table)
     ok = np.flatnonzero((table["hash_status"] == "ok").to_numpy())
     frames = []
@@ -968,16 +982,12 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
             if firsts:
                 frames.append(_pairs(np.concatenate(firsts), np.concatenate(others), 0, 0, col))
     if len(ok) >= 2:
+        searches = {}  # channel -> (search function, its arguments): run below, all at once
         phash = table["phash"].to_numpy(dtype=np.uint64)[ok]
-        a, b, d, v = dihedral_pairs(phash, dihedral(phash), PHASH_RADIUS)
-        frames.append(_pairs(ok[a], ok[b], d, v, "phash"))
-
+        searches["phash"] = (dihedral_pairs, (phash, dihedral(phash), PHASH_RADIUS), {})
         if "thash" in table:
             th = table["thash"].to_numpy(dtype=np.uint64)[ok]
-            found = dihedral_pairs(th, dihedral(th), THASH_RADIUS)
-            cut = th != phash  # the frame had flat strips to trim
-            _add_nearest_new(frames, ok, n, found, THASH_TOP, "ab", "thash", keep=cut[found[0]] | cut[found[1]])
-
+            searches["thash"] = (dihedral_pairs, (th, dihedral(th), THASH_RADIUS), {})
         dark = table["dark_share"].to_numpy()[ok] if "dark_share" in table else np.zeros(len(ok))
         if LHASH_COLUMNS[-1] in table:
             codes = table[list(LHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
@@ -986,36 +996,60 @@ def candidate_pairs(table: pd.DataFrame) -> pd.DataFrame:
             for k in range(len(CLIP_FLOORS)):
                 q = np.flatnonzero((dark >= CLIPPED) & (step == k))  # files clipped up to this floor
                 if len(q):
-                    found = dihedral_pairs(codes[:, k], dihedral(codes[:, k]), LHASH_RADIUS,
-                                           queries=q, query_codes=codes[q, k:k + 1])
-                    _add_nearest_new(frames, ok, n, found, LHASH_TOP, "a", "lhash")
+                    searches[f"lhash{k}"] = (dihedral_pairs, (codes[:, k], dihedral(codes[:, k]), LHASH_RADIUS),
+                                             {"queries": q, "query_codes": codes[q, k:k + 1]})
         for channel, columns in (("rhash", RHASH_COLUMNS), ("ghash", GHASH_COLUMNS)):
             if columns[-1] in table:
                 disc = table[list(columns)].to_numpy(dtype=np.uint64)[ok]
-                found = dihedral_pairs(disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS,
-                                       queries=np.arange(len(ok)), query_codes=disc)
-                _add_nearest_new(frames, ok, n, found, RHASH_TOP, "b", channel)  # b: the indexed image
-                _add_nearest_new(frames, ok, n, found, FILL_TOP, "a", channel, keep=dark[found[0]] >= FILL_DARK)
-
+                searches[channel] = (dihedral_pairs, (disc[:, 0], dihedral(disc[:, 0]), RHASH_RADIUS),
+                                     {"queries": np.arange(len(ok)), "query_codes": disc})
         if RING_COLUMNS[-1] in table:
-            rings = table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
-            _add_nearest_new(frames, ok, n, ring_pairs(rings, RING_RADIUS), RING_TOP, "ab", "ring")
-
+            searches["ring"] = (ring_pairs, (table[list(RING_COLUMNS)].to_numpy(dtype=np.uint64)[ok], RING_RADIUS), {})
         if WHASH_COLUMNS[-1] in table:
             windows = table[list(WHASH_COLUMNS)].to_numpy(dtype=np.uint64)[ok]
-            found = window_pairs(windows, WHASH_RADIUS)
-            _add_nearest_new(frames, ok, n, found, WHASH_TOP, "a", "window")  # a: the querying image
+            searches["window"] = (window_pairs, (windows, WHASH_RADIUS), {})
             if "twhash" in table:  # the trimmed frame's centred window, for frames that had strips
                 tw = table["twhash"].to_numpy(dtype=np.uint64)[ok]
                 cut = np.flatnonzero(tw != windows[:, 0])
-                found = window_pairs(windows, WHASH_RADIUS, queries=cut, query_codes=tw[cut])
-                _add_nearest_new(frames, ok, n, found, THASH_TOP, "a", "twindow")
+                searches["twindow"] = (window_pairs, (windows, WHASH_RADIUS), {"queries": cut, "query_codes": tw[cut]})
+        parallel = len(ok) >= PARALLEL_SEARCH and not isinstance(workers, Executor)
+        # the window searches first: they take half the time
+        names = sorted(searches, key=lambda c: not c.endswith("window"))
+        found = dict(zip(names, map_files(_search, [searches[c] for c in names], workers=workers if parallel else 1,
+                                          chunk_size=1)))
+
+        a, b, d, v = found["phash"]
+        frames.append(_pairs(ok[a], ok[b], d, v, "phash"))
+        if "thash" in found:
+            cut = th != phash  # the frame had flat strips to trim
+            f = found["thash"]
+            _add_nearest_new(frames, ok, n, f, THASH_TOP, "ab", "thash", keep=cut[f[0]] | cut[f[1]])
+        for k in range(len(CLIP_FLOORS)):
+            if f"lhash{k}" in found:
+                _add_nearest_new(frames, ok, n, found[f"lhash{k}"], LHASH_TOP, "a", "lhash")
+        for channel in ("rhash", "ghash"):
+            if channel in found:
+                f = found[channel]
+                _add_nearest_new(frames, ok, n, f, RHASH_TOP, "b", channel)  # b: the indexed image
+                _add_nearest_new(frames, ok, n, f, FILL_TOP, "a", channel, keep=dark[f[0]] >= FILL_DARK)
+        if "ring" in found:
+            _add_nearest_new(frames, ok, n, found["ring"], RING_TOP, "ab", "ring")
+        if "window" in found:
+            _add_nearest_new(frames, ok, n, found["window"], WHASH_TOP, "a", "window")  # a: the querying image
+        if "twindow" in found:
+            _add_nearest_new(frames, ok, n, found["twindow"], THASH_TOP, "a", "twindow")
     if not frames:
         return pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
     pairs = pd.concat(frames, ignore_index=True)
     rank = pairs["channel"].map({c: i for i, c in enumerate(CHANNELS)})
     pairs = pairs.assign(rank=rank).sort_values(["a", "b", "rank", "dist"], kind="stable")
     return pairs.drop_duplicates(["a", "b"]).drop(columns="rank").reset_index(drop=True)
+
+
+def _search(spec: tuple) -> tuple[np.ndarray, ...]:
+    """One channel's search, (function, args, kwargs), in a worker."""
+    func, args, kwargs = spec
+    return func(*args, **kwargs)
 
 
 def _add_nearest_new(frames: list[pd.DataFrame], ok: np.ndarray, n: int, found: tuple, top: int, sides: str,
@@ -1785,7 +1819,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                 progress(n)
             return hit
     paths = [str(root / p) for p in table["path"]]
-    pairs = candidate_pairs(table)
+    pairs = candidate_pairs(table, workers=workers)
     cache = _PairCache(cache_dir, table, paths) if cache_dir is not None else None
 
     # exact and pixel-identical files need no verification: each set is one picture (its
@@ -1848,16 +1882,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
         but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
-        if feats is not None:
-            # mirrored keypoints (~2 ms a file) for the files these pairs may ask them of, made
-            # here once rather than by the workers each round (what a worker makes is dropped)
-            flip = {p.b for p in fresh if p.mirror or p.tries > 1}
+        if feats is not None:  # (mirrored and plain keypoints: made by the workers when asked, kept here)
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_of, [(paths[i], i in flip) for i in new],
+            feats.update(zip(new, map_files(features, [paths[i] for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
-            late = sorted(i for i in flip if feats[i] is not None and feats[i]._mirrored is None)
-            for i, keypoints in zip(late, map_files(_mirrored_of, late, workers=workers, shared=feats)):
-                feats[i]._mirrored = keypoints
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))
         if advance and counted:

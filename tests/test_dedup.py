@@ -386,7 +386,7 @@ def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(t
     monkeypatch.setattr(dedup, "verify_pairs", nothing_verifies)
     proposed = pd.DataFrame({"a": [0, 0], "b": [1, 2], "dist": [3, 3], "variant": [0, 0],
                              "channel": ["rhash", "window"]})
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: proposed)
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: proposed)
     find_duplicates(pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "hash_status": "ok"}), tmp_path, workers=1)
     assert [(p.a, p.b, p.refine) for p in asked] == [(0, 1, True), (0, 2, False)]
 
@@ -692,11 +692,11 @@ def test_a_rerun_with_the_same_input_takes_the_last_result_back(tmp_path, monkey
                                            "other": jpeg(xray(9))})
     first = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache")
     real = dedup.candidate_pairs
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: pytest.fail("worked again"))
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: pytest.fail("worked again"))
     again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache")
     pd.testing.assert_frame_equal(first, again)
     calls = []
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: calls.append(1) or real(t))
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: calls.append(1) or real(t))
     relabelled = find_duplicates(table.assign(label="x"), root, workers=1, cache_dir=tmp_path / "cache")
     assert calls == [1] and relabelled["group"].tolist() == first["group"].tolist()
 
@@ -814,3 +814,30 @@ def test_a_loose_alignment_is_scored_in_full_only_where_its_glance_comes_near_th
     assert dedup._score(fa, fb, False, shift)[0] > 0.9
     other = dedup._score(fa, fc, False, shift, bar=dedup.LOOSE_FLOOR)[0]
     assert other == dedup._glance(fa, fc, False, shift) < dedup.LOOSE_FLOOR - dedup.GLANCE_MARGIN
+
+
+def test_the_channels_searched_side_by_side_propose_the_same_pairs(tmp_path, monkeypatch):
+    import curate.dedup as dedup
+
+    files = {f"q{q}": jpeg(xray(7), q) for q in (95, 80)} | {"turned": jpeg(np.rot90(xray(7)).copy())}
+    files |= {f"other{s}": jpeg(xray(s)) for s in (8, 9)}
+    _, table = hashed_folder(tmp_path, files)
+    alone = dedup.candidate_pairs(table, workers=1)
+    monkeypatch.setattr(dedup, "PARALLEL_SEARCH", 0)  # (a table this small is otherwise searched in-process)
+    side_by_side = dedup.candidate_pairs(table, workers=2)
+    assert len(alone) >= 3
+    pd.testing.assert_frame_equal(side_by_side, alone)
+
+
+def test_keypoints_a_worker_makes_are_kept_for_later_rounds(tmp_path):
+    # A worker's copy of the features ends with its round: the mirrored keypoints it had to make
+    # (pairs the hashes call mirrored) come back with the results, so no later round makes them again.
+    from curate.dedup import Pair, features, verify_pairs
+
+    root, _ = hashed_folder(tmp_path, {"a": jpeg(xray(7)), "b": jpeg(np.fliplr(xray(7)).copy())})
+    paths = [str(root / "a" / f"{n}.jpg") for n in ("a", "b")]
+    feats = {i: features(p) for i, p in enumerate(paths)}
+    pairs = [Pair(0, 1, True, None, True)] * 32  # enough batches for a pool of two workers
+    matches = verify_pairs(pairs, paths, workers=2, features=feats)
+    assert all(m.ok and m.mirrored for m in matches)
+    assert feats[1]._mirrored is not None and feats[0]._mirrored is None  # (a is never mirrored)

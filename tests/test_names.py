@@ -62,7 +62,7 @@ def test_a_fragment_only_its_name_proposes_joins_and_an_unrelated_namesake_does_
     root, table = hashed_folder(tmp_path, files)
     # the hashes propose nothing: only the names can bring two files together
     none = pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: none)
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: none)
 
     def groups() -> list[list[str]]:
         out = dedup.find_duplicates(table, root, workers=1)
@@ -120,7 +120,7 @@ def test_a_weak_link_joins_two_groups_only_with_a_family_name_and_one_label(tmp_
               [("82", "82-rotated1", 0.95), ("82-rotated1-rotated1", "82-rotated1-rotated2", 0.95),
                ("82-rotated1", "82-rotated1-rotated1", 0.82)]}
     proposed = pd.DataFrame([(a, b, 1, 0, "phash") for a, b in scores], columns=["a", "b", "dist", "variant", "channel"])
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: proposed)
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: proposed)
     monkeypatch.setattr(dedup, "_verify_pair", lambda fa, fb, p: dedup.Match(True, scores[(p.a, p.b)])
                         if (p.a, p.b) in scores else dedup.Match(False))
 
@@ -141,7 +141,7 @@ def test_a_chain_in_more_fragments_than_name_groups_rejoins_along_its_parents(tm
     root, table = hashed_folder(tmp_path, {n: jpeg(xray(5 + k, 224, 224)) for k, n in enumerate(names)})
     at = {table.index[table["path"] == f"a/{n}.jpg"][0]: n for n in names}
     none = pd.DataFrame({"a": [], "b": [], "dist": [], "variant": [], "channel": []})
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda t: none)
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: none)
 
     def verify(fa, fb, p):
         x, y = sorted((at[p.a], at[p.b]), key=len)
