@@ -107,7 +107,14 @@ MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
 MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
-REFINE_FLOOR = 0.3  # pairs whose first alignment correlates less are not worth refining
+# A keypoint alignment that correlates under REFINE_FLOOR is not worth refining (a half-size ECC
+# and a score, ~2 ms a pair). Refinement rescued 3 of FracAtlas's accepted pairs and 4 of the
+# 600-base default set's (seed 0), all from 0.65-0.78 (COARSE_FLOOR, 0.65, is what its half-size
+# step must reach; a copy turned 23 degrees, blurred and saved at JPEG quality 10 starts from
+# 0.59, see the tests); at 0.3, 3,858 of FracAtlas's 31,431 verified pairs (look-alikes scoring
+# 0.3-0.5) were refined for none, a fifth of all verification time.
+REFINE_FLOOR = 0.5
+POSE_REFINE_FLOOR = 0.3  # the same for _centred_match's pose (kin pairs only: few, and hard)
 LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
 # A near miss is first refined at half size: under COARSE_FLOOR there, it is not refined at full
 # size. On FracAtlas's 29,872 candidate pairs, 4,644 of the 5,353 refined ones stop there; none
@@ -164,7 +171,7 @@ GLANCE_MARGIN = 0.15
 # then not taken; above SECOND_GLANCE most second looks of copies succeed, and glances only add cost.
 SECOND_GLANCE, COMMON_MARGIN, RANK_MARGIN = 0.6, 0.2, 0.3
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "18"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "19"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -936,7 +943,7 @@ def _centred_match(fa: Features, fb: Features) -> Match:
             if not _plausible(m):
                 continue
             score, cover_a, cover_b = _score(fa, fb, mirror, m)
-            if REFINE_FLOOR <= score < REFINED_CORRELATION:
+            if POSE_REFINE_FLOOR <= score < REFINED_CORRELATION:
                 w = _refine(fa.pixels, b, m)
                 if w is not None and _plausible(w):
                     refined, cover_a2, cover_b2 = _score(fa, fb, mirror, w)

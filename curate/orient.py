@@ -101,6 +101,12 @@ CUT_SCALE = 0.03
 # nothing either way, so it says nothing. A chain copy's mixed fills can look so too (75 of 552
 # pairs the other way round): only an unmarked member is trusted as the source (see _turned_from).
 BEYOND_FILL, PICTURE = 0.2, 3.0
+# ... under BEYOND_LOOSE where the copy shows no picture of its own beyond the original's frame
+# (dark, flat radiograph borders fit 0.2-0.3; the README's orientation section has the figures)
+BEYOND_LOOSE = 0.3
+# Under CUT_SURE the member is picture even if its wedges fit (below SUPPORT): 224 px originals
+# fit 0.3-0.87 by chance
+CUT_SURE = 0.1
 # Beyond the original's frame a copy turned and zoomed on its canvas fits a fill: with wedges at
 # the pair's angle besides, PAD_FIT is enough; alone, PAD_SURE (originals beyond their copies'
 # frames: at most 0.57, kaggle seeds 1 and 7, 2,220 pairs; copies beyond the original's: 728
@@ -687,7 +693,13 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             saved_from.setdefault(id(g), x)
     # round 2: the anchors whose group left their odd angle open search their own wedges
     onto = {id(g): _onto_upright(g, found, content, dims) for g in groups}
-    odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found) for g in groups}
+    # the witnesses' pad test, only where their wedges would let the anchor be turned: it can
+    # only stop a turn (most groups turn nothing)
+    pads = {x: (False, [], _pad_frames(g, x, content, dims)) for g in groups if not onto[id(g)]
+            and (_odd_decision(g, found) or (0.0,))[0] for _, w in g.clusters for x in g.seen[w]}
+    if pads:
+        _run(pads, found, paths, root, cache, skews, workers, None)
+    odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found, content, dims) for g in groups}
     whole = {id(g): onto[id(g)][6] for g in groups if onto[id(g)] and onto[id(g)][6] is not None}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
          found, paths, root, cache, skews, workers, progress)
@@ -818,9 +830,11 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame fit a fill
     PAD_FIT at least: a copy cut from x would show x's picture there; or, with no wedges to go
     by, they fit PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (it shows the
-    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill, u
-    is not the padded one, and u bears no mark at all: a Kaggle-style chain copy can shrink
-    without a fill that beyond_fill sees, and such a copy seldom escapes every mark)."""
+    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill
+    (BEYOND_FILL; BEYOND_LOOSE where x shows no picture of its own beyond u's frame), u is not
+    the padded one (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears
+    no mark at all: a Kaggle-style chain copy can shrink without a fill that beyond_fill sees,
+    and such a copy seldom escapes every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
@@ -829,13 +843,16 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims)
     # (a file that did not decode says nothing: None)
     beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
-    fill = (found[x]["beyond"].get(pad) or (0.0, 0.0))[0] if pad else 0.0
+    fill, left = (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)
+    own_picture = fill < PAD_FIT and left >= PICTURE  # x shows picture of its own beyond u's frame
     shows_less = _cut(g, u, x, content, dims) is not None  # u shows the picture larger: cut from x?
     if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
         return fx
     if fill >= PAD_SURE and not u_padded:
         return fill
-    if g.unmarked[u] and not u_padded and beyond < BEYOND_FILL and picture >= PICTURE:
+    if g.unmarked[u] and picture >= PICTURE and (
+            not u_padded and beyond < (BEYOND_FILL if own_picture else BEYOND_LOOSE)
+            or not own_picture and fu < SUPPORT and beyond < CUT_SURE):
         return 1.0 - beyond
     return 0.0
 
@@ -868,7 +885,22 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     return turns[0], conf, "group", "", u, [0.0], u if whole else None
 
 
-def _odd_decision(g: _Group, found: list) -> tuple | None:
+def _pad_frames(g: _Group, x: int, content, dims) -> list[tuple]:
+    """The anchor's frame placed in witness x (see _frame), for x's pad test in _odd_decision."""
+    frame = _frame(g, g.anchor, x, content, dims) if x != g.anchor else None
+    return [frame] if frame is not None else []
+
+
+def _witness_pad(g: _Group, found: list, w: int, content, dims) -> float:
+    """How well the pixels of cluster w's witnesses beyond the anchor's frame fit a fill (the
+    best of them; 0 when not tested): a Kaggle-style copy turned and zoomed out on the anchor's
+    canvas fills them whether or not its corners keep a wedge's shape."""
+    fills = [(found[x].get("beyond", {}).get(f) or (0.0, 0.0))[0]
+             for x in g.seen[w] for f in _pad_frames(g, x, content, dims)]
+    return max(fills, default=0.0)
+
+
+def _odd_decision(g: _Group, found: list, content=None, dims=None) -> tuple | None:
     """The anchor's turn beyond a right angle, from its group: (turn, confidence, source, flag,
     the member that stands upright), or None when the group does not settle it.
 
@@ -885,13 +917,19 @@ def _odd_decision(g: _Group, found: list) -> tuple | None:
     PAIR_MARGIN, than any copy's wedges say it stands, and, tested at more than one angle,
     only from SUPPORT (4 more kept originals of a Kaggle-style set fitted 0.35-0.73 with no
     copy to say otherwise; the right turns so decided fitted 0.92-1.6). Below that the anchor
-    is flagged, not turned."""
+    is flagged, not turned. A witness whose pixels beyond the anchor's frame fit a fill
+    PAD_SURE (see _turned_from) was padded around the anchor's picture: it shows the anchor
+    straight whatever the wedges say (kaggle seed 73: an original's chance fit of 0.30 turned
+    it onto its copy zoomed out to 0.88, whose wedges fit 0.04 and pad 0.84)."""
     k = g.anchor
     padded, straight = [], []
     for o, w in g.clusters:
         fk = found[k]["fits"].get(round(-o, 2), 0.0)
         fw = max(found[x]["fits"].get(g.test_angle(x), 0.0) for x in g.seen[w])
-        if fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT) \
+        pad = _witness_pad(g, found, w, content, dims) if content is not None else 0.0
+        if pad >= PAD_SURE:
+            straight.append((pad, w))
+        elif fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT) \
                 and (g.resampled[k] or not all(g.resampled[x] for x in g.seen[w])):
             padded.append((fk, o, w))
         elif fw >= PAIR_FIT and fw - fk >= PAIR_MARGIN:

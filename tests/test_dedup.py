@@ -391,6 +391,24 @@ def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(t
     assert [(p.a, p.b, p.refine) for p in asked] == [(0, 1, True), (0, 2, False)]
 
 
+def test_only_a_near_miss_is_refined(tmp_path, monkeypatch):
+    # A keypoint alignment that correlates like a look-alike (0.3-0.5 on FracAtlas, a fifth of
+    # its candidate pairs) is not refined; one that comes near the bar is (REFINE_FLOOR).
+    import curate.dedup as dedup
+
+    orig = xray(41)
+    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
+    (tmp_path / "copy.jpg").write_bytes(jpeg(rotate_expand(orig, 23, "reflect"), 60))
+    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    refined = []
+    monkeypatch.setattr(dedup, "_coarse_refine", lambda a, b, m: refined.append(m) and None)
+    for score, asked in ((0.4, False), (0.55, True)):
+        refined.clear()
+        monkeypatch.setattr(dedup, "_score", lambda *args, s=score, **kwargs: (s, 1.0, 1.0))
+        m = dedup.verify(fo, fc, False, tries=1)
+        assert not m.ok and m.score == score and bool(refined) == asked
+
+
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     # Disc codes made by hand. File 0 is an original; 1-3 are look-alikes whose discs sit 2 bits
     # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits

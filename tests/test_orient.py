@@ -358,19 +358,19 @@ def cut_copy(img: np.ndarray, angle: float, zoom: float, fill: int = 0) -> np.nd
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill)
 
 
-def kaggle_group(tmp_path, kept: str, contrast: float = 1.0) -> pd.DataFrame:
+def kaggle_group(tmp_path, kept: str, contrast: float = 1.0, zoom: float = 1.45) -> pd.DataFrame:
     """An original, a copy turned 20 and zoomed in so far that no wedge is left (cut), and that
     copy turned 15 more with wedges; `kept` is the representative. dup_angle and dup_scale as the
     dups stage gives them (onto the representative; content scale against it). contrast: of the
-    original's detail (small radiographs resized to 224 px hold little)."""
+    original's detail (small radiographs resized to 224 px hold little); zoom: the cut copy's."""
     base = scan_like(5).astype(np.float32)
     base = np.clip((base - base.mean()) * contrast + base.mean(), 0, 255).astype(np.uint8)
     save(tmp_path / "orig.png", base)
-    cut = cut_copy(base, 20.0, 1.45)
+    cut = cut_copy(base, 20.0, zoom)
     save(tmp_path / "cut.png", cut)
     save(tmp_path / "further.png", cut_copy(cut, 15.0, 1.0))
     # (dup_angle, dup_scale, derived) of each file against the original
-    geo = {"orig.png": (0.0, 1.0, ""), "cut.png": (-20.0, 1.45, ""), "further.png": (-35.0, 1.45, "resampled")}
+    geo = {"orig.png": (0.0, 1.0, ""), "cut.png": (-20.0, zoom, ""), "further.png": (-35.0, zoom, "resampled")}
     a0, s0, _ = geo[kept]
     rows = [(p, "ok", 1, p == kept, a - a0, False, 1.0 if p == kept else 0.93) for p, (a, _, _) in geo.items()]
     t = dup_table(rows)
@@ -398,9 +398,29 @@ def test_a_kept_cut_copy_of_a_faint_original_is_turned_onto_it(tmp_path):
     assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
 
 
-@pytest.mark.parametrize("contrast", [1.0, 0.18])
-def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path, contrast):
-    out = orient(kaggle_group(tmp_path, "orig.png", contrast), tmp_path, workers=1).set_index("path")
+def test_a_kept_cut_copy_is_turned_onto_an_original_whose_picture_beyond_its_frame_is_flat(tmp_path):
+    """A faint original beyond a copy cut at 1.3 fits a fill 0.29 (dark, flat radiograph borders
+    do so too): still picture, since the copy shows nothing of its own beyond the original's frame."""
+    out = orient(kaggle_group(tmp_path, "cut.png", contrast=0.18, zoom=1.3), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
+
+
+def test_a_kept_cut_copy_is_turned_onto_an_original_that_fits_wedges_by_chance(tmp_path, monkeypatch):
+    """224 px originals fit wedges at a pair's angle 0.3-0.87 by chance (kaggle seed 13's 28.jpg:
+    0.61 against its cut copy's 0.05; here 0.7 against 0.41): beyond the copy's frame the
+    original is clearly picture, so its chance fit does not make it the padded one."""
+    t = kaggle_group(tmp_path, "cut.png")
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    real = orient_module.wedge_fit
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.7 if np.array_equal(px, original)
+                        else real(px, deg))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
+
+
+@pytest.mark.parametrize("contrast, zoom", [(1.0, 1.45), (0.18, 1.45), (0.18, 1.3)])
+def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path, contrast, zoom):
+    out = orient(kaggle_group(tmp_path, "orig.png", contrast, zoom), tmp_path, workers=1).set_index("path")
     assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
 
 
@@ -495,6 +515,21 @@ def test_a_kept_copy_padded_on_its_canvas_is_turned_onto_the_original(tmp_path):
 def test_a_kept_original_is_not_turned_onto_copies_padded_from_it(tmp_path):
     out = orient(chain_group(tmp_path, [(18.0, 0.88), (15.0, 0.95)], "orig.png"), tmp_path, workers=1).set_index("path")
     assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+
+
+def test_a_kept_original_fitting_wedges_by_chance_is_not_turned_onto_its_zoomed_out_copy(tmp_path, monkeypatch):
+    """Kaggle seed 73: an original and its one copy, turned 18 degrees on the same canvas and
+    zoomed out to 0.88 with black corners (marked fill, so no upright candidate). The original
+    fitted wedges at the pair's angle 0.30 by chance, the copy (padded all round, not in a wedge's
+    shape) 0.04: those fits are given here. The copy's pixels beyond the original's frame are the
+    zoom's fill: the original stands."""
+    t = chain_group(tmp_path, [(18.0, 0.88)], "orig.png")
+    t["derived"] = ["", "fill"]
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.3 if np.array_equal(px, original) else 0.04)
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+    assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5  # the copy gets its turn onto the original
 
 
 def test_a_copy_turned_beyond_45_by_its_chain_gets_the_originals_right_angle_pose(tmp_path):
