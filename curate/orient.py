@@ -695,8 +695,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     onto = {id(g): _onto_upright(g, found, content, dims) for g in groups}
     # the witnesses' pad test, only where their wedges would let the anchor be turned: it can
     # only stop a turn (most groups turn nothing)
-    pads = {x: (False, [], _pad_frames(g, x, content, dims)) for g in groups if not onto[id(g)]
-            and (_odd_decision(g, found) or (0.0,))[0] for _, w in g.clusters for x in g.seen[w]}
+    turning = [g for g in groups if not onto[id(g)] and _wedges_turn(g, found)]
+    pads = {x: (False, [], _pad_frames(g, x, content, dims)) for g in turning for _, w in g.clusters for x in g.seen[w]}
     if pads:
         _run(pads, found, paths, root, cache, skews, workers, None)
     odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found, content, dims) for g in groups}
@@ -883,6 +883,12 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     conf = min(group_confidence(g.score[u]), round(0.5 + 0.5 * min(1.0, e), 3))
     whole = all(_angle_diff(g.turn(k, v), g.turn(k, u)) <= AGREE for v, _ in upright)
     return turns[0], conf, "group", "", u, [0.0], u if whole else None
+
+
+def _wedges_turn(g: _Group, found: list) -> bool:
+    """Whether the wedges alone (no pad test) would turn g's anchor beyond a right angle."""
+    decided = _odd_decision(g, found)
+    return decided is not None and bool(decided[0])
 
 
 def _pad_frames(g: _Group, x: int, content, dims) -> list[tuple]:
