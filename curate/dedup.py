@@ -108,13 +108,10 @@ MIN_CORRELATION = 0.78
 REFINED_CORRELATION = 0.86
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
 # A keypoint alignment that correlates under REFINE_FLOOR is not worth refining (a half-size ECC
-# and a score, ~2 ms a pair). Refinement rescued 3 of FracAtlas's accepted pairs and 4 of the
-# 600-base default set's (seed 0), all from 0.65-0.78 (COARSE_FLOOR, 0.65, is what its half-size
-# step must reach; a copy turned 23 degrees, blurred and saved at JPEG quality 10 starts from
-# 0.59, see the tests); at 0.3, 3,858 of FracAtlas's 31,431 verified pairs (look-alikes scoring
-# 0.3-0.5) were refined for none, a fifth of all verification time.
-REFINE_FLOOR = 0.5
-POSE_REFINE_FLOOR = 0.3  # the same for _centred_match's pose (kin pairs only: few, and hard)
+# and a score, ~2 ms a pair). Raising it to 0.5 saved 15% of FracAtlas's verification CPU
+# (3,858 of its 31,431 verified pairs score 0.3-0.5) but changed which file two never-tuned
+# kaggle sets keep in a group (session 14, README Speed): refinements from there do land.
+REFINE_FLOOR = 0.3
 LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
 # A near miss is first refined at half size: under COARSE_FLOOR there, it is not refined at full
 # size. On FracAtlas's 29,872 candidate pairs, 4,644 of the 5,353 refined ones stop there; none
@@ -171,7 +168,7 @@ GLANCE_MARGIN = 0.15
 # then not taken; above SECOND_GLANCE most second looks of copies succeed, and glances only add cost.
 SECOND_GLANCE, COMMON_MARGIN, RANK_MARGIN = 0.6, 0.2, 0.3
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "19"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "18"  # bump when verification changes meaning: cached pair results are then ignored
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
@@ -215,9 +212,6 @@ KIN_JOINS = 1
 # files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
 # verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
-# At most this many pairs between two groups that both hold copies per round (0: no limit); the
-# others wait for the next round, by when the first may have joined the two (see _round).
-ROUND_PAIRS_BETWEEN = 1
 # Tables of at least this many hashed files search their candidate channels on the workers (a pool
 # costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
 PARALLEL_SEARCH = 2000
@@ -943,7 +937,7 @@ def _centred_match(fa: Features, fb: Features) -> Match:
             if not _plausible(m):
                 continue
             score, cover_a, cover_b = _score(fa, fb, mirror, m)
-            if POSE_REFINE_FLOOR <= score < REFINED_CORRELATION:
+            if REFINE_FLOOR <= score < REFINED_CORRELATION:
                 w = _refine(fa.pixels, b, m)
                 if w is not None and _plausible(w):
                     refined, cover_a2, cover_b2 = _score(fa, fb, mirror, w)
@@ -1969,21 +1963,18 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
 def _round(items: list[Pair], groups: _Groups, budget: int) -> tuple[list[Pair], list[Pair]]:
     """(the pairs to verify this round, those left for later): each group's `budget` strongest
-    pairs (items come strongest first) to a group it is not joined with yet, at most
-    ROUND_PAIRS_BETWEEN of them between two groups that both hold copies. Dropped: pairs
+    pairs (items come strongest first) to a group it is not joined with yet. Dropped: pairs
     already joined through verified pairs (nothing to add), and a `lone` pair between two
     groups that both hold copies (see LONE_CHANNELS)."""
-    taken, left, count, between = [], [], defaultdict(int), defaultdict(int)
+    taken, left, count = [], [], defaultdict(int)
     for p in items:
         ga, gb = groups.group_of[p.a], groups.group_of[p.b]
         if ga == gb or (p.lone and groups.pictures[ga] > 1 and groups.pictures[gb] > 1):
             continue
-        two = (min(ga, gb), max(ga, gb)) if groups.pictures[ga] > 1 and groups.pictures[gb] > 1 else None
-        if (count[ga] < budget or count[gb] < budget) and not (two and 0 < ROUND_PAIRS_BETWEEN <= between[two]):
+        if count[ga] < budget or count[gb] < budget:
             taken.append(p)
             count[ga] += 1
             count[gb] += 1
-            between[two] += 1
         else:
             left.append(p)
     return taken, left

@@ -391,24 +391,6 @@ def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(t
     assert [(p.a, p.b, p.refine) for p in asked] == [(0, 1, True), (0, 2, False)]
 
 
-def test_only_a_near_miss_is_refined(tmp_path, monkeypatch):
-    # A keypoint alignment that correlates like a look-alike (0.3-0.5 on FracAtlas, a fifth of
-    # its candidate pairs) is not refined; one that comes near the bar is (REFINE_FLOOR).
-    import curate.dedup as dedup
-
-    orig = xray(41)
-    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
-    (tmp_path / "copy.jpg").write_bytes(jpeg(rotate_expand(orig, 23, "reflect"), 60))
-    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
-    refined = []
-    monkeypatch.setattr(dedup, "_coarse_refine", lambda a, b, m: refined.append(m) and None)
-    for score, asked in ((0.4, False), (0.55, True)):
-        refined.clear()
-        monkeypatch.setattr(dedup, "_score", lambda *args, s=score, **kwargs: (s, 1.0, 1.0))
-        m = dedup.verify(fo, fc, False, tries=1)
-        assert not m.ok and m.score == score and bool(refined) == asked
-
-
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     # Disc codes made by hand. File 0 is an original; 1-3 are look-alikes whose discs sit 2 bits
     # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits
@@ -666,22 +648,6 @@ def test_a_round_takes_each_groups_strongest_pairs_and_window_pairs_only_for_a_l
     taken, left = _round(items, groups, budget=1)
     assert [p[:2] for p in taken] == [(0, 4), (0, 2), (4, 5)]
     assert [p[:2] for p in left] == [(1, 3)]  # both groups used their one pair this round
-
-
-def test_a_round_takes_one_pair_between_two_groups_of_copies_and_the_next_waits():
-    # the second pair between two groups of copies waits for the next round: the first may join them
-    from curate.dedup import Pair, _Groups, _round
-
-    groups = _Groups(5, lambda x, y: x < y)
-    groups.link(0, 1, (0, 0.0))
-    groups.link(2, 3, (0, 0.0))
-    items = [Pair(0, 2, False, None, True), Pair(1, 3, False, None, True), Pair(0, 4, False, None, True),
-             Pair(1, 4, False, None, True)]
-    taken, left = _round(items, groups, budget=4)
-    assert [p[:2] for p in taken] == [(0, 2), (0, 4), (1, 4)]  # (a lone picture's pairs are not held back)
-    assert [p[:2] for p in left] == [(1, 3)]
-    groups.link(0, 2, (0, 0.0))  # the first passed: the pair that waited is not verified at all
-    assert _round(left, groups, budget=4) == ([], [])
 
 
 def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch):
