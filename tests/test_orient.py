@@ -371,9 +371,14 @@ def kaggle_group(tmp_path, kept: str, contrast: float = 1.0, zoom: float = 1.45)
     save(tmp_path / "further.png", cut_copy(cut, 15.0, 1.0))
     # (dup_angle, dup_scale, derived) of each file against the original
     geo = {"orig.png": (0.0, 1.0, ""), "cut.png": (-20.0, zoom, ""), "further.png": (-35.0, zoom, "resampled")}
+    return group_table(geo, kept)
+
+
+def group_table(geo: dict, kept: str) -> pd.DataFrame:
+    """One group's dups table, 200x240 files: geo maps each file to (angle, scale, derived)
+    against the original; dup_angle and dup_scale come out onto the representative `kept`."""
     a0, s0, _ = geo[kept]
-    rows = [(p, "ok", 1, p == kept, a - a0, False, 1.0 if p == kept else 0.93) for p, (a, _, _) in geo.items()]
-    t = dup_table(rows)
+    t = dup_table([(p, "ok", 1, p == kept, a - a0, False, 1.0 if p == kept else 0.93) for p, (a, _, _) in geo.items()])
     t["dup_scale"] = [s / s0 for _, s, _ in geo.values()]
     t["derived"] = ["" if p == kept else d for p, (_, _, d) in geo.items()]
     t["width"], t["height"] = 200, 240
@@ -492,13 +497,7 @@ def chain_group(tmp_path, steps: list[tuple[float, float]], kept: str) -> pd.Dat
         angle, zoom = angle + turn, zoom * z
         save(tmp_path / f"copy{k}.png", img)
         geo[f"copy{k}.png"] = (-angle, zoom, "resampled" + "+fill" * (k > 1))
-    a0, s0, _ = geo[kept]
-    t = dup_table([(p, "ok", 1, p == kept, a - a0, False, 1.0 if p == kept else 0.93) for p, (a, _, _) in geo.items()])
-    t["dup_scale"] = [s / s0 for _, s, _ in geo.values()]
-    t["derived"] = ["" if p == kept else d for p, (_, _, d) in geo.items()]
-    t["width"], t["height"] = 200, 240
-    t["keep"] = t["representative"]
-    return t
+    return group_table(geo, kept)
 
 
 def test_a_kept_copy_padded_on_its_canvas_is_turned_onto_the_original(tmp_path):
