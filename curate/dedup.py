@@ -768,13 +768,12 @@ def _frame_matrix(variant: int, shape_a: tuple[int, int], shape_b: tuple[int, in
 
 
 def _match(ok: bool, score: float, mirror: bool, m: np.ndarray, inliers: int, cover_a: float,
-           cover_b: float, shapes: tuple | None = None) -> Match:
+           cover_b: float, shapes: tuple) -> Match:
     """The Match for alignment m; shapes (a's, b's): its offset is measured."""
     phi = math.degrees(math.atan2(m[1, 0], m[0, 0]))
     beta = phi if mirror else -phi  # m maps a onto mirror^k(b); see the module docstring
     scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
-    offset = _offset(m, *shapes) if shapes is not None else 0.0
-    return Match(ok, score, mirror, _wrap(beta), scale, inliers, cover_a, cover_b, offset)
+    return Match(ok, score, mirror, _wrap(beta), scale, inliers, cover_a, cover_b, _offset(m, *shapes))
 
 
 def _wrap(deg: float) -> float:
