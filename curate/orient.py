@@ -834,14 +834,15 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     """How surely x is u turned (0: not shown): x's canvas is u's turned and enlarged
     (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit SUPPORT at least and
     PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
-    one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame fit a fill
-    PAD_FIT at least: a copy cut from x would show x's picture there; or, with no wedges to go
-    by, they fit PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (it shows the
-    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill
-    (BEYOND_FILL; BEYOND_LOOSE where x shows no picture of its own beyond u's frame), u is not
-    the padded one (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears
-    no mark at all: a Kaggle-style chain copy can shrink without a fill that beyond_fill sees,
-    and such a copy seldom escapes every mark)."""
+    one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame, placed at
+    any scale within PAD_REACH of the verified one, fit a fill PAD_FIT at least: a copy cut from
+    x would show x's picture there; or, with no wedges to go by, they fit PAD_SURE, a
+    Kaggle-style zoom out on the same canvas) or cut (it shows the picture CUT_SCALE larger, u's
+    pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL; BEYOND_LOOSE where x
+    shows no picture of its own beyond u's frame), u is not the padded one (unless clearly
+    picture, CUT_SURE, and u's wedges under SUPPORT), and u bears no mark at all: a Kaggle-style
+    chain copy can shrink without a fill that beyond_fill sees, and such a copy seldom escapes
+    every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
