@@ -439,7 +439,8 @@ def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCA
     a mirror leaves it open), and how much they hold that the fill does not explain (grey levels
     per pixel): a good fit when this image was padded around that member's picture; a poor fit
     and much left over when it shows picture there (that member was cut from it). The scale is
-    tried within `reach` of `scale`, in SCALE_ERROR steps."""
+    tried within `reach` of `scale`, in SCALE_ERROR steps (beyond the first, until a fit reaches
+    PAD_SURE)."""
     from curate.dedup import fill_beyond
 
     img = pixels.astype(np.float32)
@@ -447,9 +448,13 @@ def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCA
     # picture, so the pixels show picture only if they do at every scale within it, and fill if
     # they are fill at any (a copy zoomed out 0.907 with a replicated border, verified at 0.8995,
     # left 8.2 grey levels unexplained at 0.8995 and 2.7 at 0.907)
-    steps = int(round(reach / SCALE_ERROR))
-    found = [fill_beyond(img, sign * deg, scale * (1 + SCALE_ERROR) ** k, residual=True)
-             for sign in (1, -1) for k in range(-steps, steps + 1)]
+    found = []
+    for step in range(int(round(reach / SCALE_ERROR)) + 1):
+        # beyond SCALE_ERROR, only while no scale has shown a pad (PAD_SURE): most frames stop there
+        if step > 1 and max(f for f, _ in found) >= PAD_SURE:
+            break
+        found += [fill_beyond(img, sign * deg, scale * (1 + SCALE_ERROR) ** k, residual=True)
+                  for sign in (1, -1) for k in sorted({-step, step})]
     return round(max(f for f, _ in found), 3), round(min(left for _, left in found), 2)
 
 
