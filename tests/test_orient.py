@@ -561,7 +561,3 @@ def test_a_kept_zoomed_out_copy_is_turned_onto_the_original_when_its_scale_is_a_
     assert abs(out.loc["copy.png", "rotation"] + 14.0) <= 0.5, out
     assert out.loc["copy.png", "orient_source"] == "group"
 
-
-def test_a_kept_original_is_not_turned_onto_its_zoomed_out_copy_whose_scale_is_a_few_percent_off(tmp_path):
-    out = orient(padded_pair(tmp_path, "orig.png", -0.025), tmp_path, workers=1).set_index("path")
-    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
