@@ -58,7 +58,7 @@ import pandas as pd
 from curate.errors import ImageError
 from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COLUMNS, RING_COLUMNS, WHASH_COLUMNS,
                             dihedral, equalise, mid_ranks)
-from curate.imageio import decode, remap_maps
+from curate.imageio import decode, fit, remap_maps
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.names import NO_KIN, chain, families, kinship, parent_links, shared_roots
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
@@ -240,6 +240,7 @@ class Features:
     _bands: tuple[np.ndarray, np.ndarray] | None = None
     _half: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     _plain: dict | None = None
+    traces: tuple | None = None  # traces() of the file, where features() could make them from its decode
 
     @property
     def mirrored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -324,20 +325,42 @@ def _keypoints(img: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndar
     return np.float32([k.pt for k in kps]), desc, np.float32([k.angle for k in kps])
 
 
-def features(path: str) -> Features | None:
-    """Decoded, equalised pixels and keypoints of one file (None if it does not decode)."""
+def features(path: str, traced: bool = False) -> Features | None:
+    """Decoded, equalised pixels and keypoints of one file (None if it does not decode).
+    traced: the file is under 2 * VERIFY_SIDE a side (_small), so libjpeg reduces neither its
+    decode at VERIFY_SIDE nor at TRACE_SIDE: the one decode at TRACE_SIDE, shrunk, is the
+    other, and the file's traces() are made from it too (on the kaggle set a decode is most of
+    their cost)."""
     try:
-        pixels = decode(path, max_side=VERIFY_SIDE).pixels
+        raw = decode(path, max_side=TRACE_SIDE if traced else VERIFY_SIDE).pixels
     except ImageError:
         return None
     except Exception:
         return None
+    pixels = fit(raw, VERIFY_SIDE) if traced else raw
     if min(pixels.shape) < 16:
         return None
     eq = cv2.equalizeHist(pixels)
     flat = (equalise(pixels, FLAT_FLOOR) * 255).astype(np.uint8)
     clipped = float((pixels == pixels.min()).mean())
-    return Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)), str(path))
+    found = Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)), str(path))
+    if traced:
+        found.traces = _traces(raw)
+    return found
+
+
+def _features_item(item: tuple[str, bool]) -> Features | None:
+    """features() of a (path, traced) item, for map_files."""
+    path, traced = item
+    return features(path, traced=True) if traced else features(path)
+
+
+def _small(table: pd.DataFrame) -> np.ndarray:
+    """Rows whose image (as the audit measured it) is under 2 * VERIFY_SIDE a side: see features()."""
+    if not {"width", "height"} <= set(table.columns):
+        return np.zeros(len(table), bool)
+    sides = table[["width", "height"]].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
+    return (sides.min(axis=1) > 0) & (sides.max(axis=1) < 2 * VERIFY_SIDE)  # (0: the audit could not decode it)
 
 
 def _anatomy(flat: np.ndarray) -> np.ndarray:
@@ -449,16 +472,20 @@ def _mask_norms(inside: np.ndarray, half: bool = False) -> tuple[np.ndarray, tup
     """The mask as weights, and its two blurs (what _common_band divides by)."""
     w = inside.astype(np.float32)
     narrow, wide = _blurs(half)
-    return w, (np.maximum(narrow(w), 1e-3), np.maximum(wide(w), 1e-3))
+    return w, tuple(np.maximum(x, 1e-3, out=x) for x in (narrow(w), wide(w)))
 
 
 def _common_band(img: np.ndarray, w: np.ndarray, norms: tuple[np.ndarray, np.ndarray], half: bool = False) -> np.ndarray:
     """_band computed from the pixels inside the mask w only (blurs divided by the mask's,
     `norms`): what lies beyond the common area (one image's fill, the other's missing corner)
     does not ring into it."""
-    f = img.astype(np.float32) * w
+    f = np.multiply(img, w, dtype=np.float32)
     narrow, wide = _blurs(half)
-    return narrow(f) / norms[0] - wide(f) / norms[1]
+    out, far = narrow(f), wide(f)  # (in place: these run a dozen times a pair)
+    out /= norms[0]
+    far /= norms[1]
+    out -= far
+    return out
 
 
 def _blurs(half: bool = False):
@@ -488,8 +515,8 @@ def _ranked_common(a: np.ndarray, b: np.ndarray, warped: np.ndarray, inside: np.
     ranked = []
     w, norms = _mask_norms(keep, half)
     for img in (a, warped):
-        r = np.zeros(img.shape, np.float32)
-        r[keep] = mid_ranks(img[keep])[img[keep]] * 255
+        r, values = np.zeros(img.shape, np.float32), img[keep]
+        r[keep] = mid_ranks(values)[values] * 255
         ranked.append(_common_band(r, w, norms, half)[keep])
     return _ncc(*ranked)
 
@@ -525,7 +552,9 @@ def _band(img: np.ndarray) -> np.ndarray:
     """Band-pass (difference of Gaussians): the bone and edge detail that tells two patients
     apart, without the bright-middle, dark-border layout every radiograph shares."""
     f = img.astype(np.float32)
-    return cv2.GaussianBlur(f, (0, 0), 1.0) - _wide_blur(f)
+    out = cv2.GaussianBlur(f, (0, 0), 1.0)
+    out -= _wide_blur(f)
+    return out
 
 
 def _wide_blur(f: np.ndarray) -> np.ndarray:
@@ -535,10 +564,20 @@ def _wide_blur(f: np.ndarray) -> np.ndarray:
 
 
 def _ncc(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean()
-    y = y - y.mean()
-    denom = float(np.sqrt(float((x * x).sum()) * float((y * y).sum())))
-    return float((x * y).sum()) / denom if denom > 0 else 0.0
+    x = x - _mean(x)
+    y = y - _mean(y)
+    denom = float(np.sqrt(float(_sum(x * x)) * float(_sum(y * y))))
+    return float(_sum(x * y)) / denom if denom > 0 else 0.0
+
+
+def _sum(x: np.ndarray):
+    """x.sum() without its Python wrapper (the same reduction): _ncc runs ~50 times a pair."""
+    return np.add.reduce(x, axis=None)
+
+
+def _mean(x: np.ndarray):
+    """x.mean() as numpy computes it (the sum over an intp count, back in x's float type), unwrapped."""
+    return x.dtype.type(_sum(x) / np.intp(x.size))
 
 
 def _refine(a: np.ndarray, b: np.ndarray, m: np.ndarray, gauss: int = 5) -> np.ndarray | None:
@@ -738,8 +777,9 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
             if w is None or not _plausible(w):
                 return 0.0, w
             overlap = _overlap(b.shape, fa.pixels.shape, w_ba)
-            return max(_correlate(b, fa.pixels, w_ba, overlap=overlap)[0],
-                       _correlate(b_flat, fa.flat, w_ba, overlap=overlap)[0]), w
+            bands = (None, None) if mirror else fb.bands  # (b's own, made once for the batch)
+            return max(_correlate(b, fa.pixels, w_ba, bands[0], overlap)[0],
+                       _correlate(b_flat, fa.flat, w_ba, bands[1], overlap)[0]), w
 
         if refined(_coarse_refine, COARSE_FLOOR)[0] < COARSE_FLOOR:  # (only whether it gets there counts)
             return best  # far from a copy even aligned at half size: the full refinement would not get there
@@ -923,11 +963,14 @@ def _centred_match(fa: Features, fb: Features) -> Match:
     best = Match(False)
     (ha, wa), window = fa.pixels.shape, cv2.createHanningWindow((LOG_POLAR, LOG_POLAR), cv2.CV_32F)
     full = math.hypot(ha, wa) / 2
+    band_b = {False: fb.bands[0]}  # b's band-pass, mirrored made when first asked (both radii use it)
     for radius, flat in ((min(ha, wa) / 2, False), (full, False), (full, True)):
         polar_a = _log_polar(fa.flat if flat else fa.bands[0], radius)
         for mirror in (False, True):
             b, b_flat = _oriented(fb, mirror)
-            (dx, dy), _ = cv2.phaseCorrelate(_log_polar(b_flat if flat else _band(b), radius), polar_a, window)
+            if not flat and mirror not in band_b:
+                band_b[mirror] = _band(b)
+            (dx, dy), _ = cv2.phaseCorrelate(_log_polar(b_flat if flat else band_b[mirror], radius), polar_a, window)
             angle, zoom = -dy * 360.0 / LOG_POLAR, math.exp(dx * math.log(radius) / LOG_POLAR)
             (hb, wb) = b.shape
             to_a = cv2.getRotationMatrix2D(((wb - 1) / 2, (hb - 1) / 2), angle, zoom)  # b -> a, centre on centre
@@ -1274,6 +1317,11 @@ def traces(path: str) -> tuple[float, float, float, float, float] | None:
         pixels = decode(path, max_side=TRACE_SIDE).pixels
     except Exception:
         return None
+    return _traces(pixels)
+
+
+def _traces(pixels: np.ndarray) -> tuple[float, float, float, float, float] | None:
+    """traces() of a file's pixels decoded at TRACE_SIDE."""
     if min(pixels.shape) < 16:
         return None
     f = pixels.astype(np.float32)
@@ -1329,8 +1377,10 @@ def _usual_encodings(table: pd.DataFrame, paths: list[str], groups: _Groups, wor
     return codes, counts
 
 
-def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, workers=None, cache_dir=None) -> list:
-    """traces() of the given rows, from the cache where a file is unchanged."""
+def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, workers=None, cache_dir=None,
+               known: dict | None = None) -> list:
+    """traces() of the given rows, from the cache where a file is unchanged, else from `known`
+    ({row: traces} that features() made), else made here."""
     cache, keys, out = None, {}, {}
     if cache_dir is not None and "size" in table and "mtime_ns" in table:
         from curate.cache import FileCache
@@ -1342,7 +1392,9 @@ def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, worker
             if hit is not None:
                 out[i] = None if not hit["ok"] else (hit["fine"], hit["black"], hit["lo"], hit["hi"], hit["white"])
     todo = [i for i in rows if i not in out]
-    for i, tr in zip(todo, map_files(traces, [paths[i] for i in todo], workers=workers)):
+    ready = [i for i in todo if i in (known or {})]
+    made = [i for i in todo if i not in (known or {})]
+    for i, tr in [*((i, known[i]) for i in ready), *zip(made, map_files(traces, [paths[i] for i in made], workers=workers))]:
         out[i] = tr
         if cache is not None:
             fine, black, lo, hi, white = tr or (0.0,) * 5
@@ -1866,6 +1918,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
     feature_bar = scaled(bar if progress else None, len(need), made)
     feats = None if isinstance(workers, Executor) else {}  # on a cluster each verify batch makes its own
+    small = _small(table)  # (their features make their traces too)
     advance = scaled(bar if progress else None, len(items), len(need) - made)
     if progress:  # the bar counts files: those in no pair to verify are done already
         bar(n - len(need))
@@ -1880,7 +1933,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
         if feats is not None:  # (mirrored and plain keypoints: made by the workers when asked, kept here)
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(features, [paths[i] for i in new],
+            feats.update(zip(new, map_files(_features_item, [(paths[i], bool(small[i])) for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))
@@ -1950,7 +2003,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     if cache is not None:
         cache.save(asked)
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
-    found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir)
+    featured = {i: f.traces for i, f in (feats or {}).items() if f is not None and f.traces is not None}
+    found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir, known=featured)
     codes, share = _usual_encodings(table, paths, groups, workers=workers)
     usual = [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
     out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,

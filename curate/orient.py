@@ -113,6 +113,11 @@ CUT_SURE = 0.1
 # of 2,220 reach it).
 PAD_FIT, PAD_SURE = 0.3, 0.6
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
+# ... but a chain's dup_scale is composed along the group's verified pairs, and a copy zoomed out
+# 0.96-0.98 leaves a band of fill a few pixels wide: its pad (_turned_from) is looked for at every
+# scale within PAD_REACH of the verified one, in SCALE_ERROR steps (the README's orientation
+# section has the figures)
+PAD_REACH = 0.03
 # A picture turned inside a canvas enlarged to hold all of it (cv2, PIL's expand) gets a canvas of
 # w|cos| + h|sin| by h|cos| + w|sin|, rounded: within CANVAS_PX of that at an angle within
 # CANVAS_TURN of the pair's verified one, at the same pixel scale (CANVAS_SCALE), one member is the
@@ -428,12 +433,14 @@ def probe(item: tuple) -> dict:
             "beyond": {f: beyond_fill(pixels, *f) for f in frames}}
 
 
-def beyond_fill(pixels: np.ndarray, deg: float, scale: float) -> tuple[float, float]:
+def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCALE_ERROR) -> tuple[float, float]:
     """How well the pixels beyond the frame of another member of the same size, turned `deg` CCW
     and scaled by `scale` into this image, are fill (dups.fill_beyond; either sign of the turn, as
     a mirror leaves it open), and how much they hold that the fill does not explain (grey levels
     per pixel): a good fit when this image was padded around that member's picture; a poor fit
-    and much left over when it shows picture there (that member was cut from it)."""
+    and much left over when it shows picture there (that member was cut from it). The scale is
+    tried within `reach` of `scale`, in SCALE_ERROR steps (beyond the first, until a fit reaches
+    PAD_SURE)."""
     from curate.dedup import fill_beyond
 
     img = pixels.astype(np.float32)
@@ -441,8 +448,13 @@ def beyond_fill(pixels: np.ndarray, deg: float, scale: float) -> tuple[float, fl
     # picture, so the pixels show picture only if they do at every scale within it, and fill if
     # they are fill at any (a copy zoomed out 0.907 with a replicated border, verified at 0.8995,
     # left 8.2 grey levels unexplained at 0.8995 and 2.7 at 0.907)
-    found = [fill_beyond(img, sign * deg, s, residual=True)
-             for sign in (1, -1) for s in (scale / (1 + SCALE_ERROR), scale, scale * (1 + SCALE_ERROR))]
+    found = []
+    for step in range(int(round(reach / SCALE_ERROR)) + 1):
+        # beyond SCALE_ERROR, only while no scale has shown a pad (PAD_SURE): most frames stop there
+        if step > 1 and max(f for f, _ in found) >= PAD_SURE:
+            break
+        found += [fill_beyond(img, sign * deg, scale * (1 + SCALE_ERROR) ** k, residual=True)
+                  for sign in (1, -1) for k in sorted({-step, step})]
     return round(max(f for f, _ in found), 3), round(min(left for _, left in found), 2)
 
 
@@ -765,15 +777,15 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
                 cache.put(i, res["skew"])
 
 
-def _frame(g: _Group, x: int, u: int, content, dims) -> tuple[float, float] | None:
-    """(turn, scale) that put x's picture into u's canvas, for beyond_fill; None when the two
-    differ in size or a content scale is unknown (nothing to compare)."""
+def _frame(g: _Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR) -> tuple[float, float, float] | None:
+    """(turn, scale, reach) that put x's picture into u's canvas, for beyond_fill; None when the
+    two differ in size or a content scale is unknown (nothing to compare)."""
     if dims[x] is None or tuple(dims[x]) != tuple(dims[u]) or not (content[x] > 0 and content[u] > 0):
         return None
-    return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4)
+    return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4), reach
 
 
-def _cut(g: _Group, x: int, u: int, content, dims) -> tuple[float, float] | None:
+def _cut(g: _Group, x: int, u: int, content, dims) -> tuple[float, float, float] | None:
     """x's frame placed in u (see _frame) when x shows the picture CUT_SCALE larger: the frame
     then lies inside u's canvas, and u's pixels beyond it say whether x was cut from u (picture)
     or u padded around x (fill). None otherwise."""
@@ -786,7 +798,7 @@ def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, lis
     turn onto u, u's at its turn onto x, x's pixels beyond u's frame (padded around u?: a turn
     on a fixed canvas fills x's corners even where a zoom in hides the wedges' shape) and, where
     x shows the picture larger, u's pixels beyond x's frame (cut from u?)."""
-    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims)
+    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims, PAD_REACH)
     return [(x, [round(-_odd(g.turn(x, u)), 2)], [pad] if pad else []),
             (u, [round(-_odd(g.turn(u, x)), 2)], [cut] if cut else [])]
 
@@ -827,20 +839,21 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     """How surely x is u turned (0: not shown): x's canvas is u's turned and enlarged
     (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit SUPPORT at least and
     PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
-    one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame fit a fill
-    PAD_FIT at least: a copy cut from x would show x's picture there; or, with no wedges to go
-    by, they fit PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (it shows the
-    picture CUT_SCALE larger, u's pixels beyond x's frame are picture, not a zoom out's fill
-    (BEYOND_FILL; BEYOND_LOOSE where x shows no picture of its own beyond u's frame), u is not
-    the padded one (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears
-    no mark at all: a Kaggle-style chain copy can shrink without a fill that beyond_fill sees,
-    and such a copy seldom escapes every mark)."""
+    one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame, placed at
+    any scale within PAD_REACH of the verified one, fit a fill PAD_FIT at least: a copy cut from
+    x would show x's picture there; or, with no wedges to go by, they fit PAD_SURE, a
+    Kaggle-style zoom out on the same canvas) or cut (it shows the picture CUT_SCALE larger, u's
+    pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL; BEYOND_LOOSE where x
+    shows no picture of its own beyond u's frame), u is not the padded one (unless clearly
+    picture, CUT_SURE, and u's wedges under SUPPORT), and u bears no mark at all: a Kaggle-style
+    chain copy can shrink without a fill that beyond_fill sees, and such a copy seldom escapes
+    every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
     fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
     u_padded = fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN
-    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims)
+    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims, PAD_REACH)
     # (a file that did not decode says nothing: None)
     beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
     fill, left = (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)

@@ -7,6 +7,7 @@ one backed by a dask.distributed cluster). The same chunking, ordering and progr
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -62,6 +63,25 @@ def shared() -> Any:
 def _set_shared(value: Any) -> None:
     global _SHARED
     _SHARED = value
+
+
+def _start_worker(value: Any) -> None:
+    """A local worker's start: `shared`, and a heap that keeps what it frees (_keep_heap)."""
+    _keep_heap()
+    _set_shared(value)
+
+
+def _keep_heap() -> None:
+    """glibc: serve arrays up to 32 MB from the heap and keep what is freed there, rather than
+    mapping each array over 128 KB afresh and trimming the heap's top: a worker's temporaries
+    (orientation's sample rows, a few MB an image) then stop costing freshly zeroed pages at every
+    call (a cold FracAtlas run: 1.6M -> 0.8M page faults). Nothing where glibc is not the C library."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    mallopt(-3, 1 << 25)  # M_MMAP_THRESHOLD
 
 
 class _Box:
@@ -125,7 +145,7 @@ def map_files(
     # would copy the pages they sit on into each worker (messy600: 10% fewer page faults)
     gc.freeze()
     try:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_set_shared, initargs=(shared,)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(shared,)) as pool:
             return _map_chunks(pool, func, items, progress, chunk_size or _chunk_size(len(items), workers), None)
     finally:
         gc.unfreeze()

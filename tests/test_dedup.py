@@ -823,3 +823,21 @@ def test_keypoints_a_worker_makes_are_kept_for_later_rounds(tmp_path):
     matches = verify_pairs(pairs, paths, workers=2, features=feats)
     assert all(m.ok and m.mirrored for m in matches)
     assert feats[1]._mirrored is not None and feats[0]._mirrored is None  # (a is never mirrored)
+
+
+def test_small_files_make_features_and_traces_from_one_decode(tmp_path):
+    """A file under 2 * VERIFY_SIDE a side is decoded once at TRACE_SIDE for both its features
+    and its traces (libjpeg reduces neither size): the same pixels, keypoints and traces as
+    decoding it for each; larger files are not marked small."""
+    from curate import dedup
+
+    img = xray(seed=4)
+    for name, pixels in (("tall.jpg", cv2.resize(img, (150, 220))), ("turned.png", np.rot90(cv2.resize(img, (300, 170))))):
+        (tmp_path / name).write_bytes(jpeg(pixels) if name.endswith(".jpg") else cv2.imencode(".png", pixels)[1].tobytes())
+        one, both = dedup.features(str(tmp_path / name)), dedup.features(str(tmp_path / name), traced=True)
+        assert one.traces is None and both.traces == dedup.traces(str(tmp_path / name)) is not None
+        assert np.array_equal(one.pixels, both.pixels) and np.array_equal(one.flat, both.flat)
+        assert one.clipped == both.clipped and all(np.array_equal(x, y) for x, y in zip(one.keypoints, both.keypoints))
+    table = pd.DataFrame({"width": [220, 384, 0, 500], "height": [150, 100, 0, 300]})
+    assert dedup._small(table).tolist() == [True, False, False, False]
+    assert not dedup._small(table.drop(columns="width")).any()

@@ -538,3 +538,26 @@ def test_a_copy_turned_beyond_45_by_its_chain_gets_the_originals_right_angle_pos
     out = orient(chain_group(tmp_path, [(25.0, 0.9), (23.0, 0.95), (22.0, 0.95)], "copy3.png"), tmp_path, workers=1)
     out = out.set_index("path")
     assert abs(out.loc["copy3.png", "rotation"] + 70.0) <= 0.5, out
+
+
+def padded_pair(tmp_path, kept: str, scale_error: float) -> pd.DataFrame:
+    """An original and a copy of it turned 14 degrees and zoomed out to 0.93 on the same canvas,
+    its border replicated; the copy's dup_scale off by scale_error, as a chain's composed scale
+    can be (kaggle seed 1: 0.8702 for a copy zoomed 0.893)."""
+    img = scan_like(5)
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 14.0, 0.93)
+    save(tmp_path / "orig.png", img)
+    save(tmp_path / "copy.png", cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    return group_table({"orig.png": (0.0, 1.0, ""), "copy.png": (-14.0, 0.93 * (1 + scale_error), "")}, kept)
+
+
+def test_a_kept_zoomed_out_copy_is_turned_onto_the_original_when_its_scale_is_a_few_percent_off(tmp_path, monkeypatch):
+    """No wedges to go by (Kaggle-style copies padded all round often fit none; the fits are
+    given): the copy's pixels beyond the original's frame are its zoom's fill, though the verified
+    scale puts that frame's edge 2.5% inside the copy's picture."""
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.05)
+    out = orient(padded_pair(tmp_path, "copy.png", -0.025), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["copy.png", "rotation"] + 14.0) <= 0.5, out
+    assert out.loc["copy.png", "orient_source"] == "group"
+
