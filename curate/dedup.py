@@ -349,10 +349,10 @@ def features(path: str, traced: bool = False) -> Features | None:
     return found
 
 
-def _features_item(item: tuple[str, bool]) -> Features | None:
-    """features() of a (path, traced) item, for map_files."""
-    path, traced = item
-    return features(path, traced=True) if traced else features(path)
+def _features_of(item: tuple[str, bool]) -> Features | None:
+    """features() of a (path, traced) item, for map_files (and under a name verify_pairs's
+    `features` argument does not hide)."""
+    return features(*item)
 
 
 def _small(table: pd.DataFrame) -> np.ndarray:
@@ -872,7 +872,7 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
         return _verify_on_cluster(pairs, paths, workers, progress)
     if features is None:
         need = sorted({i for a, b, *_ in pairs for i in (a, b)})
-        features = dict(zip(need, map_files(_features_of, [paths[i] for i in need], workers=workers)))
+        features = dict(zip(need, map_files(_features_of, [(paths[i], False) for i in need], workers=workers)))
     # at most VERIFY_BATCH, and small enough that a round's few pairs still spread over the workers
     slots = workers if isinstance(workers, int) else default_workers()
     size = max(8, min(VERIFY_BATCH, -(-len(pairs) // (4 * slots))))
@@ -886,11 +886,6 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
                 f._mirrored = mirrored
             f._plain = {**(plain or {}), **(f._plain or {})}
     return [m for batch, _ in done for m in batch]
-
-
-def _features_of(path: str) -> Features | None:
-    """features(path), under a name verify_pairs's `features` argument does not hide."""
-    return features(path)
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -1392,9 +1387,10 @@ def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, worker
             if hit is not None:
                 out[i] = None if not hit["ok"] else (hit["fine"], hit["black"], hit["lo"], hit["hi"], hit["white"])
     todo = [i for i in rows if i not in out]
-    ready = [i for i in todo if i in (known or {})]
-    made = [i for i in todo if i not in (known or {})]
-    for i, tr in [*((i, known[i]) for i in ready), *zip(made, map_files(traces, [paths[i] for i in made], workers=workers))]:
+    known = {i: known[i] for i in todo if i in (known or {})}
+    made = [i for i in todo if i not in known]
+    fresh = {**known, **dict(zip(made, map_files(traces, [paths[i] for i in made], workers=workers)))}
+    for i, tr in fresh.items():
         out[i] = tr
         if cache is not None:
             fine, black, lo, hi, white = tr or (0.0,) * 5
@@ -1933,7 +1929,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
         if feats is not None:  # (mirrored and plain keypoints: made by the workers when asked, kept here)
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_item, [(paths[i], bool(small[i])) for i in new],
+            feats.update(zip(new, map_files(_features_of, [(paths[i], bool(small[i])) for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))

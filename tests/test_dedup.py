@@ -258,8 +258,8 @@ def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_p
                                            "3_turned": jpeg(np.rot90(orig), 90)})
     real_features, real_verify = dedup.features, dedup.verify
 
-    def named_features(path):
-        f = real_features(path)
+    def named_features(path, traced=False):
+        f = real_features(path, traced)
         f.name = Path(path).stem
         return f
 
@@ -693,7 +693,7 @@ def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
     written = pair_cache.stat().st_mtime_ns
     made = []
     real = dedup.features
-    monkeypatch.setattr(dedup, "features", lambda path: made.append(path) or real(path))
+    monkeypatch.setattr(dedup, "features", lambda path, traced=False: made.append(path) or real(path, traced))
     steps = []
     again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache", progress=steps.append)
     assert made == [] and again["group"].nunique() == 1 and sum(steps) == len(table)
