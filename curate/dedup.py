@@ -214,8 +214,11 @@ KIN_JOINS = 1
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
 # The rounds verify near misses (an alignment scoring REFINE_FLOOR to MIN_CORRELATION) without their
 # sub-pixel refinement, keeping the alignment; after the last round only those whose two files are
-# still apart are refined. On the 10,000-file kaggle set (seed 0) ~5,000 near misses failed between
-# files that other pairs joined later, each refined in vain (~4 ms of its ~10).
+# still apart are refined. On the 10,000-file kaggle set (seed 0) ~3,900 near misses failed between
+# files of one radiograph that other pairs joined later, each refined in vain (~4 ms of its ~10).
+# The 3% of accepted pairs that pass only refined then join later (the rounds verify 28,255 ->
+# 28,360 pairs, then 1,620 refinements): dups CPU -7%; the same groups and kept files there and on
+# the tuned kaggle seeds; one or two rounds' delay instead saved less (more refinements).
 DEFER = True
 # Tables of at least this many hashed files search their candidate channels on the workers (a pool
 # costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
