@@ -13,11 +13,11 @@ with no image work). Three sources, in this order of trust:
    (`wedge_fit`), and a kept image that is the turned side gets the verified angle onto the
    other. First, though, the members the dups stage found neither resampled nor filled are
    tried as the upright one the anchor was turned from (`_onto_upright`): an anchor padded by
-   a turn's wedges against such a member, or cut from it (it shows the picture larger, by the
-   dups stage's `dup_scale`, while the member shows picture, not fill, beyond its frame), gets
-   the verified turn onto it, whatever copies turned further say. The right-angle pose is the
-   representative's (the dups stage keeps the member the others were derived from), unless
-   several unmirrored copies agree on another.
+   a turn's wedges against such a member, or cut from it (it shows the picture larger or about
+   as large, by the dups stage's `dup_scale`, while the member shows picture, not fill, beyond
+   its frame), gets the verified turn onto it, whatever copies turned further say. The
+   right-angle pose is the representative's (the dups stage keeps the member the others were
+   derived from), unless several unmirrored copies agree on another.
 3. The image itself, when its group says nothing: a scan turned by an arbitrary angle inside
    an enlarged canvas shows wedges of fill at its corners (constant/black, replicated edge
    pixels, or a mirror of the inside). `estimate_skew` tests, for each candidate angle,
@@ -89,8 +89,11 @@ CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
 AGREE = 3.0  # degrees: votes within this of each other agree
 WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) whose wedges are tested
 # The member judged upright (see _onto_upright): up to UPRIGHT_CANDIDATES members per group that
-# the dups stage found neither resampled nor filled are tested. A copy cut from one shows the
-# picture at least CUT_SCALE larger (the dups stage's dup_scale).
+# the dups stage found neither resampled nor filled are tested. A copy cut from one does not
+# show the picture CUT_SCALE smaller (the dups stage's dup_scale): zoomed in, or about the same
+# scale, where the turn cuts the original's corners off (kaggle seeds 1-73 but 83, every pair orient
+# tests: 1,609 -> 1,661 of 1,875 turned copies shown turned from their original, still none of
+# 251 originals from a copy; see _cut).
 UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (kaggle 7: a wrong 20 degree turn)
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
@@ -785,12 +788,20 @@ def _frame(g: _Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR)
     return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4), reach
 
 
+def _shows_more(x: int, u: int, content) -> bool:
+    """Whether x shows the picture CUT_SCALE larger than u (the dups stage's content scales)."""
+    if not (content[x] > 0 and content[u] > 0):
+        return False
+    return round(float(content[u] / content[x]), 4) <= 1 / (1 + CUT_SCALE)
+
+
 def _cut(g: _Group, x: int, u: int, content, dims) -> tuple[float, float, float] | None:
-    """x's frame placed in u (see _frame) when x shows the picture CUT_SCALE larger: the frame
-    then lies inside u's canvas, and u's pixels beyond it say whether x was cut from u (picture)
-    or u padded around x (fill). None otherwise."""
+    """x's frame placed in u (see _frame) unless u shows the picture CUT_SCALE larger: where x
+    shows it larger the frame lies inside u's canvas, and at about the same scale the turn
+    between them leaves u's corners beyond it; u's pixels there say whether x was cut from u
+    (picture) or u padded around x (fill). None otherwise."""
     frame = _frame(g, x, u, content, dims)
-    return frame if frame is not None and frame[1] <= 1 / (1 + CUT_SCALE) else None
+    return frame if frame is not None and not _shows_more(u, x, content) else None
 
 
 def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
@@ -842,10 +853,12 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame, placed at
     any scale within PAD_REACH of the verified one, fit a fill PAD_FIT at least: a copy cut from
     x would show x's picture there; or, with no wedges to go by, they fit PAD_SURE, a
-    Kaggle-style zoom out on the same canvas) or cut (it shows the picture CUT_SCALE larger, u's
-    pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL; BEYOND_LOOSE where x
-    shows no picture of its own beyond u's frame), u is not the padded one (unless clearly
-    picture, CUT_SURE, and u's wedges under SUPPORT), and u bears no mark at all: a Kaggle-style
+    Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
+    larger, u's pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL;
+    BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
+    it must not: a copy made from u has nothing of its own there), u is not the padded one
+    (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears no mark at
+    all: a Kaggle-style
     chain copy can shrink without a fill that beyond_fill sees, and such a copy seldom escapes
     every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
@@ -858,12 +871,15 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
     fill, left = (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)
     own_picture = fill < PAD_FIT and left >= PICTURE  # x shows picture of its own beyond u's frame
-    shows_less = _cut(g, u, x, content, dims) is not None  # u shows the picture larger: cut from x?
+    shows_less = pad is not None and _shows_more(u, x, content)  # u shows the picture larger: cut from x?
+    # at about u's scale, a copy made from u holds nothing of its own beyond u's frame (two copies
+    # both cut from a third do)
+    same_scale = cut is not None and not _shows_more(x, u, content)
     if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
         return fx
     if fill >= PAD_SURE and not u_padded:
         return fill
-    if g.unmarked[u] and picture >= PICTURE and (
+    if g.unmarked[u] and picture >= PICTURE and not (same_scale and own_picture) and (
             not u_padded and beyond < (BEYOND_FILL if own_picture else BEYOND_LOOSE)
             or not own_picture and fu < SUPPORT and beyond < CUT_SURE):
         return 1.0 - beyond

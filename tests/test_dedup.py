@@ -889,3 +889,29 @@ def test_small_files_make_features_and_traces_from_one_decode(tmp_path):
     table = pd.DataFrame({"width": [220, 384, 0, 500], "height": [150, 100, 0, 300]})
     assert dedup._small(table).tolist() == [True, False, False, False]
     assert not dedup._small(table.drop(columns="width")).any()
+
+
+def test_the_affine_is_tried_only_where_the_similarity_found_some_agreement(tmp_path, monkeypatch):
+    # 40 strict matches that agree on nothing (a look-alike): the similarity finds a few inliers
+    # by chance and the affine (the costlier RANSAC) is not tried; 10 of them on one turn and
+    # zoom (short of MIN_INLIERS for the similarity) and the affine is tried as before.
+    import curate.dedup as dedup
+
+    (tmp_path / "a.jpg").write_bytes(jpeg(xray(41)))
+    (tmp_path / "b.jpg").write_bytes(jpeg(xray(42)))
+    fa, fb = dedup.features(str(tmp_path / "a.jpg")), dedup.features(str(tmp_path / "b.jpg"))
+    rng = np.random.default_rng(0)
+    pa = rng.uniform(0, 190, (40, 2)).astype(np.float32)
+    pb = rng.uniform(0, 190, (40, 2)).astype(np.float32)
+    turn = cv2.getRotationMatrix2D((95, 95), 20, 0.9)
+    agreeing = pb.copy()
+    agreeing[:10] = pa[:10] @ turn[:, :2].T + turn[:, 2]
+    tried = []
+    real = cv2.estimateAffine2D
+    monkeypatch.setattr(dedup.cv2, "estimateAffine2D", lambda *a, **k: tried.append(1) or real(*a, **k))
+    for points, affine in ((pb, 0), (agreeing, 1)):
+        tried.clear()
+        monkeypatch.setattr(dedup, "_strict", lambda matches, points=points: (pa, points))
+        monkeypatch.setattr(dedup, "_turned_alike", lambda matches: (pa[:0], pa[:0]))
+        assert not dedup.verify(fa, fb, tries=1).ok
+        assert len(tried) == affine

@@ -423,6 +423,53 @@ def test_a_kept_cut_copy_is_turned_onto_an_original_that_fits_wedges_by_chance(t
     assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
 
 
+def near_scale_group(tmp_path, kept: str, zoom: float, fill: int) -> pd.DataFrame:
+    """An original and a copy of it turned 20 about the centre at about its scale (zoom within
+    CUT_SCALE), its corners filled with `fill`; `kept` is the representative."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    save(tmp_path / "copy.png", cut_copy(base, 20.0, zoom, fill))
+    return group_table({"orig.png": (0.0, 1.0, ""), "copy.png": (-20.0, zoom, "")}, kept)
+
+
+@pytest.mark.parametrize("zoom", [0.985, 1.0, 1.02])
+def test_a_kept_copy_at_about_the_originals_scale_is_turned_onto_the_original_its_turn_cut(tmp_path, monkeypatch, zoom):
+    """A Kaggle-style chain copy turned at about its original's scale whose mixed fills neither its
+    wedges nor its pixels beyond the original's frame show (kaggle 7's 60-rotated1-rotated2-
+    rotated1.jpg: 0.30, and 0.57): the turn cut the original's corners off, and beyond the copy's
+    frame the original shows them, picture: it gets the turn onto it."""
+    t = near_scale_group(tmp_path, "copy.png", zoom, 0)
+    copy = cv2.imread(str(tmp_path / "copy.png"), cv2.IMREAD_GRAYSCALE)
+    real_fit, real_beyond = orient_module.wedge_fit, orient_module.beyond_fill
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.27 if np.array_equal(px, copy)
+                        else real_fit(px, deg))
+    monkeypatch.setattr(orient_module, "beyond_fill", lambda px, *frame: (0.57, 0.4) if np.array_equal(px, copy)
+                        else real_beyond(px, *frame))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["copy.png", "rotation"] + 20.0) <= 0.5 and out.loc["copy.png", "orient_source"] == "group", out
+
+
+@pytest.mark.parametrize("zoom, fill", [(0.985, 0), (1.0, 255), (1.02, 0)])
+def test_a_kept_original_is_not_turned_onto_a_copy_at_about_its_scale(tmp_path, zoom, fill):
+    """Beyond the original's frame the copy shows its fill, not picture: the original stays."""
+    out = orient(near_scale_group(tmp_path, "orig.png", zoom, fill), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+
+
+def test_a_kept_copy_is_not_turned_onto_a_sibling_cut_from_the_same_original_at_about_its_scale(tmp_path):
+    """Two copies of one original, both zoomed in 1.1, one turned 20 (black corners), the kept one
+    -2 (its original no candidate: under GROUP_SNAP). The sibling shows picture beyond the kept
+    one's frame, but so does the kept one beyond the sibling's: it was not made from the sibling
+    (kaggle 73's 48-rotated9-rotated2.jpg, turned -1.5, was so turned 24 degrees onto a copy)."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    save(tmp_path / "turned.png", cut_copy(base, 20.0, 1.1, 0))
+    save(tmp_path / "kept.png", cut_copy(base, -2.0, 1.1, 255))
+    geo = {"orig.png": (0.0, 1.0, "resampled"), "turned.png": (-20.0, 1.1, ""), "kept.png": (2.0, 1.1, "")}
+    out = orient(group_table(geo, "kept.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["kept.png", "rotation"] == 0, out
+
+
 @pytest.mark.parametrize("contrast, zoom", [(1.0, 1.45), (0.18, 1.45), (0.18, 1.3)])
 def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path, contrast, zoom):
     out = orient(kaggle_group(tmp_path, "orig.png", contrast, zoom), tmp_path, workers=1).set_index("path")
