@@ -115,6 +115,10 @@ CUT_SURE = 0.1
 # frames: at most 0.57, kaggle seeds 1 and 7, 2,220 pairs; copies beyond the original's: 728
 # of 2,220 reach it).
 PAD_FIT, PAD_SURE = 0.3, 0.6
+# ... and from PAD_BACKED, against a member that bears no mark at all, they back wedges from
+# PAIR_FIT (a zoomed-out chain copy's mixed fills fit neither well; originals beyond the frames of
+# their candidate copies zoomed in: at most 0.31, kaggle seeds 1-73 but 83, 134 pairs)
+PAD_BACKED = 0.4
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
 # ... but a chain's dup_scale is composed along the group's verified pairs, and a copy zoomed out
 # 0.96-0.98 leaves a band of fill a few pixels wide: its pad (_turned_from) is looked for at every
@@ -852,7 +856,8 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
     one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame, placed at
     any scale within PAD_REACH of the verified one, fit a fill PAD_FIT at least: a copy cut from
-    x would show x's picture there; or, with no wedges to go by, they fit PAD_SURE, a
+    x would show x's picture there; its wedges from PAIR_FIT where they fit PAD_BACKED and u
+    bears no mark at all; or, with no wedges to go by, they fit PAD_SURE, a
     Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
     larger, u's pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL;
     BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
@@ -875,7 +880,8 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     # at about u's scale, a copy made from u holds nothing of its own beyond u's frame (two copies
     # both cut from a third do)
     same_scale = cut is not None and not _shows_more(x, u, content)
-    if fx >= SUPPORT and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
+    backed = shows_less and g.unmarked[u] and fx >= PAIR_FIT and fill >= PAD_BACKED
+    if (fx >= SUPPORT or backed) and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
         return fx
     if fill >= PAD_SURE and not u_padded:
         return fill

@@ -470,6 +470,26 @@ def test_a_kept_copy_is_not_turned_onto_a_sibling_cut_from_the_same_original_at_
     assert out.loc["kept.png", "rotation"] == 0, out
 
 
+def test_a_kept_zoomed_out_copy_with_faint_wedges_is_turned_onto_the_original_its_pad_fits(tmp_path, monkeypatch):
+    """A chain copy turned 20 and zoomed out to 0.9 whose mixed fills fit its wedges only 0.6 (under
+    SUPPORT) and a fill beyond the original's frame 0.45 (under PAD_SURE; kaggle 7's 34-rotated1-
+    rotated1-rotated1.jpg: 0.61 and 0.54), with a copy turned further in the group: the two
+    together show it padded around the original, which bears no mark."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    copy = cut_copy(base, 20.0, 0.9, 0)
+    save(tmp_path / "out.png", copy)
+    save(tmp_path / "further.png", cut_copy(copy, 15.0, 1.0, 255))
+    real_fit, real_beyond = orient_module.wedge_fit, orient_module.beyond_fill
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.6 if np.array_equal(px, copy)
+                        else real_fit(px, deg))
+    monkeypatch.setattr(orient_module, "beyond_fill", lambda px, *frame: (0.45, 1.0) if np.array_equal(px, copy)
+                        else real_beyond(px, *frame))
+    geo = {"orig.png": (0.0, 1.0, ""), "out.png": (-20.0, 0.9, ""), "further.png": (-35.0, 0.9, "resampled")}
+    out = orient(group_table(geo, "out.png"), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["out.png", "rotation"] + 20.0) <= 0.5 and out.loc["out.png", "orient_source"] == "group", out
+
+
 @pytest.mark.parametrize("contrast, zoom", [(1.0, 1.45), (0.18, 1.45), (0.18, 1.3)])
 def test_a_kept_original_is_not_turned_onto_a_cut_copy_of_it(tmp_path, contrast, zoom):
     out = orient(kaggle_group(tmp_path, "orig.png", contrast, zoom), tmp_path, workers=1).set_index("path")
