@@ -47,7 +47,7 @@ import math
 import sys
 from collections import defaultdict
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -220,6 +220,14 @@ KIN_JOINS = 1
 # files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
 # verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
+# The rounds verify near misses (an alignment scoring REFINE_FLOOR to MIN_CORRELATION) without their
+# sub-pixel refinement, keeping the alignment; after the last round only those whose two files are
+# still apart are refined. On the 10,000-file kaggle set (seed 0) ~3,900 near misses failed between
+# files of one radiograph that other pairs joined later, each refined in vain (~4 ms of its ~10).
+# The 3% of accepted pairs that pass only refined then join later (the rounds verify 28,255 ->
+# 28,360 pairs, then 1,620 refinements): dups CPU -7%; the same groups and kept files there and on
+# the tuned kaggle seeds; one or two rounds' delay instead saved less (more refinements).
+DEFER = True
 # Tables of at least this many hashed files search their candidate channels on the workers (a pool
 # costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
 PARALLEL_SEARCH = 2000
@@ -297,7 +305,7 @@ class Features:
         return self._half
 
 
-@dataclass
+@dataclass(frozen=True)
 class Match:
     ok: bool
     score: float = 0.0  # correlation on the common area (0..1)
@@ -308,6 +316,8 @@ class Match:
     cover_a: float = 0.0  # share of a's frame that b shows
     cover_b: float = 0.0
     offset: float = 0.0  # how far the alignment moves a's frame centre from b's (_offset; see OFF_CENTRE)
+    # a near miss whose refinement was put off (verify's defer): (framed, its alignment's 6 numbers)
+    pending: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def strong(self) -> bool:
@@ -722,7 +732,7 @@ def _oriented(f: Features, mirror: bool, img: np.ndarray | None = None):
 
 
 def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 2, frame: int | None = None,
-           refine: bool = True) -> Match:
+           refine: bool = True, defer: bool = False) -> Match:
     """Is b a copy of a (rotated, mirrored, rescaled, re-toned, re-encoded)?
 
     mirror_first: try b mirrored first (the hashes say so); tries=1 trusts that hint.
@@ -730,7 +740,8 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     change that crushed it leaves ORB too little to hold) and the keypoints find no alignment
     at all, the frames are aligned by that rotation/flip instead; such a pair must correlate as a
     refined pair must (REFINED_CORRELATION), aligned so or refined.
-    refine=False: no sub-pixel refinement (see NO_REFINE_CHANNELS)."""
+    refine=False: no sub-pixel refinement (see NO_REFINE_CHANNELS). defer: a near miss is returned
+    unrefined, its alignment kept (Match.pending) for _refined to take up later (see DEFER)."""
     best, best_m = Match(False), None
     shapes = fa.pixels.shape, fb.pixels.shape
     for mirror in (mirror_first, not mirror_first)[:tries]:
@@ -776,29 +787,39 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
         if best.ok:  # already as close as a refined pair must be (ECC can stray on a frame this flat)
             return best
     if refine and best_m is not None and best.score >= REFINE_FLOOR:
-        mirror = best.mirrored
-        b, b_flat = _oriented(fb, mirror)
-        forward = best.cover_a >= best.cover_b  # else a shows more than b (a rotated copy's
-        # wedges, say): refine b's frame against a
+        if defer:  # its keypoint alignment kept, to be refined if the rounds leave the two apart
+            return replace(best, pending=(framed, tuple(best_m.ravel())))
+        return _refined(fa, fb, best, best_m, framed)
+    return best
 
-        def refined(refine_with, enough: float = math.inf) -> tuple[float, np.ndarray | None]:
-            if forward:
-                w = refine_with(fa.pixels, b, best_m)
-                return (_score(fa, fb, mirror, w, enough)[0] if w is not None and _plausible(w) else 0.0), w
-            w_ba = refine_with(b, fa.pixels, cv2.invertAffineTransform(best_m))
-            w = cv2.invertAffineTransform(w_ba) if w_ba is not None else None
-            if w is None or not _plausible(w):
-                return 0.0, w
-            overlap = _overlap(b.shape, fa.pixels.shape, w_ba)
-            bands = (None, None) if mirror else fb.bands  # (b's own, made once for the batch)
-            return max(_correlate(b, fa.pixels, w_ba, bands[0], overlap)[0],
-                       _correlate(b_flat, fa.flat, w_ba, bands[1], overlap)[0]), w
 
-        if refined(_coarse_refine, COARSE_FLOOR)[0] < COARSE_FLOOR:  # (only whether it gets there counts)
-            return best  # far from a copy even aligned at half size: the full refinement would not get there
-        score, w = refined(_refine)
-        if score >= REFINED_CORRELATION and (not framed or _ranked_under(fa, fb, mirror, w) >= RANK_CORRELATION):
-            return _match(True, score, mirror, w, best.inliers, best.cover_a, best.cover_b, shapes)
+def _refined(fa: Features, fb: Features, best: Match, best_m: np.ndarray, framed: bool) -> Match:
+    """A near miss (best, aligned by best_m) after a sub-pixel re-alignment: accepted if it then
+    reaches REFINED_CORRELATION (and, for a frame-aligned pair, RANK_CORRELATION), else best."""
+    shapes = fa.pixels.shape, fb.pixels.shape
+    mirror = best.mirrored
+    b, b_flat = _oriented(fb, mirror)
+    forward = best.cover_a >= best.cover_b  # else a shows more than b (a rotated copy's
+    # wedges, say): refine b's frame against a
+
+    def refined(refine_with, enough: float = math.inf) -> tuple[float, np.ndarray | None]:
+        if forward:
+            w = refine_with(fa.pixels, b, best_m)
+            return (_score(fa, fb, mirror, w, enough)[0] if w is not None and _plausible(w) else 0.0), w
+        w_ba = refine_with(b, fa.pixels, cv2.invertAffineTransform(best_m))
+        w = cv2.invertAffineTransform(w_ba) if w_ba is not None else None
+        if w is None or not _plausible(w):
+            return 0.0, w
+        overlap = _overlap(b.shape, fa.pixels.shape, w_ba)
+        bands = (None, None) if mirror else fb.bands  # (b's own, made once for the batch)
+        return max(_correlate(b, fa.pixels, w_ba, bands[0], overlap)[0],
+                   _correlate(b_flat, fa.flat, w_ba, bands[1], overlap)[0]), w
+
+    if refined(_coarse_refine, COARSE_FLOOR)[0] < COARSE_FLOOR:  # (only whether it gets there counts)
+        return best  # far from a copy even aligned at half size: the full refinement would not get there
+    score, w = refined(_refine)
+    if score >= REFINED_CORRELATION and (not framed or _ranked_under(fa, fb, mirror, w) >= RANK_CORRELATION):
+        return _match(True, score, mirror, w, best.inliers, best.cover_a, best.cover_b, shapes)
     return best
 
 
@@ -844,6 +865,8 @@ class Pair(NamedTuple):
     tries: int = 1  # 2: the hash cannot tell a mirror, so b is tried both ways
     lone: bool = False  # verified only while one of the two groups is a lone picture (LONE_CHANNELS)
     kin: bool = False  # the two names share a root (curate.names): a weak link counts as in the rounds
+    defer: bool = False  # a near miss is not refined yet (verify's defer; see DEFER)
+    start: Match | None = None  # such a near miss (Match.pending): only its refinement is left to do
 
 
 def _verify_batch(pairs: list[Pair]) -> list[Match]:
@@ -925,7 +948,10 @@ def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
     other (0.92, 0.91); then both ways as augmentation scripts turn and zoom (_centred_match)."""
     if fa is None or fb is None:
         return Match(False)
-    m = verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)
+    if p.start is not None:  # a near miss the rounds put off refining (see DEFER)
+        framed, m = p.start.pending
+        return replace(_refined(fa, fb, p.start, np.array(m).reshape(2, 3), framed), pending=None)
+    m = verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine, defer=p.defer)
     if m.ok or not p.kin:
         return m
     m = max(m, _turned_round(verify(fb, fa, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine)),
@@ -1190,26 +1216,27 @@ class _PairCache:
         self.ids = [f"{p}\t{s}\t{m}" for p, s, m in zip(paths, sizes, mtimes)]
         self.usable = [s >= 0 for s in sizes]
 
-    def _key(self, a: int, b: int, kin: bool = False) -> tuple[str, int, int]:
-        return f"{self.ids[a]}\t{self.ids[b]}" + ("\tkin" if kin else ""), 0, 0
+    def _key(self, a: int, b: int, kin: bool = False, defer: bool = False) -> tuple[str, int, int]:
+        return f"{self.ids[a]}\t{self.ids[b]}" + ("\tkin" if kin else "") + ("\tdefer" if defer else ""), 0, 0
 
-    def get(self, a: int, b: int, kin: bool = False) -> Match | None:
-        """The pair's result as verified before, as a Pair asks (kin: both ways, see _verify_pair)."""
+    def get(self, a: int, b: int, kin: bool = False, defer: bool = False) -> Match | None:
+        """The pair's result as verified before, as a Pair asks (kin: both ways, see _verify_pair;
+        defer: a near miss unrefined, see DEFER)."""
         if not (self.usable[a] and self.usable[b]):
             return None
-        row = self.cache.get(*self._key(a, b, kin))
+        row = self.cache.get(*self._key(a, b, kin, defer))
         if row is None:
             return None
         return Match(bool(row["ok"]), row["score"], bool(row["mirrored"]), row["beta"], row["scale"],
                      int(row["inliers"]), row["cover_a"], row["cover_b"], row["offset"])
 
-    def save(self, verified: dict[tuple[int, int, bool], Match]) -> None:
-        """Keep exactly this run's pairs, {(a, b, kin): result} (so the cache does not grow with old
-        ones); not written again when it holds just those already (a re-run with nothing changed)."""
+    def save(self, verified: dict[tuple[int, int, bool, bool], Match]) -> None:
+        """Keep exactly this run's pairs, {(a, b, kin, defer): result} (so the cache does not grow with
+        old ones); not written again when it holds just those already (a re-run with nothing changed)."""
         keep, added = set(), False
-        for (a, b, kin), m in verified.items():
+        for (a, b, kin, defer), m in verified.items():
             if self.usable[a] and self.usable[b]:
-                key = self._key(a, b, kin)
+                key = self._key(a, b, kin, defer)
                 keep.add(key[0])
                 if self.cache.get(*key) is None:  # (a cached pair is never verified again: same values)
                     added = True
@@ -1798,7 +1825,7 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
     named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
     (names.chain), whose nearest kin in the other group are tried first, both ways (see
     _verify_pair), those the rounds verified one way and failed included; asked: the results as
-    each pair was asked, keyed (a, b, kin)."""
+    each pair was asked, keyed (a, b, kin, defer)."""
     asked = asked if asked is not None else {}
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
         return []
@@ -1841,7 +1868,7 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
             i, j = divmod(int(k), dist.shape[1])
             a, b = sorted((int(side[0][i]), int(side[1][j])))
             v, named = int(variant.flat[k]), bool(kin[k] < NO_KIN)  # v -1: the ring hashes, blind to a mirror
-            if (a, b) not in verified or (named and (a, b, True) not in asked and not verified[(a, b)].ok):
+            if (a, b) not in verified or (named and (a, b, True, False) not in asked and not verified[(a, b)].ok):
                 # kin by name: both ways, as the discs' mirror bit is the frames', which a turn and zoom
                 # unsettle (on the kaggle set a parent and child, 0.92 unmirrored, failed as mirrored)
                 pairs.append(Pair(a, b, v != -1 and bool(v % 2), None, True, 2 if v == -1 or named else 1, kin=named))
@@ -1901,7 +1928,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
     tries = np.where(todo["channel"] == "ring", 2, 1)  # (a ring hash cannot tell a mirror)
     lone = todo["channel"].isin(LONE_CHANNELS).to_numpy()
-    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t), bool(o))
+    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t), bool(o), defer=DEFER and bool(r))
              for a, b, v, f, r, t, o in zip(todo["a"], todo["b"], todo["variant"], frames, refine, tries, lone)]
 
     dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
@@ -1915,7 +1942,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
     # features only for files in a pair the cache does not hold (a re-run with nothing changed:
     # none), made round by round: a pair skipped as already joined needs none
-    fresh_items = [p for p in items if cache is None or cache.get(p.a, p.b) is None]
+    fresh_items = [p for p in items if cache is None or cache.get(p.a, p.b, defer=p.defer) is None]
     need = sorted({i for p in fresh_items for i in p[:2]})
     made = len(need) // 5
     shown = 0  # steps the bar has moved: it ends on n however many features were needed
@@ -1932,14 +1959,15 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     if progress:  # the bar counts files: those in no pair to verify are done already
         bar(n - len(need))
     weak: list[tuple[float, int, int]] = []  # verified, too weak to join two groups of copies
-    asked: dict[tuple[int, int, bool], Match] = {}  # every result as its pair asked it (for the cache)
+    asked: dict[tuple[int, int, bool, bool], Match] = {}  # every result as its pair asked it (for the cache)
+    put_off: list[Pair] = []  # near misses verified unrefined in the rounds (see DEFER)
 
     def check(taken: list[Pair], counted: bool = True, bridge: bool = False) -> None:
         """Verify the pairs (from the cache where it holds them), then join on the strong ones.
         bridge: pairs _bridges chose, whose weak links are dropped (they could only bring a lone
         picture, and on FracAtlas they brought second exposures: seed 11, 16 -> 22 false pairs),
         but for pairs whose names say they are kin (Pair.kin), weak links as in the rounds."""
-        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin) is None)
+        fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin, p.defer) is None)
         if feats is not None:  # (mirrored and plain keypoints: made by the workers when asked, kept here)
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
             feats.update(zip(new, map_files(_features_of, [(paths[i], bool(small[i])) for i in new],
@@ -1950,8 +1978,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             advance(len(taken) - len(fresh))  # (from the cache)
         results = []
         for p in taken:
-            m = checked[p] if p in checked else cache.get(p.a, p.b, p.kin)
-            asked[(p.a, p.b, p.kin)] = m
+            m = checked[p] if p in checked else cache.get(p.a, p.b, p.kin, p.defer)
+            asked[(p.a, p.b, p.kin, p.defer)] = m
+            if p.defer and not m.ok and m.score >= REFINE_FLOOR:  # (its refinement was put off)
+                put_off.append(p)
             if p.kin and (p.a, p.b) in verified and not m.ok:
                 continue  # (a pair the rounds verified one way keeps that result)
             verified[(p.a, p.b)] = m
@@ -1972,6 +2002,10 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         items = left
         # in file order, so a file's pairs share a batch (and its band-passed images)
         check(taken)
+    # the near misses the rounds put off refining, where their files are still apart (see DEFER):
+    # from the kept alignment, or verified afresh where the result came from the cache
+    check([p._replace(defer=False, start=verified[(p.a, p.b)] if verified[(p.a, p.b)].pending else None)
+           for p in put_off if groups.group_of[p.a] != groups.group_of[p.b]], counted=False)
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
     label = table["label"].tolist() if "label" in table else [""] * n
@@ -1996,7 +2030,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
             lo, hi = (BRIDGE_ROUNDS[k - 1] if k else 0), BRIDGE_ROUNDS[k]
             taken = sorted({p for ps in bridges for p in ps[lo:hi]
                             if groups.group_of[p.a] != groups.group_of[p.b]
-                            and ((p.a, p.b, True) not in asked if p.kin else (p.a, p.b) not in verified)})
+                            and ((p.a, p.b, True, False) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
     weak.sort(key=lambda e: (-e[0], e[1], e[2]))

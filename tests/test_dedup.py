@@ -391,6 +391,54 @@ def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(t
     assert [(p.a, p.b, p.refine) for p in asked] == [(0, 1, True), (0, 2, False)]
 
 
+def test_a_put_off_refinement_gives_what_refining_at_once_gives(tmp_path):
+    # The near miss above, verified with its refinement put off (DEFER): it fails, keeping its
+    # alignment, and refining from that alignment later accepts it as verify does at once.
+    import curate.dedup as dedup
+
+    orig = xray(41)
+    copy = cv2.GaussianBlur(rotate_expand(orig, 23, "reflect"), (0, 0), 3.0)
+    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
+    (tmp_path / "copy.jpg").write_bytes(jpeg(copy, 10))
+    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    at_once = dedup.verify(fo, fc, False, tries=1)
+    put_off = dedup.verify(fo, fc, False, tries=1, defer=True)
+    assert at_once.ok and not put_off.ok and put_off.pending is not None
+    later = dedup._verify_pair(fo, fc, dedup.Pair(0, 1, False, None, True, start=put_off))
+    assert later == at_once and later.pending is None
+
+
+def test_near_misses_are_refined_after_the_rounds_only_where_their_files_are_still_apart(tmp_path, monkeypatch):
+    # Rounds: (0, 1) and (2, 3) are near misses, then (0, 2) and (1, 2) join 0, 1 and 2. Only
+    # (2, 3) is refined after the rounds (its alignment kept), and joins 3.
+    import curate.dedup as dedup
+
+    near = {(0, 1), (2, 3)}
+    refined = []
+
+    def fake(items, *args, **kwargs):
+        out = []
+        for p in items:
+            if p.start is not None:
+                refined.append(p[:2])
+                out.append(Match(True, 0.9))
+            elif (p.a, p.b) in near:
+                assert p.defer
+                out.append(Match(False, 0.7, pending=(False, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))))
+            else:
+                out.append(Match(True, 0.95))
+        return out
+
+    monkeypatch.setattr(dedup, "verify_pairs", fake)
+    proposed = pd.DataFrame({"a": [0, 2, 0, 1], "b": [1, 3, 2, 2], "dist": [1, 1, 2, 3], "variant": 0,
+                             "channel": "rhash"})
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: proposed)
+    out = find_duplicates(pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"], "hash_status": "ok"}),
+                          tmp_path, workers=1)
+    assert refined == [(2, 3)]
+    assert out["group"].nunique() == 1
+
+
 def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     # Disc codes made by hand. File 0 is an original; 1-3 are look-alikes whose discs sit 2 bits
     # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits
