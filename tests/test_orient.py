@@ -423,6 +423,16 @@ def test_a_kept_cut_copy_is_turned_onto_an_original_that_fits_wedges_by_chance(t
     assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5, out
 
 
+def measured_as(monkeypatch, img: np.ndarray, fit: float, beyond: tuple[float, float]) -> None:
+    """orient measures img's wedges as `fit` and its pixels beyond a member's frame as `beyond`
+    (fill, picture): the values a real miss measured, which a synthetic copy does not reproduce."""
+    real_fit, real_beyond = orient_module.wedge_fit, orient_module.beyond_fill
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: fit if np.array_equal(px, img)
+                        else real_fit(px, deg))
+    monkeypatch.setattr(orient_module, "beyond_fill", lambda px, *frame: beyond if np.array_equal(px, img)
+                        else real_beyond(px, *frame))
+
+
 def near_scale_group(tmp_path, kept: str, zoom: float, fill: int) -> pd.DataFrame:
     """An original and a copy of it turned 20 about the centre at about its scale (zoom within
     CUT_SCALE), its corners filled with `fill`; `kept` is the representative."""
@@ -440,11 +450,7 @@ def test_a_kept_copy_at_about_the_originals_scale_is_turned_onto_the_original_it
     frame the original shows them, picture: it gets the turn onto it."""
     t = near_scale_group(tmp_path, "copy.png", zoom, 0)
     copy = cv2.imread(str(tmp_path / "copy.png"), cv2.IMREAD_GRAYSCALE)
-    real_fit, real_beyond = orient_module.wedge_fit, orient_module.beyond_fill
-    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.27 if np.array_equal(px, copy)
-                        else real_fit(px, deg))
-    monkeypatch.setattr(orient_module, "beyond_fill", lambda px, *frame: (0.57, 0.4) if np.array_equal(px, copy)
-                        else real_beyond(px, *frame))
+    measured_as(monkeypatch, copy, fit=0.27, beyond=(0.57, 0.4))
     out = orient(t, tmp_path, workers=1).set_index("path")
     assert abs(out.loc["copy.png", "rotation"] + 20.0) <= 0.5 and out.loc["copy.png", "orient_source"] == "group", out
 
@@ -480,11 +486,7 @@ def test_a_kept_zoomed_out_copy_with_faint_wedges_is_turned_onto_the_original_it
     copy = cut_copy(base, 20.0, 0.9, 0)
     save(tmp_path / "out.png", copy)
     save(tmp_path / "further.png", cut_copy(copy, 15.0, 1.0, 255))
-    real_fit, real_beyond = orient_module.wedge_fit, orient_module.beyond_fill
-    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.6 if np.array_equal(px, copy)
-                        else real_fit(px, deg))
-    monkeypatch.setattr(orient_module, "beyond_fill", lambda px, *frame: (0.45, 1.0) if np.array_equal(px, copy)
-                        else real_beyond(px, *frame))
+    measured_as(monkeypatch, copy, fit=0.6, beyond=(0.45, 1.0))
     geo = {"orig.png": (0.0, 1.0, ""), "out.png": (-20.0, 0.9, ""), "further.png": (-35.0, 0.9, "resampled")}
     out = orient(group_table(geo, "out.png"), tmp_path, workers=1).set_index("path")
     assert abs(out.loc["out.png", "rotation"] + 20.0) <= 0.5 and out.loc["out.png", "orient_source"] == "group", out
