@@ -863,9 +863,8 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
     it must not: a copy made from u has nothing of its own there), u is not the padded one
     (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears no mark at
-    all: a Kaggle-style
-    chain copy can shrink without a fill that beyond_fill sees, and such a copy seldom escapes
-    every mark)."""
+    all: a Kaggle-style chain copy can shrink without a fill that beyond_fill sees, and such a
+    copy seldom escapes every mark)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
