@@ -864,10 +864,11 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit SUPPORT at least and
     PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
     one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame, placed at
-    any scale within PAD_REACH of the verified one, fit a fill PAD_FIT at least: a copy cut from
-    x would show x's picture there; its wedges from PAIR_FIT where they fit PAD_BACKED and u
-    bears no mark at all; or, with no wedges to go by, they fit PAD_SURE, a
-    Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
+    any scale within PAD_REACH of the verified one, two constants counting as a fill, fit a fill
+    PAD_FIT at least: a copy cut from x would show x's picture there; elsewhere x was cut from u
+    too, so u's pixels beyond x's frame fit a fill under BEYOND_LOOSE; its wedges from PAIR_FIT
+    where they fit PAD_BACKED and u bears no mark at all; or, with no wedges to go by, they fit
+    PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
     larger, u's pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL;
     BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
     it must not: a copy made from u has nothing of its own there), u is not the padded one
@@ -891,7 +892,8 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     backed = shows_less and g.unmarked[u] and fx >= PAIR_FIT and fill >= PAD_BACKED
     # where u does not show the picture larger, x turned from u was cut from it too: u's pixels
     # beyond x's frame are u's picture, not fill (kaggle seeds 1-73 but 83: the turned copies so
-    # shown from their original, at most 0.35; see BEYOND_LOOSE)
+    # shown padded against their original, at most 0.33 in 346 pairs; kaggle 241's original
+    # against a chain copy zoomed out to 0.86, 0.385)
     cut_from = cut is None or beyond < BEYOND_LOOSE
     if (fx >= SUPPORT or backed) and fx - fu >= PAIR_MARGIN and (fill >= PAD_FIT if shows_less else cut_from):
         return fx
