@@ -1604,13 +1604,16 @@ CROP_SCALE = 0.03  # a view enlarged less than this (3%) against another is not 
 FRAME_NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 
 
-def fill_beyond(img: np.ndarray, deg: float, scale: float, residual: bool = False):
+def fill_beyond(img: np.ndarray, deg: float, scale: float, residual: bool = False, mixed: bool = False):
     """How well img's pixels beyond the frame of a same-size exposure turned deg CCW and scaled
     by `scale` about the centre are fill: a constant (against the pixels just inside the frame)
     or the frame's edge pixel repeated (against the edge pixel moved along the edge).
     (null - fill) / (null + fill + noise) over those pixels, the better of the two fills; 0
     when the frame covers the canvas. residual: (that, and the better fill's mean residual in
-    grey levels: how much those pixels hold that no fill explains, 0 when the frame covers it)."""
+    grey levels: how much those pixels hold that no fill explains, 0 when the frame covers it).
+    mixed: two constants count as a fill too, each pixel the nearer one (split where the pixels'
+    histogram splits best, Otsu), against the pixels just inside the frame so measured: a
+    Kaggle-style chain pads each step with black or white, so its pad holds both."""
     h, w = img.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     dx, dy = xs - (w - 1) / 2, ys - (h - 1) / 2
@@ -1632,9 +1635,16 @@ def fill_beyond(img: np.ndarray, deg: float, scale: float, residual: bool = Fals
     across_u = (np.abs(uo) - hu) > (np.abs(vo) - hv)  # beyond a left/right edge: move along v
     shift_u, shift_v = np.where(across_u, 0.0, step), np.where(across_u, step, 0.0)
     const = float(np.median(vals))
-    tests = ((np.abs(vals - at(uo, vo, 1.0)),
+    inside = at(uo, vo, 3.0)
+    tests = [(np.abs(vals - at(uo, vo, 1.0)),
               0.5 * (np.abs(vals - at(uo + shift_u, vo + shift_v, 1.0)) + np.abs(vals - at(uo - shift_u, vo - shift_v, 1.0)))),
-             (np.abs(vals - const), np.abs(at(uo, vo, 3.0) - const)))
+             (np.abs(vals - const), np.abs(inside - const))]
+    if mixed:
+        split, _ = cv2.threshold(np.clip(vals, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        low, high = vals[vals <= split], vals[vals > split]
+        pair = [float(np.median(part)) if part.size else const for part in (low, high)]
+        tests.append((np.minimum(np.abs(vals - pair[0]), np.abs(vals - pair[1])),
+                      np.minimum(np.abs(inside - pair[0]), np.abs(inside - pair[1]))))
     best, left = -1.0, 0.0
     for fill, null in tests:
         f, n = float(np.minimum(fill, 60).sum()), float(np.minimum(null, 60).sum())

@@ -440,14 +440,15 @@ def probe(item: tuple) -> dict:
             "beyond": {f: beyond_fill(pixels, *f) for f in frames}}
 
 
-def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCALE_ERROR) -> tuple[float, float]:
+def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCALE_ERROR,
+                mixed: bool = False) -> tuple[float, float]:
     """How well the pixels beyond the frame of another member of the same size, turned `deg` CCW
     and scaled by `scale` into this image, are fill (dups.fill_beyond; either sign of the turn, as
     a mirror leaves it open), and how much they hold that the fill does not explain (grey levels
     per pixel): a good fit when this image was padded around that member's picture; a poor fit
     and much left over when it shows picture there (that member was cut from it). The scale is
     tried within `reach` of `scale`, in SCALE_ERROR steps (beyond the first, until a fit reaches
-    PAD_SURE)."""
+    PAD_SURE). mixed: a pad of two constants counts as fill too (dups.fill_beyond)."""
     from curate.dedup import fill_beyond
 
     img = pixels.astype(np.float32)
@@ -460,7 +461,7 @@ def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCA
         # beyond SCALE_ERROR, only while no scale has shown a pad (PAD_SURE): most frames stop there
         if step > 1 and max(f for f, _ in found) >= PAD_SURE:
             break
-        found += [fill_beyond(img, sign * deg, scale * (1 + SCALE_ERROR) ** k, residual=True)
+        found += [fill_beyond(img, sign * deg, scale * (1 + SCALE_ERROR) ** k, residual=True, mixed=mixed)
                   for sign in (1, -1) for k in sorted({-step, step})]
     return round(max(f for f, _ in found), 3), round(min(left for _, left in found), 2)
 
@@ -784,12 +785,13 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
                 cache.put(i, res["skew"])
 
 
-def _frame(g: _Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR) -> tuple[float, float, float] | None:
-    """(turn, scale, reach) that put x's picture into u's canvas, for beyond_fill; None when the
-    two differ in size or a content scale is unknown (nothing to compare)."""
+def _frame(g: _Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR,
+           mixed: bool = False) -> tuple[float, float, float, bool] | None:
+    """(turn, scale, reach, mixed) that put x's picture into u's canvas, for beyond_fill; None when
+    the two differ in size or a content scale is unknown (nothing to compare)."""
     if dims[x] is None or tuple(dims[x]) != tuple(dims[u]) or not (content[x] > 0 and content[u] > 0):
         return None
-    return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4), reach
+    return round(g.turn(x, u), 2), round(float(content[u] / content[x]), 4), reach, mixed
 
 
 def _shows_more(x: int, u: int, content) -> bool:
@@ -808,12 +810,19 @@ def _cut(g: _Group, x: int, u: int, content, dims) -> tuple[float, float, float]
     return frame if frame is not None and not _shows_more(u, x, content) else None
 
 
+def _pad(g: _Group, x: int, u: int, content, dims) -> tuple | None:
+    """u's frame placed in x (see _frame) at every scale within PAD_REACH, two constants counting
+    as a fill (a Kaggle-style chain copy's pad holds black and white): x's pixels there say whether
+    x was padded around u's picture."""
+    return _frame(g, u, x, content, dims, PAD_REACH, mixed=True)
+
+
 def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
     """The image work that says whether x was turned from u (see _turned_from): x's wedges at its
     turn onto u, u's at its turn onto x, x's pixels beyond u's frame (padded around u?: a turn
     on a fixed canvas fills x's corners even where a zoom in hides the wedges' shape) and, where
     x shows the picture larger, u's pixels beyond x's frame (cut from u?)."""
-    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims, PAD_REACH)
+    cut, pad = _cut(g, x, u, content, dims), _pad(g, x, u, content, dims)
     return [(x, [round(-_odd(g.turn(x, u)), 2)], [pad] if pad else []),
             (u, [round(-_odd(g.turn(u, x)), 2)], [cut] if cut else [])]
 
@@ -855,10 +864,11 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit SUPPORT at least and
     PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
     one up to 0.85; and where u shows the picture larger, x's pixels beyond u's frame, placed at
-    any scale within PAD_REACH of the verified one, fit a fill PAD_FIT at least: a copy cut from
-    x would show x's picture there; its wedges from PAIR_FIT where they fit PAD_BACKED and u
-    bears no mark at all; or, with no wedges to go by, they fit PAD_SURE, a
-    Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
+    any scale within PAD_REACH of the verified one, two constants counting as a fill, fit a fill
+    PAD_FIT at least: a copy cut from x would show x's picture there; elsewhere x was cut from u
+    too, so u's pixels beyond x's frame fit a fill under BEYOND_LOOSE; its wedges from PAIR_FIT
+    where they fit PAD_BACKED and u bears no mark at all; or, with no wedges to go by, they fit
+    PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
     larger, u's pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL;
     BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
     it must not: a copy made from u has nothing of its own there), u is not the padded one
@@ -870,7 +880,7 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
     fu = found[u]["fits"].get(round(-_odd(g.turn(u, x)), 2), 0.0)
     u_padded = fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN
-    cut, pad = _cut(g, x, u, content, dims), _frame(g, u, x, content, dims, PAD_REACH)
+    cut, pad = _cut(g, x, u, content, dims), _pad(g, x, u, content, dims)
     # (a file that did not decode says nothing: None)
     beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
     fill, left = (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)
@@ -880,7 +890,12 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     # both cut from a third do)
     same_scale = cut is not None and not _shows_more(x, u, content)
     backed = shows_less and g.unmarked[u] and fx >= PAIR_FIT and fill >= PAD_BACKED
-    if (fx >= SUPPORT or backed) and fx - fu >= PAIR_MARGIN and (not shows_less or fill >= PAD_FIT):
+    # where u does not show the picture larger, x turned from u was cut from it too: u's pixels
+    # beyond x's frame are u's picture, not fill (kaggle seeds 1-73 but 83: the turned copies so
+    # shown padded against their original, at most 0.33 in 346 pairs; kaggle 241's original
+    # against a chain copy zoomed out to 0.86, 0.385)
+    cut_from = cut is None or beyond < BEYOND_LOOSE
+    if (fx >= SUPPORT or backed) and fx - fu >= PAIR_MARGIN and (fill >= PAD_FIT if shows_less else cut_from):
         return fx
     if fill >= PAD_SURE and not u_padded:
         return fill

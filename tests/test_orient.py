@@ -630,3 +630,40 @@ def test_a_kept_zoomed_out_copy_is_turned_onto_the_original_when_its_scale_is_a_
     assert abs(out.loc["copy.png", "rotation"] + 14.0) <= 0.5, out
     assert out.loc["copy.png", "orient_source"] == "group"
 
+
+
+def test_a_kept_original_fitting_wedges_by_chance_is_not_turned_onto_a_zoomed_out_chain_copy(tmp_path, monkeypatch):
+    """Kaggle seed 241's original fitted a replicate fill's wedges at -6 by chance (1.05) against a
+    three-step chain copy zoomed out to 0.86 and re-toned, whose own wedges fitted ~0: taken as
+    padded against it, it was turned 6.4 degrees. A copy turned from a member that shows the
+    picture smaller was cut from it too, so that member's pixels beyond the copy's frame are its
+    picture; the chain copy's there fit a fill 0.385 (its mixed pad): the original stands. A
+    first-generation copy turned 20 (black corners) shows it straight by its own wedges."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    chain = cut_copy(base, 6.4, 0.86, 255)
+    save(tmp_path / "chain.png", chain)
+    save(tmp_path / "turned.png", cut_copy(base, 20.0, 1.0, 0))
+    measured_as(monkeypatch, base, fit=1.05, beyond=(0.0, 20.0))
+    measured_as(monkeypatch, chain, fit=0.0, beyond=(0.385, 12.98))
+    geo = {"orig.png": (0.0, 1.0, ""), "chain.png": (-6.4, 0.86, "tone"), "turned.png": (-20.0, 1.0, "resampled")}
+    out = orient(group_table(geo, "orig.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0, out
+
+
+def test_a_kept_chain_copy_padded_with_black_and_white_is_turned_onto_the_original(tmp_path, monkeypatch):
+    """A chain copy: turned 15 and zoomed out to 0.85 with black corners, then turned 12 more and
+    zoomed out to 0.9 with white ones. Beyond the original's frame its pad holds both (no one fill
+    explains it) and its wedges at the whole turn fit little (given here, as such chains measure):
+    two constants are a fill too, so it was padded around the original, which bears no mark."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    first = cut_copy(base, 15.0, 0.85, 0)
+    save(tmp_path / "first.png", first)
+    second = cut_copy(first, 12.0, 0.9, 255)
+    save(tmp_path / "second.png", second)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.1)
+    geo = {"orig.png": (0.0, 1.0, ""), "first.png": (-15.0, 0.85, "resampled"),
+           "second.png": (-27.0, 0.85 * 0.9, "")}
+    out = orient(group_table(geo, "second.png"), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["second.png", "rotation"] + 27.0) <= 0.5 and out.loc["second.png", "orient_source"] == "group", out
