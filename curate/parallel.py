@@ -15,6 +15,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from typing import Any, Union
 
+import cv2
+
 from curate.errors import CurateError
 
 # progress(n_done_in_this_step) is called as chunks finish; the CLI passes a rich bar's advance.
@@ -145,10 +147,28 @@ def map_files(
     # would copy the pages they sit on into each worker (messy600: 10% fewer page faults)
     gc.freeze()
     try:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(shared,)) as pool:
+        with _no_opencv_threads(), ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                                                       initargs=(shared,)) as pool:
             return _map_chunks(pool, func, items, progress, chunk_size or _chunk_size(len(items), workers), None)
     finally:
         gc.unfreeze()
+
+
+@contextmanager
+def _no_opencv_threads() -> Iterator[None]:
+    """OpenCV on one thread while workers are forked, its own count restored after.
+
+    OpenCV's thread pool is not fork-safe: a worker forked while one of the parent's OpenCV
+    threads held a lock waits for it forever (seen once under load: a kaggle set's verification
+    stopped with both workers asleep, one inside ORB's `detectAndCompute`). One thread stops and
+    joins the parent's pool threads before any fork, and the workers, inheriting the count, never
+    use a pool (one per core already; OpenCV's own threads there saved no CPU, session 15)."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _chunk_size(n_items: int, slots: int) -> int:

@@ -1,6 +1,8 @@
 """map_files: results in input order, the same with 1 or 2 processes, and a shared object
 reaching every worker without travelling with each item; scaled progress."""
 
+import cv2
+
 from curate.parallel import map_files, scaled, shared
 
 
@@ -24,6 +26,21 @@ def test_every_worker_sees_the_shared_object():
 def test_the_shared_object_does_not_outlive_its_call():
     map_files(_times_shared, [1, 2, 3], workers=1, shared={"factor": 3})
     assert shared() is None
+
+
+def _opencv_threads(_) -> int:
+    return cv2.getNumThreads()
+
+
+def test_workers_are_forked_with_opencv_on_one_thread_and_the_parent_keeps_its_own():
+    # a worker forked while the parent's OpenCV threads hold a lock would wait for it forever
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(4)
+    try:
+        assert map_files(_opencv_threads, list(range(8)), workers=2) == [1] * 8
+        assert cv2.getNumThreads() == 4
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_scaled_progress_spreads_whole_steps_evenly_and_ends_exactly():
