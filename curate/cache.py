@@ -31,6 +31,7 @@ class FileCache:
         self._rows: dict[tuple[str, int, int], dict | int] = {}
         self._loaded: dict[str, list] = {}
         self._columns: list[str] = []
+        self._known: set[str] = set()  # _columns as a set: put() asks it of every value of every row
         self._load()
 
     def _load(self) -> None:
@@ -42,6 +43,7 @@ class FileCache:
         if not all(k in cols for k in KEY_COLUMNS):
             return
         self._columns = [c for c in cols if c not in KEY_COLUMNS]
+        self._known = set(self._columns)
         self._loaded = {c: cols[c].tolist() for c in self._columns}
         self._rows = {key: i for i, key in enumerate(zip(cols["key_path"].tolist(), cols["key_size"].tolist(),
                                                             cols["key_mtime_ns"].tolist()))}
@@ -59,8 +61,9 @@ class FileCache:
     def put(self, path: str, size: int, mtime_ns: int, values: dict) -> None:
         self._rows[(str(path), int(size), int(mtime_ns))] = dict(values)
         for c in values:
-            if c not in self._columns:
+            if c not in self._known:
                 self._columns.append(c)
+                self._known.add(c)
 
     def keep_only(self, paths: set[str]) -> None:
         """Forget entries for files not in `paths` (old versions of changed files included)."""

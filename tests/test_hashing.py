@@ -151,7 +151,7 @@ def test_cache_is_reused_and_a_changed_file_is_hashed_again(tmp_path, monkeypatc
     hashed = []
     import curate.hashing as hashing
     real = hashing._hash_with_sha
-    monkeypatch.setattr(hashing, "_hash_with_sha", lambda p: hashed.append(Path(p).name) or real(p))
+    monkeypatch.setattr(hashing, "_hash_with_sha", lambda p, sha="": hashed.append(Path(p).name) or real(p, sha))
     again = hash_images(scan_like(root), root, workers=1, cache_dir=cache)
     assert hashed == []  # everything came from the cache
     pd.testing.assert_frame_equal(again, first)
@@ -162,6 +162,29 @@ def test_cache_is_reused_and_a_changed_file_is_hashed_again(tmp_path, monkeypatc
     assert hashed == ["1.png"]
     assert third.loc[1, "phash"] != first.loc[1, "phash"]
     assert third.loc[0, "phash"] == first.loc[0, "phash"]
+
+
+def test_a_file_the_audit_hashed_is_not_read_again_for_its_sha256(tmp_path, monkeypatch):
+    # The audit has read every file's bytes for its sha256; the hash step takes it from the table
+    # (and keeps it in its cache for `curate hash`, which runs no audit), reading only the others.
+    from curate.audit import sha256_of
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(xray(20 + i)).save(root / f"{i}.png")
+    table = scan_like(root)
+    table["sha256"] = [sha256_of(root / "0.png"), "", sha256_of(root / "2.png")]  # 1.png: the audit could not
+    import curate.hashing as hashing
+    read = []
+    real = hashing._sha256
+    monkeypatch.setattr(hashing, "_sha256", lambda p: read.append(Path(p).name) or real(p))
+    cache = tmp_path / "work" / ".cache"
+    out = hash_images(table, root, workers=1, cache_dir=cache)
+    assert read == ["1.png"]
+    assert out["sha256"].tolist() == table["sha256"].tolist()
+    again = hash_images(scan_like(root), root, workers=1, cache_dir=cache)  # no audit: from the cache
+    assert again["sha256"].tolist() == [sha256_of(root / f"{i}.png") for i in range(3)] and read == ["1.png"]
 
 
 def test_a_copy_turned_and_zoomed_about_the_centre_keeps_its_ring_hash_close():
