@@ -1604,6 +1604,16 @@ CROP_SCALE = 0.03  # a view enlarged less than this (3%) against another is not 
 FRAME_NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 
 
+@functools.lru_cache(maxsize=16)
+def _centred_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's float32 offset from the centre (dx, dy) on an h x w canvas, read-only: made
+    once per size (fill_beyond runs several times per image pair, and the grid was a third of it)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xs - (w - 1) / 2, ys - (h - 1) / 2
+    dx.flags.writeable = dy.flags.writeable = False
+    return dx, dy
+
+
 def fill_beyond(img: np.ndarray, deg: float, scale: float, residual: bool = False, mixed: bool = False):
     """How well img's pixels beyond the frame of a same-size exposure turned deg CCW and scaled
     by `scale` about the centre are fill: a constant (against the pixels just inside the frame)
@@ -1615,8 +1625,7 @@ def fill_beyond(img: np.ndarray, deg: float, scale: float, residual: bool = Fals
     histogram splits best, Otsu), against the pixels just inside the frame so measured: a
     Kaggle-style chain pads each step with black or white, so its pad holds both."""
     h, w = img.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    dx, dy = xs - (w - 1) / 2, ys - (h - 1) / 2
+    dx, dy = _centred_grid(h, w)
     a, b = math.cos(math.radians(deg)), math.sin(math.radians(deg))
     u, v = (a * dx - b * dy) / scale, (b * dx + a * dy) / scale  # canvas -> exposure
     hu, hv = (w - 1) / 2, (h - 1) / 2

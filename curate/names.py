@@ -10,6 +10,7 @@ random hex names) are a chain of one, their root alone.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from pathlib import PurePath
@@ -20,6 +21,7 @@ _COPY_MARKS = re.compile(r"(?:\s*-\s*copy(?:\s*\(\d+\))?|\s*\(\d+\))+$", re.IGNO
 _STEP = re.compile(r"[-_ ]([A-Za-z]+\d*)$")
 
 
+@functools.lru_cache(maxsize=1 << 17)  # dups reads each file's chain several times (kaggle10k: 66,000 calls)
 def chain(path: str) -> tuple[str, ...]:
     """(root, step, step, ...) of a file's name: copy marks dropped, then trailing steps split off."""
     stem = _COPY_MARKS.sub("", PurePath(path).stem)
@@ -30,6 +32,7 @@ def chain(path: str) -> tuple[str, ...]:
     return (stem.lower(), *reversed(steps))
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def derived(path: str) -> bool:
     """The name says the file was made or copied from another (steps or copy marks)."""
     stem = PurePath(path).stem
