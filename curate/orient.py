@@ -105,7 +105,8 @@ CUT_SCALE = 0.03
 # pairs the other way round): only an unmarked member is trusted as the source (see _turned_from).
 BEYOND_FILL, PICTURE = 0.2, 3.0
 # ... under BEYOND_LOOSE where the copy shows no picture of its own beyond the original's frame
-# (dark, flat radiograph borders fit 0.2-0.3; the README's orientation section has the figures)
+# (dark, flat radiograph borders fit 0.2-0.3; docs/measurements.md's orientation section has
+# the figures)
 BEYOND_LOOSE = 0.3
 # Under CUT_SURE the member is picture even if its wedges fit (below SUPPORT): 224 px originals
 # fit 0.3-0.87 by chance
@@ -122,8 +123,8 @@ PAD_BACKED = 0.4
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
 # ... but a chain's dup_scale is composed along the group's verified pairs, and a copy zoomed out
 # 0.96-0.98 leaves a band of fill a few pixels wide: its pad (_turned_from) is looked for at every
-# scale within PAD_REACH of the verified one, in SCALE_ERROR steps (the README's orientation
-# section has the figures)
+# scale within PAD_REACH of the verified one, in SCALE_ERROR steps (docs/measurements.md's
+# orientation section has the figures)
 PAD_REACH = 0.03
 # A picture turned inside a canvas enlarged to hold all of it (cv2, PIL's expand) gets a canvas of
 # w|cos| + h|sin| by h|cos| + w|sin|, rounded: within CANVAS_PX of that at an angle within
