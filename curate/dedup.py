@@ -1421,8 +1421,9 @@ def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, worker
         from curate.cache import FileCache
 
         cache = FileCache(Path(cache_dir) / f"traces-v{TRACES_VERSION}.npz")
+        sizes, mtimes = table["size"].tolist(), table["mtime_ns"].tolist()  # (a column lookup per row: 0.2 s on kaggle10k)
         for i in rows:
-            keys[i] = (paths[i], int(table["size"].iloc[i]), int(table["mtime_ns"].iloc[i]))
+            keys[i] = (paths[i], int(sizes[i]), int(mtimes[i]))
             hit = cache.get(*keys[i])
             if hit is not None:
                 out[i] = None if not hit["ok"] else (hit["fine"], hit["black"], hit["lo"], hit["hi"], hit["white"])
