@@ -631,7 +631,6 @@ def test_a_kept_zoomed_out_copy_is_turned_onto_the_original_when_its_scale_is_a_
     assert out.loc["copy.png", "orient_source"] == "group"
 
 
-
 def test_a_kept_original_fitting_wedges_by_chance_is_not_turned_onto_a_zoomed_out_chain_copy(tmp_path, monkeypatch):
     """Kaggle seed 241's original fitted a replicate fill's wedges at -6 by chance (1.05) against a
     three-step chain copy zoomed out to 0.86 and re-toned, whose own wedges fitted ~0: taken as
