@@ -917,7 +917,7 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     too, so u's pixels beyond x's frame fit a fill under BEYOND_LOOSE; its wedges from PAIR_FIT
     where they fit PAD_BACKED (PAD_FIT where u shows picture beyond x's frame, see below) and u
     bears no mark at all; or, with no wedges to go by, they fit PAD_SURE, a Kaggle-style zoom out
-    on the same canvas) or cut (u does not show the picture CUT_SCALE
+    on the same canvas, which u's wedges outweigh only from SUPPORT) or cut (u does not show the picture CUT_SCALE
     larger, u's pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL;
     BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
     it must not: a copy made from u has nothing of its own there), u is not the padded one
@@ -958,7 +958,10 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     # ... and where x shows no picture of its own beyond u's frame either, u's wedges are chance
     if u_picture and not own_picture:
         u_padded = False
-    if fill >= PAD_SURE and not u_padded:
+    # no original beyond a copy's frame fits PAD_SURE (see PAD_FIT): only a fit that confirms a
+    # turn (SUPPORT) says u was padded instead (kaggle 73's 27.jpg fits 0.30 by chance against its
+    # copy's pad of 0.84)
+    if fill >= PAD_SURE and not (u_padded and fu >= SUPPORT):
         return fill
     if g.unmarked[u] and picture >= PICTURE and not (same_scale and own_picture) and (
             not u_padded and beyond < (BEYOND_FILL if own_picture else BEYOND_LOOSE)

@@ -765,3 +765,18 @@ def test_a_kept_zoomed_out_copy_is_turned_onto_an_original_showing_picture_where
     geo = {"orig.png": (0.0, 1.0, ""), "copy.png": (-30.0, 0.9, ""), "further.png": (-45.0, 0.9, "resampled")}
     out = orient(group_table(geo, "copy.png"), tmp_path, workers=1).set_index("path")
     assert abs(out.loc["copy.png", "rotation"] + 30.0) <= 0.5 and out.loc["copy.png", "orient_source"] == "group", out
+
+
+def test_a_kept_zoomed_out_copy_is_turned_onto_an_original_whose_wedge_fit_is_under_support(tmp_path, monkeypatch):
+    """Kaggle 73's 27-rotated1.jpg kept: turned 18 and zoomed out to 0.88 with black corners, its
+    wedges fit 0.04, its original's 0.30 by chance, and the original's corners beyond the copy's
+    frame are dark and flat (no picture to go by: given here). The copy's pixels beyond the
+    original's frame are its zoom's fill (from PAD_SURE, which no original reaches beyond a copy's
+    frame): a wedge fit under SUPPORT does not outweigh that, so the copy is turned onto it."""
+    t = chain_group(tmp_path, [(18.0, 0.88)], "copy1.png")
+    t["derived"] = ["", ""]
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.3 if np.array_equal(px, original) else 0.04)
+    frame_measured(monkeypatch, original, single=(0.3, 1.0), mixed=(0.3, 1.0))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5 and out.loc["copy1.png", "orient_source"] == "group", out
