@@ -944,9 +944,12 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     same_scale = cut is not None and not _shows_more(x, u, content)
     # u's pixels beyond x's frame, two constants counting as a fill: picture there says u was not
     # padded around x (kaggle 7's upright 58.jpg against its chain copy zoomed out to 0.78, white
-    # then black: 0.14 with one fill, 0.60 with two)
+    # then black: 0.14 with one fill, 0.60 with two); against wedges that do not confirm a turn
+    # (under SUPPORT) a fit under BEYOND_LOOSE is picture too, as for a cut (dark, flat borders fit
+    # 0.2-0.3): the originals of 9 kept copies (8 zoomed in 1.1-1.6) on kaggle seeds 1-73 but 83
+    # fit 0.21-0.29 there with 4-22 grey levels left, against chance wedges of 0.35-0.46
     beyond_u = found[u]["beyond"].get(_frame(g, x, u, content, dims, mixed=True)) or (1.0, 0.0)
-    u_picture = beyond_u[0] < BEYOND_FILL and beyond_u[1] >= PICTURE
+    u_picture = beyond_u[1] >= PICTURE and beyond_u[0] < (BEYOND_FILL if fu >= SUPPORT else BEYOND_LOOSE)
     backed = shows_less and g.unmarked[u] and fx >= PAIR_FIT and fill >= (PAD_FIT if u_picture else PAD_BACKED)
     # where u does not show the picture larger, x turned from u was cut from it too: u's pixels
     # beyond x's frame are u's picture, not fill (kaggle seeds 1-73 but 83: the turned copies so

@@ -730,6 +730,26 @@ def test_a_kept_cut_copy_is_turned_onto_an_original_whose_wedge_fit_its_picture_
     assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5 and out.loc["cut.png", "orient_source"] == "group", out
 
 
+@pytest.mark.parametrize("fit, turned", [(0.44, True), (0.9, False)])
+def test_a_chance_wedge_fit_gives_way_to_picture_beyond_the_frame_that_fits_under_beyond_loose(tmp_path, monkeypatch, fit, turned):
+    """Kaggle 37's 56-rotated1-rotated1.jpg kept: turned 20 and zoomed in 1.3; its original fits
+    wedges at the pair's angle 0.44 by chance, and beyond the copy's frame a fill 0.29 with 8.6
+    grey levels a pixel left (two constants no better): over BEYOND_FILL, under BEYOND_LOOSE, as
+    dark, flat borders fit, so picture, not a pad around the copy; the copy is turned onto it.
+    Wedges that confirm a turn (SUPPORT) still mark the original as the padded one."""
+    t = kaggle_group(tmp_path, "cut.png", zoom=1.3)
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    real = orient_module.wedge_fit
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: fit if np.array_equal(px, original)
+                        else real(px, deg))
+    frame_measured(monkeypatch, original, single=(0.29, 8.6), mixed=(0.29, 8.6))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    if turned:
+        assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5 and out.loc["cut.png", "orient_source"] == "group", out
+    else:
+        assert out.loc["cut.png", "rotation"] == 0, out
+
+
 def test_a_kept_original_is_not_turned_onto_a_chain_copy_whose_pad_holds_two_fills(tmp_path, monkeypatch):
     """Kaggle 7's 58.jpg: its chain copy (white corners, then black, zoomed out to 0.78 and
     turned 3.9 in all) fits wedges at the pair's angle 0.53 and its pixels beyond the original's
