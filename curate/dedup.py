@@ -919,10 +919,8 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     if features is None:
         need = sorted({i for a, b, *_ in pairs for i in (a, b)})
         features = dict(zip(need, map_files(_features_of, [(paths[i], False) for i in need], workers=workers)))
-    # at most VERIFY_BATCH, and small enough that a round's few pairs still spread over the workers
     slots = workers if isinstance(workers, int) else default_workers()
-    size = max(8, min(VERIFY_BATCH, -(-len(pairs) // (4 * slots))))
-    batches = [pairs[lo:lo + size] for lo in range(0, len(pairs), size)]
+    batches = _batches(pairs, slots)
     done = map_files(_verified_batch, batches, workers=workers, shared=features, chunk_size=1,
                      progress=scaled(progress, len(batches), len(pairs)))
     for _, made in done:  # keypoints a worker made, kept for later rounds (a worker's copies end with it)
@@ -932,6 +930,18 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
                 f._mirrored = mirrored
             f._plain = {**(plain or {}), **(f._plain or {})}
     return [m for batch, _ in done for m in batch]
+
+
+def _batches(pairs: list[Pair], slots: int) -> list[list[Pair]]:
+    """The pairs in order, in batches of at most VERIFY_BATCH that shrink toward the end (what is
+    left over twice the slots, at least 8): the workers take them in turn and finish a round
+    together, rather than one waiting out the other's last full batch."""
+    out, lo = [], 0
+    while lo < len(pairs):
+        size = max(8, min(VERIFY_BATCH, -(-(len(pairs) - lo) // (2 * slots))))
+        out.append(pairs[lo:lo + size])
+        lo += size
+    return out
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:

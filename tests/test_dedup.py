@@ -933,3 +933,16 @@ def test_the_affine_is_tried_only_where_the_similarity_found_some_agreement(tmp_
         monkeypatch.setattr(dedup, "_turned_alike", lambda matches: (pa[:0], pa[:0]))
         assert not dedup.verify(fa, fb, tries=1).ok
         assert len(tried) == affine
+
+
+def test_verification_batches_shrink_toward_the_end():
+    # Every pair once, in order; none over VERIFY_BATCH; the last few small, so two workers end a
+    # round together (a round's 2,218 pairs in 9 equal batches left one worker a whole batch alone).
+    import curate.dedup as dedup
+
+    pairs = list(range(2218))
+    batches = dedup._batches(pairs, 2)
+    assert [p for b in batches for p in b] == pairs
+    assert max(map(len, batches)) <= dedup.VERIFY_BATCH
+    assert sum(map(len, batches[-3:])) <= 24
+    assert len(dedup._batches(list(range(20)), 2)) == 3
