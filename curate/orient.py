@@ -15,7 +15,8 @@ with no image work). Three sources, in this order of trust:
    tried as the upright one the anchor was turned from (`_onto_upright`): an anchor padded by
    a turn's wedges against such a member, or cut from it (it shows the picture larger or about
    as large, by the dups stage's `dup_scale`, while the member shows picture, not fill, beyond
-   its frame), gets the verified turn onto it, whatever copies turned further say. The
+   its frame), gets the verified turn onto it, whatever copies turned further say; a member
+   itself shown turned from another is followed back to where the chain starts. The
    right-angle pose is the representative's (the dups stage keeps the member the others were
    derived from), unless several unmirrored copies agree on another.
 3. The image itself, when its group says nothing: a scan turned by an arbitrary angle inside
@@ -94,6 +95,7 @@ WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) who
 # scale, where the turn cuts the original's corners off (kaggle seeds 1-73 but 83, every pair orient
 # tests: 1,609 -> 1,661 of 1,875 turned copies shown turned from their original, still none of
 # 251 originals from a copy; see _cut).
+CHAIN_STEPS = 3  # rounds of tests that follow a chain back from the candidates the anchor is shown turned from
 UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (kaggle 7: a wrong 20 degree turn)
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
 UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
@@ -566,6 +568,14 @@ class _Group:
                 if len(self.candidates) < UPRIGHT_CANDIDATES and (
                         sha is None or not sha[x] or all(sha[x] != sha[y] for y in self.candidates)):
                     self.candidates.append(x)
+        # members at the anchor's own pose, as plain: a candidate turned from one of them was turned
+        # from where the anchor stands (see _chain)
+        self.mates: list[int] = []
+        if plain is not None:
+            for x in sorted((x for x in members if x != anchor and plain[x] and not exif[x] and score[x] >= UPRIGHT_SCORE
+                             and abs(self.turn(anchor, x)) < GROUP_SNAP), key=lambda x: (not rep[x], -score[x], x)):
+                if len(self.mates) < WITNESSES and not (sha is not None and sha[x] and any(sha[x] == sha[y] for y in self.mates + [anchor])):
+                    self.mates.append(x)
         # members the anchor may have been saved from by a lossless turn or mirror (see resaved_from)
         self.lossless: list[tuple[int, bool, int]] = []
         for x in sorted((x for x in members if x != anchor and not (sha is not None and sha[x] and sha[x] == sha[anchor])),
@@ -695,14 +705,20 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
-    # the candidates' tests against each other, only among those the anchor is shown turned
-    # from (_onto_upright asks nothing else of them): most groups show none or one
-    among: dict[int, tuple[bool, list[float], list[tuple]]] = {}
-    for g in groups:
-        for i, degs, frames in _upright_tests(g, content, dims, _shown(g, found, content, dims)):
-            _, tests, had = among.get(i, (False, [], []))
-            among[i] = (False, tests + degs, had + frames)
-    if among:
+    # the candidates the anchor is shown turned from, each tested against the other candidates
+    # (_onto_upright asks nothing else of them: most groups show none or one); one shown turned
+    # from another was itself turned further along a chain, so that one is tested next
+    tested: dict[int, set] = {id(g): set() for g in groups}
+    for _ in range(CHAIN_STEPS):
+        among: dict[int, tuple[bool, list[float], list[tuple]]] = {}
+        for g in groups:
+            reached = [u for u in _chain(g, found, content, dims)[1] if u not in tested[id(g)]]
+            tested[id(g)].update(reached)
+            for i, degs, frames in _upright_tests(g, content, dims, reached):
+                _, tests, had = among.get(i, (False, [], []))
+                among[i] = (False, tests + degs, had + frames)
+        if not among:
+            break
         _run(among, found, paths, root, cache, skews, workers, None)
     # an anchor saved again from another member turned by a right angle or mirrored: that
     # member's pose is the upright one (the first so shown, best verified first)
@@ -823,23 +839,53 @@ def _pair_tests(g: _Group, x: int, u: int, content, dims) -> list[tuple[int, lis
     """The image work that says whether x was turned from u (see _turned_from): x's wedges at its
     turn onto u, u's at its turn onto x, x's pixels beyond u's frame (padded around u?: a turn
     on a fixed canvas fills x's corners even where a zoom in hides the wedges' shape) and, where
-    x shows the picture larger, u's pixels beyond x's frame (cut from u?)."""
+    x shows the picture larger, u's pixels beyond x's frame (cut from u?); and u's pixels beyond
+    x's frame, two constants counting as a fill, at any scale (padded around x?)."""
     cut, pad = _cut(g, x, u, content, dims), _pad(g, x, u, content, dims)
+    beyond = [f for f in (cut, _frame(g, x, u, content, dims, mixed=True)) if f is not None]
     return [(x, [round(-_odd(g.turn(x, u)), 2)], [pad] if pad else []),
-            (u, [round(-_odd(g.turn(u, x)), 2)], [cut] if cut else [])]
+            (u, [round(-_odd(g.turn(u, x)), 2)], beyond)]
 
 
 def _upright_tests(g: _Group, content, dims, shown: list[int] | None = None) -> list[tuple[int, list[float], list[tuple]]]:
     """The image work _onto_upright needs: the anchor against each candidate (shown None), or
-    the `shown` candidates against each other."""
+    each of the `shown` candidates against every other candidate."""
     if shown is None:
         return [t for u in g.candidates for t in _pair_tests(g, g.anchor, u, content, dims)]
-    return [t for u in shown for v in shown if v != u for t in _pair_tests(g, u, v, content, dims)]
+    return [t for u in shown for v in g.candidates + g.mates if v != u for t in _pair_tests(g, u, v, content, dims)]
 
 
-def _shown(g: _Group, found: list, content, dims) -> list[int]:
-    """The candidates the anchor is shown turned from (see _onto_upright)."""
-    return [u for u in g.candidates if _turned_from(g, found, g.anchor, u, content, dims) > 0]
+def _chain(g: _Group, found: list, content, dims) -> tuple[list[tuple[int, float]], list[int]]:
+    """Where the chain the anchor was turned along begins: of the candidates it is shown turned
+    from (_turned_from), those shown turned from another of them drop out; each one left that
+    was itself turned from other candidates is replaced by those, tested so in turn, until the
+    ones left were turned from none (a chain's original: kaggle 2's 14-rotated1-rotated1.jpg was
+    turned 22.8 degrees onto its parent 14-rotated1.jpg). One turned from a member at the anchor's
+    own pose (g.mates) starts the chain where the anchor stands: the anchor itself. Returns those
+    starts with the surety of the weakest step to them, and every candidate reached (the ones not
+    yet tested against the others read as starts)."""
+    def sources(u: int, among) -> list[int]:
+        return [v for v in among if v != u and abs(_odd(g.turn(u, v))) >= GROUP_SNAP
+                and _turned_from(g, found, u, v, content, dims) > 0]
+
+    step = [(u, e) for u in g.candidates if (e := _turned_from(g, found, g.anchor, u, content, dims)) > 0]
+    starts, reached = [], []
+    while step:
+        step = [(u, e) for u, e in step if u not in reached]
+        reached += [u for u, _ in step]
+        step = [(u, e) for u, e in step if not sources(u, [v for v, _ in step])]
+        further = []
+        for u, e in step:
+            if sources(u, g.mates):  # turned from where the anchor stands: nothing to turn it by
+                starts.append((g.anchor, e))
+                continue
+            back = sources(u, g.candidates)
+            if back:
+                further += [(v, min(e, _turned_from(g, found, u, v, content, dims))) for v in back]
+            else:
+                starts.append((u, e))
+        step = further
+    return sorted(starts, key=lambda s: g.candidates.index(s[0]) if s[0] in g.candidates else -1), reached
 
 
 def _enlarged_canvas(g: _Group, x: int, u: int, content, dims) -> bool:
@@ -869,14 +915,19 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     any scale within PAD_REACH of the verified one, two constants counting as a fill, fit a fill
     PAD_FIT at least: a copy cut from x would show x's picture there; elsewhere x was cut from u
     too, so u's pixels beyond x's frame fit a fill under BEYOND_LOOSE; its wedges from PAIR_FIT
-    where they fit PAD_BACKED and u bears no mark at all; or, with no wedges to go by, they fit
-    PAD_SURE, a Kaggle-style zoom out on the same canvas) or cut (u does not show the picture CUT_SCALE
+    where they fit PAD_BACKED (PAD_FIT where u shows picture beyond x's frame, see below) and u
+    bears no mark at all; or, with no wedges to go by, they fit PAD_SURE, a Kaggle-style zoom out
+    on the same canvas, which u's wedges outweigh only from SUPPORT) or cut (u does not show the picture CUT_SCALE
     larger, u's pixels beyond x's frame are picture, not a zoom out's fill (BEYOND_FILL;
     BEYOND_LOOSE where x shows no picture of its own beyond u's frame, which at about u's scale
     it must not: a copy made from u has nothing of its own there), u is not the padded one
     (unless clearly picture, CUT_SURE, and u's wedges under SUPPORT), and u bears no mark at
     all: a Kaggle-style chain copy can shrink without a fill that beyond_fill sees, and such a
-    copy seldom escapes every mark)."""
+    copy seldom escapes every mark). u's wedges at the pair's angle count against x only where u
+    may have been padded around x: not where u's pixels beyond x's frame hold PICTURE grey levels
+    and fit no fill (BEYOND_FILL) even with two constants (a chain's pad holds black and white),
+    while x shows no picture of its own beyond u's frame: then u's fit is a chance one (224 px
+    originals fit 0.3-0.87)."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
@@ -891,7 +942,12 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     # at about u's scale, a copy made from u holds nothing of its own beyond u's frame (two copies
     # both cut from a third do)
     same_scale = cut is not None and not _shows_more(x, u, content)
-    backed = shows_less and g.unmarked[u] and fx >= PAIR_FIT and fill >= PAD_BACKED
+    # u's pixels beyond x's frame, two constants counting as a fill: picture there says u was not
+    # padded around x (kaggle 7's upright 58.jpg against its chain copy zoomed out to 0.78, white
+    # then black: 0.14 with one fill, 0.60 with two)
+    beyond_u = found[u]["beyond"].get(_frame(g, x, u, content, dims, mixed=True)) or (1.0, 0.0)
+    u_picture = beyond_u[0] < BEYOND_FILL and beyond_u[1] >= PICTURE
+    backed = shows_less and g.unmarked[u] and fx >= PAIR_FIT and fill >= (PAD_FIT if u_picture else PAD_BACKED)
     # where u does not show the picture larger, x turned from u was cut from it too: u's pixels
     # beyond x's frame are u's picture, not fill (kaggle seeds 1-73 but 83: the turned copies so
     # shown padded against their original, at most 0.33 in 346 pairs; kaggle 241's original
@@ -899,7 +955,13 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     cut_from = cut is None or beyond < BEYOND_LOOSE
     if (fx >= SUPPORT or backed) and fx - fu >= PAIR_MARGIN and (fill >= PAD_FIT if shows_less else cut_from):
         return fx
-    if fill >= PAD_SURE and not u_padded:
+    # ... and where x shows no picture of its own beyond u's frame either, u's wedges are chance
+    if u_picture and not own_picture:
+        u_padded = False
+    # no original beyond a copy's frame fits PAD_SURE (see PAD_FIT): only a fit that confirms a
+    # turn (SUPPORT) says u was padded instead (kaggle 73's 27.jpg fits 0.30 by chance against its
+    # copy's pad of 0.84)
+    if fill >= PAD_SURE and not (u_padded and fu >= SUPPORT):
         return fill
     if g.unmarked[u] and picture >= PICTURE and not (same_scale and own_picture) and (
             not u_padded and beyond < (BEYOND_FILL if own_picture else BEYOND_LOOSE)
@@ -912,8 +974,9 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     """The verified turn onto the member judged upright, when the anchor was turned from it.
 
     The candidates (unmarked by the dups stage, no EXIF turn, one picture with the anchor at an
-    odd angle) the anchor is shown turned from (_turned_from), less those shown turned from
-    another of them, are judged upright; when they agree on the anchor's odd turn, the anchor
+    odd angle) the anchor is shown turned from (_turned_from), followed back along the chain to
+    where it starts (_chain), are judged upright; a chain that starts at a member at the anchor's
+    own pose leaves the anchor as it stands. When they agree on the anchor's odd turn, the anchor
     gets the turn onto the first (the representative first), whatever copies turned further say
     (their wedges call any less turned member straight). When they agree on the whole turn too,
     the first's right-angle pose is the upright one (a Kaggle-style chain turns 5-25 degrees a
@@ -921,17 +984,16 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     anchor is flagged and left as it is. None when no candidate is so shown. Returns
     _odd_decision's tuple and the member whose right-angle pose is upright (or None)."""
     k = g.anchor
-    shown = [(u, e) for u in g.candidates if (e := _turned_from(g, found, k, u, content, dims)) > 0]
-    if not shown:
+    upright, reached = _chain(g, found, content, dims)
+    if not reached:
         return None
-    upright = [(u, e) for u, e in shown
-               if not any(v != u and abs(_odd(g.turn(u, v))) >= GROUP_SNAP and _turned_from(g, found, u, v, content, dims) > 0
-                          for v, _ in shown)]
-    turns = [_odd(g.turn(k, u)) for u, _ in upright]
+    turns = [0.0 if u == k else _odd(g.turn(k, u)) for u, _ in upright]
     if not upright or any(_angle_diff(t, turns[0]) > AGREE for t in turns):
         return 0.0, 0.5, "", "low-confidence", None, [], None
     u, e = upright[0]
     conf = min(group_confidence(g.score[u]), round(0.5 + 0.5 * min(1.0, e), 3))
+    if u == k:
+        return 0.0, conf, "", "", None, [0.0], None
     whole = all(_angle_diff(g.turn(k, v), g.turn(k, u)) <= AGREE for v, _ in upright)
     return turns[0], conf, "group", "", u, [0.0], u if whole else None
 

@@ -666,3 +666,117 @@ def test_a_kept_chain_copy_padded_with_black_and_white_is_turned_onto_the_origin
            "second.png": (-27.0, 0.85 * 0.9, "")}
     out = orient(group_table(geo, "second.png"), tmp_path, workers=1).set_index("path")
     assert abs(out.loc["second.png", "rotation"] + 27.0) <= 0.5 and out.loc["second.png", "orient_source"] == "group", out
+
+
+def _onto(angles: list[float], shown: dict[tuple[int, int], float]):
+    """_onto_upright for member 0 (kept, the representative; every member a plain, unmarked copy
+    verified at 1.0) when x is shown turned from u exactly for the pairs (x, u) in `shown`."""
+    from curate.orient import _Group, _onto_upright
+
+    n = len(angles)
+    group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
+                   np.array([True] + [False] * (n - 1)), plain=np.ones(n, bool), unmarked=np.ones(n, bool))
+    real = orient_module._turned_from
+    orient_module._turned_from = lambda g, found, x, u, content, dims: shown.get((x, u), 0.0)
+    try:
+        return _onto_upright(group, [{"fits": {}, "beyond": {}}] * n, np.ones(n), [None] * n)
+    finally:
+        orient_module._turned_from = real
+
+
+def test_a_kept_copy_turned_from_a_turned_copy_gets_the_turn_onto_the_chains_original():
+    """Kaggle-style chain: the kept copy (member 0) was made from a copy turned 15 from it (1),
+    itself made from the original (2, turned 35 from the kept one). The kept copy is shown turned
+    from the copy only (kaggle 2's 14-rotated1-rotated1.jpg: its original's pad fit 0.36), but
+    that copy is shown turned from the original: the chain starts there, and the kept copy gets
+    the whole turn onto it, not the 15 degrees onto its parent."""
+    turn, _, source, flag, upright, _, _ = _onto([0.0, 15.0, 35.0], {(0, 1): 0.97, (1, 2): 0.9})
+    assert (turn, source, flag, upright) == (-35.0, "group", "", 2)
+
+
+def test_a_kept_copy_is_not_turned_onto_a_copy_turned_from_a_member_at_its_own_pose():
+    """The kept copy (0) stands 1.2 degrees from the original (1: too close to be a candidate),
+    and is shown turned from a sibling turned 20 (2: kaggle 2's 32-rotated1-rotated1.jpg, turned
+    -0.6, against 32-rotated10.jpg, turned 20.7), but that sibling is shown turned from the
+    original: the chain starts where the kept copy stands, so it is not turned."""
+    turn, _, source, flag, upright, _, _ = _onto([0.0, -1.2, 20.0], {(0, 2): 0.9, (2, 1): 0.9})
+    assert (turn, source, flag, upright) == (0.0, "", "", None)
+
+
+def frame_measured(monkeypatch, img: np.ndarray, single: tuple[float, float], mixed: tuple[float, float]) -> None:
+    """orient measures img's pixels beyond any member's frame as `single` with one fill and as
+    `mixed` where two constants count as a fill too (beyond_fill's `mixed`)."""
+    real = orient_module.beyond_fill
+
+    def measured(px, deg, scale, reach=orient_module.SCALE_ERROR, two=False):
+        return (mixed if two else single) if np.array_equal(px, img) else real(px, deg, scale, reach, two)
+
+    monkeypatch.setattr(orient_module, "beyond_fill", measured)
+
+
+def test_a_kept_cut_copy_is_turned_onto_an_original_whose_wedge_fit_its_picture_belies(tmp_path, monkeypatch):
+    """A copy turned 20 and zoomed in 1.3 (no wedges, nothing beyond the original's frame); the
+    original fits wedges at the pair's angle 0.45 by chance, and beyond the copy's frame it fits
+    a fill 0.15 with 8 grey levels a pixel left (two constants no better): not clearly picture
+    (CUT_SURE), but it was not padded around the copy, so its wedges are a chance fit and the
+    copy was cut from it (kaggle 31's 62-rotated1-rotated1.jpg against 62.jpg: 0.315, 0.16)."""
+    t = kaggle_group(tmp_path, "cut.png", zoom=1.3)
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    real = orient_module.wedge_fit
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.45 if np.array_equal(px, original)
+                        else real(px, deg))
+    frame_measured(monkeypatch, original, single=(0.15, 8.0), mixed=(0.15, 8.0))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["cut.png", "rotation"] + 20.0) <= 0.5 and out.loc["cut.png", "orient_source"] == "group", out
+
+
+def test_a_kept_original_is_not_turned_onto_a_chain_copy_whose_pad_holds_two_fills(tmp_path, monkeypatch):
+    """Kaggle 7's 58.jpg: its chain copy (white corners, then black, zoomed out to 0.78 and
+    turned 3.9 in all) fits wedges at the pair's angle 0.53 and its pixels beyond the original's
+    frame fit one fill 0.14 with 19.6 grey levels left, but two constants 0.60: the pad of two
+    steps, so the copy was padded around the original, and the original stands."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    chain = cut_copy(cut_copy(base, 13.0, 0.92, 255), -16.9, 0.85, 0)
+    save(tmp_path / "chain.png", chain)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.53 if np.array_equal(px, chain) else 0.26)
+    frame_measured(monkeypatch, chain, single=(0.14, 19.6), mixed=(0.60, 2.1))
+    geo = {"orig.png": (0.0, 1.0, ""), "chain.png": (3.9, 0.78, "")}
+    out = orient(group_table(geo, "orig.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0, out
+
+
+def test_a_kept_zoomed_out_copy_is_turned_onto_an_original_showing_picture_where_its_wedges_would_be(tmp_path, monkeypatch):
+    """A chain copy zoomed out to 0.9 and turned 30: its wedges fit 0.5 and its pad beyond the
+    original's frame 0.33 (under PAD_BACKED: kaggle 73's 33-rotated2-rotated1-rotated1.jpg, 0.66
+    and 0.40); beyond the copy's frame the original's corners hold 10 grey levels a pixel no fill
+    explains: it was not cut from the copy, so the copy was padded around it, whatever a copy
+    turned 15 further says by its wedges."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    copy = cut_copy(base, 30.0, 0.9, 0)
+    save(tmp_path / "copy.png", copy)
+    save(tmp_path / "further.png", cut_copy(copy, 15.0, 1.0, 255))
+    real = orient_module.wedge_fit
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.5 if np.array_equal(px, copy)
+                        else 0.05 if np.array_equal(px, base) else real(px, deg))
+    frame_measured(monkeypatch, copy, single=(0.33, 4.0), mixed=(0.33, 4.0))
+    frame_measured(monkeypatch, base, single=(0.05, 10.0), mixed=(0.05, 10.0))
+    geo = {"orig.png": (0.0, 1.0, ""), "copy.png": (-30.0, 0.9, ""), "further.png": (-45.0, 0.9, "resampled")}
+    out = orient(group_table(geo, "copy.png"), tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["copy.png", "rotation"] + 30.0) <= 0.5 and out.loc["copy.png", "orient_source"] == "group", out
+
+
+def test_a_kept_zoomed_out_copy_is_turned_onto_an_original_whose_wedge_fit_is_under_support(tmp_path, monkeypatch):
+    """Kaggle 73's 27-rotated1.jpg kept: turned 18 and zoomed out to 0.88 with black corners, its
+    wedges fit 0.04, its original's 0.30 by chance, and the original's corners beyond the copy's
+    frame are dark and flat (no picture to go by: given here). The copy's pixels beyond the
+    original's frame are its zoom's fill (from PAD_SURE, which no original reaches beyond a copy's
+    frame): a wedge fit under SUPPORT does not outweigh that, so the copy is turned onto it."""
+    t = chain_group(tmp_path, [(18.0, 0.88)], "copy1.png")
+    t["derived"] = ["", ""]
+    original = cv2.imread(str(tmp_path / "orig.png"), cv2.IMREAD_GRAYSCALE)
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.3 if np.array_equal(px, original) else 0.04)
+    frame_measured(monkeypatch, original, single=(0.3, 1.0), mixed=(0.3, 1.0))
+    out = orient(t, tmp_path, workers=1).set_index("path")
+    assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5 and out.loc["copy1.png", "orient_source"] == "group", out
