@@ -228,6 +228,11 @@ ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
 # 28,360 pairs, then 1,620 refinements): dups CPU -7%; the same groups and kept files there and on
 # the tuned kaggle seeds; one or two rounds' delay instead saved less (more refinements).
 DEFER = True
+# The rounds also leave unscored a near miss's affine alignment (RANSAC's second estimate, found
+# after a similarity that scored REFINE_FLOOR or more): on the kaggle set ~4,600 of the rounds'
+# near misses lie between files of one radiograph, and their affine score cost ~2.4 ms of their
+# ~7; 1 in 100 accepted pairs passes only on it, and joins after the rounds if still apart.
+DEFER_AFFINE = True
 # Tables of at least this many hashed files search their candidate channels on the workers (a pool
 # costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
 PARALLEL_SEARCH = 2000
@@ -743,8 +748,10 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
     at all, the frames are aligned by that rotation/flip instead; such a pair must correlate as a
     refined pair must (REFINED_CORRELATION), aligned so or refined.
     refine=False: no sub-pixel refinement (see NO_REFINE_CHANNELS). defer: a near miss is returned
-    unrefined, its alignment kept (Match.pending) for _refined to take up later (see DEFER)."""
+    unrefined, its alignment kept (Match.pending) for _refined to take up later (see DEFER), and
+    so are the affine alignments found after it, unscored (DEFER_AFFINE)."""
     best, best_m = Match(False), None
+    later = []  # affine alignments not scored yet (defer: see DEFER_AFFINE)
     shapes = fa.pixels.shape, fb.pixels.shape
     for mirror in (mirror_first, not mirror_first)[:tries]:
         matches = _matches_from_larger(fa.keypoints, fb.mirrored if mirror else fb.keypoints)
@@ -772,6 +779,9 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
                     similar = 0 if inl is None else int(inl.sum())
                 if m is None or inl is None or int(inl.sum()) < MIN_INLIERS or not _plausible(m):
                     continue
+                if k and defer and DEFER_AFFINE and best.score >= REFINE_FLOOR:
+                    later.append((mirror, tuple(m.ravel()), int(inl.sum())))  # (scored if still apart: DEFER_AFFINE)
+                    continue
                 score, cover_a, cover_b = _score(fa, fb, mirror, m, bar=LOOSE_FLOOR if loose else -math.inf)
                 if loose and score < LOOSE_FLOOR:
                     continue  # loose matches fit look-alikes too: only a near miss is worth refining
@@ -790,7 +800,7 @@ def verify(fa: Features, fb: Features, mirror_first: bool = False, tries: int = 
             return best
     if refine and best_m is not None and best.score >= REFINE_FLOOR:
         if defer:  # its keypoint alignment kept, to be refined if the rounds leave the two apart
-            return replace(best, pending=(framed, tuple(best_m.ravel())))
+            return replace(best, pending=(framed, tuple(best_m.ravel()), tuple(later)))
         return _refined(fa, fb, best, best_m, framed)
     return best
 
@@ -911,10 +921,8 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
     if features is None:
         need = sorted({i for a, b, *_ in pairs for i in (a, b)})
         features = dict(zip(need, map_files(_features_of, [(paths[i], False) for i in need], workers=workers)))
-    # at most VERIFY_BATCH, and small enough that a round's few pairs still spread over the workers
     slots = workers if isinstance(workers, int) else default_workers()
-    size = max(8, min(VERIFY_BATCH, -(-len(pairs) // (4 * slots))))
-    batches = [pairs[lo:lo + size] for lo in range(0, len(pairs), size)]
+    batches = _batches(pairs, slots)
     done = map_files(_verified_batch, batches, workers=workers, shared=features, chunk_size=1,
                      progress=scaled(progress, len(batches), len(pairs)))
     for _, made in done:  # keypoints a worker made, kept for later rounds (a worker's copies end with it)
@@ -924,6 +932,18 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
                 f._mirrored = mirrored
             f._plain = {**(plain or {}), **(f._plain or {})}
     return [m for batch, _ in done for m in batch]
+
+
+def _batches(pairs: list[Pair], slots: int) -> list[list[Pair]]:
+    """The pairs in order, in batches of at most VERIFY_BATCH that shrink toward the end (what is
+    left over twice the slots, at least 8): the workers take them in turn and finish a round
+    together, rather than one waiting out the other's last full batch."""
+    out, lo = [], 0
+    while lo < len(pairs):
+        size = max(8, min(VERIFY_BATCH, -(-(len(pairs) - lo) // (2 * slots))))
+        out.append(pairs[lo:lo + size])
+        lo += size
+    return out
 
 
 def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, progress) -> list[Match]:
@@ -951,8 +971,7 @@ def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
     if fa is None or fb is None:
         return Match(False)
     if p.start is not None:  # a near miss the rounds put off refining (see DEFER)
-        framed, m = p.start.pending
-        return replace(_refined(fa, fb, p.start, np.array(m).reshape(2, 3), framed), pending=None)
+        return _taken_up(fa, fb, p.start)
     m = verify(fa, fb, p.mirror, tries=p.tries, frame=p.frame, refine=p.refine, defer=p.defer)
     if m.ok or not p.kin:
         return m
@@ -964,6 +983,22 @@ def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
         centred = _centred_match(fa, fb) if way == "forth" else _turned_round(_centred_match(fb, fa))
         m = max(m, centred, key=lambda x: x.score)
     return m
+
+
+def _taken_up(fa: Features, fb: Features, start: Match) -> Match:
+    """What verify(defer=False) gives a near miss it returned put off (`start`, its Match.pending):
+    the affine alignments it left unscored are scored (one may pass as it is), then the best is refined."""
+    framed, m, later = start.pending
+    best, best_m = replace(start, pending=None), np.array(m).reshape(2, 3)
+    shapes = fa.pixels.shape, fb.pixels.shape
+    for mirror, m, inliers in later:
+        m = np.array(m).reshape(2, 3)
+        score, cover_a, cover_b = _score(fa, fb, mirror, m)
+        if score > best.score:
+            best, best_m = _match(score >= MIN_CORRELATION, score, mirror, m, inliers, cover_a, cover_b, shapes), m
+            if best.ok:
+                return best
+    return _refined(fa, fb, best, best_m, framed)
 
 
 def _turned_round(back: Match) -> Match:

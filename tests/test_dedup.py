@@ -408,6 +408,24 @@ def test_a_put_off_refinement_gives_what_refining_at_once_gives(tmp_path):
     assert later == at_once and later.pending is None
 
 
+
+def test_a_put_off_affine_alignment_is_scored_when_taken_up(tmp_path):
+    # A squashed copy: its similarity alignment is a near miss, its affine one passes. Put off
+    # (DEFER_AFFINE), the affine alignment is kept unscored; taken up later, it gives what
+    # verifying at once gives.
+    import curate.dedup as dedup
+
+    orig = xray(30)
+    copy = cv2.resize(orig, (int(orig.shape[1] * 0.8), orig.shape[0]), interpolation=cv2.INTER_AREA)
+    (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
+    (tmp_path / "copy.jpg").write_bytes(jpeg(copy, 30))
+    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    at_once = dedup.verify(fo, fc, False, tries=1)
+    put_off = dedup.verify(fo, fc, False, tries=1, defer=True)
+    assert at_once.ok and not put_off.ok and len(put_off.pending[2]) == 1
+    later = dedup._verify_pair(fo, fc, dedup.Pair(0, 1, False, None, True, start=put_off))
+    assert later == at_once and later.pending is None
+
 def test_near_misses_are_refined_after_the_rounds_only_where_their_files_are_still_apart(tmp_path, monkeypatch):
     # Rounds: (0, 1) and (2, 3) are near misses, then (0, 2) and (1, 2) join 0, 1 and 2. Only
     # (2, 3) is refined after the rounds (its alignment kept), and joins 3.
@@ -915,3 +933,16 @@ def test_the_affine_is_tried_only_where_the_similarity_found_some_agreement(tmp_
         monkeypatch.setattr(dedup, "_turned_alike", lambda matches: (pa[:0], pa[:0]))
         assert not dedup.verify(fa, fb, tries=1).ok
         assert len(tried) == affine
+
+
+def test_verification_batches_shrink_toward_the_end():
+    # Every pair once, in order; none over VERIFY_BATCH; the last few small, so two workers end a
+    # round together (a round's 2,218 pairs in 9 equal batches left one worker a whole batch alone).
+    import curate.dedup as dedup
+
+    pairs = list(range(2218))
+    batches = dedup._batches(pairs, 2)
+    assert [p for b in batches for p in b] == pairs
+    assert max(map(len, batches)) <= dedup.VERIFY_BATCH
+    assert sum(map(len, batches[-3:])) <= 24
+    assert len(dedup._batches(list(range(20)), 2)) == 3
