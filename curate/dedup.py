@@ -176,7 +176,7 @@ GLANCE_MARGIN = 0.15
 # then not taken; above SECOND_GLANCE most second looks of copies succeed, and glances only add cost.
 SECOND_GLANCE, COMMON_MARGIN, RANK_MARGIN = 0.6, 0.2, 0.3
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
-VERIFY_VERSION = "19"  # bump when verification changes meaning: cached pair results are then ignored
+VERIFY_VERSION = "20"  # bump when verification changes meaning: cached pair results are then ignored (20: DEFER_AFFINE)
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
 # A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
 # alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
