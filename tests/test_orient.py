@@ -668,7 +668,7 @@ def test_a_kept_chain_copy_padded_with_black_and_white_is_turned_onto_the_origin
     assert abs(out.loc["second.png", "rotation"] + 27.0) <= 0.5 and out.loc["second.png", "orient_source"] == "group", out
 
 
-def _onto(angles: list[float], shown: dict[tuple[int, int], float]):
+def _onto(monkeypatch, angles: list[float], shown: dict[tuple[int, int], float]):
     """_onto_upright for member 0 (kept, the representative; every member a plain, unmarked copy
     verified at 1.0) when x is shown turned from u exactly for the pairs (x, u) in `shown`."""
     from curate.orient import _Group, _onto_upright
@@ -676,30 +676,26 @@ def _onto(angles: list[float], shown: dict[tuple[int, int], float]):
     n = len(angles)
     group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
                    np.array([True] + [False] * (n - 1)), plain=np.ones(n, bool), unmarked=np.ones(n, bool))
-    real = orient_module._turned_from
-    orient_module._turned_from = lambda g, found, x, u, content, dims: shown.get((x, u), 0.0)
-    try:
-        return _onto_upright(group, [{"fits": {}, "beyond": {}}] * n, np.ones(n), [None] * n)
-    finally:
-        orient_module._turned_from = real
+    monkeypatch.setattr(orient_module, "_turned_from", lambda g, found, x, u, content, dims: shown.get((x, u), 0.0))
+    return _onto_upright(group, [{"fits": {}, "beyond": {}}] * n, np.ones(n), [None] * n)
 
 
-def test_a_kept_copy_turned_from_a_turned_copy_gets_the_turn_onto_the_chains_original():
+def test_a_kept_copy_turned_from_a_turned_copy_gets_the_turn_onto_the_chains_original(monkeypatch):
     """Kaggle-style chain: the kept copy (member 0) was made from a copy turned 15 from it (1),
     itself made from the original (2, turned 35 from the kept one). The kept copy is shown turned
     from the copy only (kaggle 2's 14-rotated1-rotated1.jpg: its original's pad fit 0.36), but
     that copy is shown turned from the original: the chain starts there, and the kept copy gets
     the whole turn onto it, not the 15 degrees onto its parent."""
-    turn, _, source, flag, upright, _, _ = _onto([0.0, 15.0, 35.0], {(0, 1): 0.97, (1, 2): 0.9})
+    turn, _, source, flag, upright, _, _ = _onto(monkeypatch, [0.0, 15.0, 35.0], {(0, 1): 0.97, (1, 2): 0.9})
     assert (turn, source, flag, upright) == (-35.0, "group", "", 2)
 
 
-def test_a_kept_copy_is_not_turned_onto_a_copy_turned_from_a_member_at_its_own_pose():
+def test_a_kept_copy_is_not_turned_onto_a_copy_turned_from_a_member_at_its_own_pose(monkeypatch):
     """The kept copy (0) stands 1.2 degrees from the original (1: too close to be a candidate),
     and is shown turned from a sibling turned 20 (2: kaggle 2's 32-rotated1-rotated1.jpg, turned
     -0.6, against 32-rotated10.jpg, turned 20.7), but that sibling is shown turned from the
     original: the chain starts where the kept copy stands, so it is not turned."""
-    turn, _, source, flag, upright, _, _ = _onto([0.0, -1.2, 20.0], {(0, 2): 0.9, (2, 1): 0.9})
+    turn, _, source, flag, upright, _, _ = _onto(monkeypatch, [0.0, -1.2, 20.0], {(0, 2): 0.9, (2, 1): 0.9})
     assert (turn, source, flag, upright) == (0.0, "", "", None)
 
 
