@@ -708,12 +708,12 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     # the candidates the anchor is shown turned from, each tested against the other candidates
     # (_onto_upright asks nothing else of them: most groups show none or one); one shown turned
     # from another was itself turned further along a chain, so that one is tested next
-    tested: dict[int, set] = {id(g): set() for g in groups}
+    tested: list[set] = [set() for _ in groups]
     for _ in range(CHAIN_STEPS):
         among: dict[int, tuple[bool, list[float], list[tuple]]] = {}
-        for g in groups:
-            reached = [u for u in _chain(g, found, content, dims)[1] if u not in tested[id(g)]]
-            tested[id(g)].update(reached)
+        for g, done in zip(groups, tested):
+            reached = [u for u in _chain(g, found, content, dims)[1] if u not in done]
+            done.update(reached)
             for i, degs, frames in _upright_tests(g, content, dims, reached):
                 _, tests, had = among.get(i, (False, [], []))
                 among[i] = (False, tests + degs, had + frames)
@@ -864,9 +864,9 @@ def _chain(g: _Group, found: list, content, dims) -> tuple[list[tuple[int, float
     own pose (g.mates) starts the chain where the anchor stands: the anchor itself. Returns those
     starts with the surety of the weakest step to them, and every candidate reached (the ones not
     yet tested against the others read as starts)."""
-    def sources(u: int, among) -> list[int]:
-        return [v for v in among if v != u and abs(_odd(g.turn(u, v))) >= GROUP_SNAP
-                and _turned_from(g, found, u, v, content, dims) > 0]
+    def sources(u: int, among) -> list[tuple[int, float]]:  # (v, how surely u was turned from v)
+        return [(v, e) for v in among if v != u and abs(_odd(g.turn(u, v))) >= GROUP_SNAP
+                and (e := _turned_from(g, found, u, v, content, dims)) > 0]
 
     step = [(u, e) for u in g.candidates if (e := _turned_from(g, found, g.anchor, u, content, dims)) > 0]
     starts, reached = [], []
@@ -881,7 +881,7 @@ def _chain(g: _Group, found: list, content, dims) -> tuple[list[tuple[int, float
                 continue
             back = sources(u, g.candidates)
             if back:
-                further += [(v, min(e, _turned_from(g, found, u, v, content, dims))) for v in back]
+                further += [(v, min(e, ev)) for v, ev in back]
             else:
                 starts.append((u, e))
         step = further
