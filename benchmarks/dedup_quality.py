@@ -94,7 +94,7 @@ def fragmented(table: pd.DataFrame, source: np.ndarray) -> None:
     split = [s for s in many if len(groups[s]) > 1]
     worst = sorted(split, key=lambda s: -len(groups[s]))[:5]
     print(f"\nradiographs in more than one group: {len(split)} of {len(many)} with 2+ readable files "
-          f"({len(split) / max(len(many), 1):.2%})" + (f"; most split: " + ", ".join(
+          f"({len(split) / max(len(many), 1):.2%})" + ("; most split: " + ", ".join(
               f"{s} ({files[s]} files, {len(groups[s])} groups)" for s in worst) if worst else ""))
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import curate.audit
 from curate.audit import audit, audit_file, audit_summary
 from curate.layout import scan
 from tests.conftest import radiograph, save, tree_digest

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from tests.conftest import radiograph, save, tree_digest
+from tests.conftest import save, tree_digest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 runner = CliRunner()

@@ -4,7 +4,6 @@ hang, write inside ROOT or lose a file. A case gives a per-file status or one cl
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import signal
