@@ -796,3 +796,16 @@ def test_a_kept_zoomed_out_copy_is_turned_onto_an_original_whose_wedge_fit_is_un
     frame_measured(monkeypatch, original, single=(0.3, 1.0), mixed=(0.3, 1.0))
     out = orient(t, tmp_path, workers=1).set_index("path")
     assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5 and out.loc["copy1.png", "orient_source"] == "group", out
+
+
+def test_a_pairs_wedge_test_reuses_the_geometry_of_a_nearby_turn_of_the_same_image_size():
+    # wedge_fit tests a pair's turn, known to about a degree, from the nearest TEST_GRID point:
+    # pairs of one image size turned alike meet the same wedge geometry again instead of
+    # making it anew, and a turned scan's wedges still fit at its turn
+    skewed = rotate_expand(scan_like(173), 17.33, "constant")
+    first = orient_module.wedge_fit(skewed, 17.33)
+    assert first >= orient_module.SUPPORT
+    made = orient_module._sparse_wedges.cache_info().misses
+    again = orient_module.wedge_fit(skewed, 17.31)
+    assert orient_module._sparse_wedges.cache_info().misses == made
+    assert again == first
