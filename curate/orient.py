@@ -758,7 +758,10 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
-    _gaps([(g.anchor, u) for g in groups for u in g.candidates], found, paths, root, angle, mirrored, content, workers)
+    # the blur of resampling, only where the frames show the anchor turned from no candidate
+    blurred = {id(g) for g in groups if g.candidates and not _chain(g, found, content, dims)[1]}
+    _gaps([(g.anchor, u) for g in groups if id(g) in blurred for u in g.candidates], found, paths, root, angle,
+          mirrored, content, workers)
     # the candidates the anchor is shown turned from, each tested against the other candidates
     # (_onto_upright asks nothing else of them: most groups show none or one); one shown turned
     # from another was itself turned further along a chain, so that one is tested next
@@ -769,7 +772,8 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
         for g, done in zip(groups, tested):
             reached = [u for u in _sources(g, found, content, dims)[1] if u not in done]
             done.update(reached)
-            pairs += [(u, v) for u in reached for v in g.candidates + g.mates if v != u]
+            if id(g) in blurred:
+                pairs += [(u, v) for u in reached for v in g.candidates + g.mates if v != u]
             for i, degs, frames in _upright_tests(g, content, dims, reached):
                 _, tests, had = among.get(i, (False, [], []))
                 among[i] = (False, tests + degs, had + frames)
