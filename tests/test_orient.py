@@ -823,3 +823,11 @@ def test_a_copy_whose_frames_say_nothing_is_turned_onto_the_original_it_was_resa
     out = orient(t, tmp_path, workers=1).set_index("path")
     assert abs(out.loc[kept, "rotation"] - rotation) <= 0.5, out
     assert out.loc[kept, "orient_source"] == ("group" if rotation else ""), out
+
+
+def test_resample_gap_makes_no_claim_between_members_of_very_different_scales():
+    """Magnified twice, a copy's finest detail is its own JPEG noise, not the picture's: no claim
+    (kaggle 43's upright 11.jpg measured 0.23 the wrong way against its copy zoomed in 2.08)."""
+    base = scan_like(5)
+    copy = cut_copy(base, 20.0, 2.0)
+    assert orient_module.resample_gap(base, copy, False, False, 20.0, 2.0) == 0.0
