@@ -881,7 +881,8 @@ def _gaps(pairs: list[tuple[int, int]], found: list, paths: list, root: Path, an
           workers) -> None:
     """resample_gap of each pair (x, u) not measured yet, into found[x]["gaps"][u] (and its
     negative into found[u]["gaps"][x])."""
-    todo = list(dict.fromkeys((x, u) for x, u in pairs if u not in found[x]["gaps"] and content[x] > 0 and content[u] > 0))
+    todo = list(dict.fromkeys((x, u) for x, u in pairs
+                              if u not in found[x]["gaps"] and content[x] > 0 and content[u] > 0))
     done = map_files(_gap_item, [(str(root / paths[x]), str(root / paths[u]), bool(mirrored[x]), bool(mirrored[u]),
                                   float(angle[x] - angle[u]), float(content[u] / content[x])) for x, u in todo],
                      workers=workers) if todo else []

@@ -668,16 +668,35 @@ def test_a_kept_chain_copy_padded_with_black_and_white_is_turned_onto_the_origin
     assert abs(out.loc["second.png", "rotation"] + 27.0) <= 0.5 and out.loc["second.png", "orient_source"] == "group", out
 
 
-def _onto(monkeypatch, angles: list[float], shown: dict[tuple[int, int], float]):
+def _onto(monkeypatch, angles: list[float], shown: dict[tuple[int, int], float],
+          blurred: dict[tuple[int, int], float] | None = None):
     """_onto_upright for member 0 (kept, the representative; every member a plain, unmarked copy
-    verified at 1.0) when x is shown turned from u exactly for the pairs (x, u) in `shown`."""
+    verified at 1.0) when x is shown turned from u exactly for the pairs (x, u) in `shown`, and
+    by the resampling (see _sources) for those in `blurred` too."""
     from curate.orient import _Group, _onto_upright
 
     n = len(angles)
     group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
                    np.array([True] + [False] * (n - 1)), plain=np.ones(n, bool), unmarked=np.ones(n, bool))
-    monkeypatch.setattr(orient_module, "_turned_from", lambda g, found, x, u, content, dims, *_: shown.get((x, u), 0.0))
+
+    def turned_from(g, found, x, u, content, dims, resampling=False):
+        return shown.get((x, u)) or (blurred or {}).get((x, u), 0.0) * resampling
+
+    monkeypatch.setattr(orient_module, "_turned_from", turned_from)
     return _onto_upright(group, [{"fits": {}, "beyond": {}}] * n, np.ones(n), [None] * n)
+
+
+def test_the_resampling_shows_the_source_only_where_the_frames_show_none(monkeypatch):
+    """The kept copy (0) is softer than the original (2, turned 35 from it) and than a sibling
+    made in fewer steps (1, turned 15): the resampling alone shows both, and the sibling softer
+    than the original, so the chain starts at the original. Where the frames show the sibling,
+    they decide (kaggle 1's 46-rotated1-rotated3.jpg: a sibling one step nearer the original is
+    as sharp against it as a source)."""
+    blurred = {(0, 1): 0.2, (0, 2): 0.3, (1, 2): 0.2}
+    turn, _, source, _, upright, _, _ = _onto(monkeypatch, [0.0, 15.0, 35.0], {}, blurred)
+    assert (turn, source, upright) == (-35.0, "group", 2)
+    turn, _, source, _, upright, _, _ = _onto(monkeypatch, [0.0, 15.0, 35.0], {(0, 1): 0.9}, blurred)
+    assert (turn, source, upright) == (-15.0, "group", 1)
 
 
 def test_a_kept_copy_turned_from_a_turned_copy_gets_the_turn_onto_the_chains_original(monkeypatch):
