@@ -100,14 +100,15 @@ def to_csv_text(table: pd.DataFrame) -> str:
     out = table[cols].copy()
     for c in cols:
         s = out[c]
+        values = s.tolist()  # a list: no per-cell lookup of the column's own type
         if c in BOOL_COLUMNS or pd.api.types.is_bool_dtype(s):
-            out[c] = [("true" if bool(v) else "false") if not pd.isna(v) else "" for v in s]
+            out[c] = [("true" if bool(v) else "false") if not pd.isna(v) else "" for v in values]
         elif pd.api.types.is_float_dtype(s):
-            out[c] = [_fmt_float(v) for v in s]
+            out[c] = [_fmt_float(v) for v in values]
         elif pd.api.types.is_integer_dtype(s):
-            out[c] = [str(int(v)) if not pd.isna(v) else "" for v in s]
+            out[c] = [str(int(v)) if not pd.isna(v) else "" for v in values]
         else:  # text: a spreadsheet must not run it as a formula (read_manifest undoes this)
-            out[c] = ["" if pd.isna(v) else spreadsheet(str(v)) for v in s]
+            out[c] = ["" if pd.isna(v) else spreadsheet(str(v)) for v in values]
     out = out.sort_values("path", kind="stable")
     return printable(out.to_csv(index=False, lineterminator="\n"))  # a name's bad bytes as \\xNN
 

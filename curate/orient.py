@@ -16,7 +16,9 @@ with no image work). Three sources, in this order of trust:
    a turn's wedges against such a member, or cut from it (it shows the picture larger or about
    as large, by the dups stage's `dup_scale`, while the member shows picture, not fill, beyond
    its frame), gets the verified turn onto it, whatever copies turned further say; a member
-   itself shown turned from another is followed back to where the chain starts. The
+   itself shown turned from another is followed back to where the chain starts. Where the
+   frames show no such member, the blur each resampling adds says which was made from which
+   (`resample_gap`: a copy put back onto its source is resampled twice). The
    right-angle pose is the representative's (the dups stage keeps the member the others were
    derived from), unless several unmirrored copies agree on another.
 3. The image itself, when its group says nothing: a scan turned by an arbitrary angle inside
@@ -83,6 +85,10 @@ WEDGE_AGREE = 2.0  # degrees: a file's own skew and its group's turn agree this 
 SUPPORT = 0.75
 PAIR_FIT, PAIR_MARGIN = 0.3, 0.2  # a pair's turned side fits wedges this well, and this much better than the other
 TEST_STEP = 0.5  # degrees between the angles tested around a pair's turn (its angle is good to ~1)
+# ... from the nearest point of a TEST_GRID lattice, far finer than that error: an image size's
+# wedge geometry is then met again (_sparse_wedges) instead of made anew for each pair (kaggle10k:
+# 10,044 tests, geometry 3 of their 4.5 ms), with identical orientation columns on kaggle10k
+TEST_GRID = 0.1
 SKEW_BAR = 0.5  # estimate_skew reports a skew from this confidence (its fill's acceptance bar)
 SKEW_CONFIDENCE = 0.85  # a lone image's own skew is applied from this confidence (orient_quality: the first with no wrong turn on seeds 1, 2 and kaggle 1)
 NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
@@ -135,6 +141,17 @@ PAD_REACH = 0.03
 # upright (the rest resized or zoomed) so placed, none the other way round (868), 1 of 80 with both
 # turned at 1.5 degrees (two copies 3.1 apart), none at 1.0 (which loses 4 true pairs).
 CANVAS_PX, CANVAS_TURN, CANVAS_SCALE = 2.0, 1.0, 0.03
+# Every turn or zoom resamples the picture (linear interpolation), which blurs its finest detail
+# a little more each time: put onto the other's frame, the member a copy was made from stays
+# sharper than the copy, while the copy matches the member resampled once (see resample_gap).
+# From RESAMPLED_GAP (log sharpness) x is shown made from u. Kaggle seeds 1 and 7 (224 px):
+# originals against their turned copies 0.09-1.1, 99% from 0.1.
+RESAMPLED_GAP = 0.15
+GAP_MIN_CORR = 0.8  # the two put onto one frame correlate at least this well, or no claim
+# ... and show the picture within this factor of each other: a copy magnified further holds
+# little detail of the picture's own, and its re-save's JPEG noise looks sharp (kaggle 43's
+# upright 11.jpg against its copy zoomed in 2.08 in four steps measured 0.23 the wrong way)
+GAP_SCALE = 1.5
 
 
 # ---- skew from the image itself ---------------------------------------------------------------
@@ -263,8 +280,9 @@ def _dense_wedges(h: int, w: int, deg: float, stretch: float, same: bool):
 
 
 # The refinement's angles lie on a half-degree lattice (coarse whole degrees +- k/2), so images of
-# one size meet the same hypotheses again: on FracAtlas 1 in 8 of them is new. (Up to ~100 KB each.)
-@functools.lru_cache(maxsize=1024)
+# one size meet the same hypotheses again: on FracAtlas 1 in 8 of them is new; wedge_fit's on a
+# TEST_GRID lattice (~1,700 at one size, 220 MB at 128 px). (Up to ~260 KB each, ~130 KB typical.)
+@functools.lru_cache(maxsize=2048)
 def _sparse_wedges(h: int, w: int, deg: float, stretch: float, same: bool):
     """_wedges on every other pixel of an h x w image (see _grid), kept."""
     return _wedges(h, w, deg, _grid(h, w, True), max(2.0, max(h, w) / 40), stretch, same)
@@ -424,7 +442,8 @@ def wedge_fit(pixels: np.ndarray, deg: float) -> float:
     canvas or one of the exposure's own size (1 = the search's acceptance bar)."""
     if min(pixels.shape) < MIN_SIDE or abs(deg) < MIN_SKEW:
         return 0.0
-    found = _best(fit(pixels.astype(np.float32), MID_SIDE), [deg + k * TEST_STEP for k in range(-2, 3)],
+    near = round(deg / TEST_GRID) * TEST_GRID
+    found = _best(fit(pixels.astype(np.float32), MID_SIDE), [round(near + k * TEST_STEP, 2) for k in range(-2, 3)],
                   sparse=True, frames=(False, True))
     return round(max(0.0, found[0][0]), 3) if found else 0.0
 
@@ -468,6 +487,53 @@ def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCA
         found += [fill_beyond(img, sign * deg, scale * (1 + SCALE_ERROR) ** k, residual=True, mixed=mixed)
                   for sign in (1, -1) for k in sorted({-step, step})]
     return round(max(f for f, _ in found), 3), round(min(left for _, left in found), 2)
+
+
+def _sharpness(pixels: np.ndarray, mask: np.ndarray) -> float:
+    """Finest detail over coarse detail within the mask (log): a tone change scales both alike."""
+    fine = np.abs(cv2.Laplacian(pixels, cv2.CV_32F, ksize=1))[mask].mean()
+    coarse = np.abs(cv2.Laplacian(cv2.GaussianBlur(pixels, (0, 0), 2.0), cv2.CV_32F, ksize=3))[mask].mean()
+    return float(np.log(max(fine, 1e-6) / max(coarse, 1e-6)))
+
+
+def _placed(pixels: np.ndarray, flip: bool, deg: float, scale: float, flip_after: bool, shape) -> tuple:
+    """pixels mirrored when `flip`, turned deg CCW and scaled about the centre into a canvas of
+    `shape`, mirrored again when `flip_after`; and where it holds them (away from the frame's edge)."""
+    img = np.ascontiguousarray(pixels[:, ::-1]) if flip else pixels
+    h, w = img.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), deg, scale)
+    out = cv2.warpAffine(img, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones(img.shape, np.uint8), m, (shape[1], shape[0]), flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0
+    return (out[:, ::-1], inside[:, ::-1]) if flip_after else (out, inside)
+
+
+def resample_gap(x_pixels: np.ndarray, u_pixels: np.ndarray, x_mirrored: bool, u_mirrored: bool,
+                 deg: float, scale: float) -> float:
+    """How surely x was resampled from u rather than u from x: u is x (mirrored as marked) turned
+    deg CCW and scaled by `scale` about the centre. Each is put onto the other's frame; a copy
+    put back onto its source was resampled twice, so the source is sharper than it, while the
+    source put onto the copy matches the copy. Returns (u's sharpness over x put onto u) minus
+    (x's over u put onto x), log: > 0 when u is the less resampled; 0 when they do not align or
+    one shows the picture more than GAP_SCALE times larger."""
+    if not 1 / GAP_SCALE <= scale <= GAP_SCALE:
+        return 0.0
+    x, u = x_pixels.astype(np.float32), u_pixels.astype(np.float32)
+    into_u, on_u = _placed(x, x_mirrored, deg, scale, u_mirrored, u.shape)
+    into_x, on_x = _placed(u, u_mirrored, -deg, 1.0 / scale, x_mirrored, x.shape)
+    if on_u.sum() < 400 or on_x.sum() < 400 or np.corrcoef(into_u[on_u], u[on_u])[0, 1] < GAP_MIN_CORR:
+        return 0.0
+    return round((_sharpness(u, on_u) - _sharpness(into_u, on_u)) - (_sharpness(x, on_x) - _sharpness(into_x, on_x)), 3)
+
+
+def _gap_item(item: tuple) -> float:
+    """resample_gap of two files (path_x, path_u, then resample_gap's other arguments)."""
+    path_x, path_u, *geometry = item
+    try:
+        x, u = (decode(p, max_side=DECODE_SIDE).pixels for p in (path_x, path_u))
+    except ImageError:
+        return 0.0
+    return resample_gap(x, u, *geometry)
 
 
 ORIENT_CACHE_VERSION = "5"  # bump when skew_file's results change meaning: old entries are ignored
@@ -692,7 +758,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     # round 1: the anchors' relations to their groups, and each anchor's own search where no
     # other member stands at an odd angle to it
     cache = _SkewCache(cache_dir, out, root) if skews is None else None
-    found: list[dict] = [{"skew": None, "fits": {}, "beyond": {}} for _ in range(n)]
+    found: list[dict] = [{"skew": None, "fits": {}, "beyond": {}, "gaps": {}} for _ in range(n)]
     tasks: dict[int, tuple[bool, list[float], list[tuple]]] = {}
     for g in groups:
         for i, degs in g.tests().items():
@@ -705,21 +771,29 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
     _run(tasks, found, paths, root, cache, skews, workers, progress)
+    # the blur of resampling, only where the frames show the anchor turned from no candidate
+    blurred = {id(g) for g in groups if g.candidates and not _chain(g, found, content, dims)[1]}
+    _gaps([(g.anchor, u) for g in groups if id(g) in blurred for u in g.candidates], found, paths, root, angle,
+          mirrored, content, workers)
     # the candidates the anchor is shown turned from, each tested against the other candidates
     # (_onto_upright asks nothing else of them: most groups show none or one); one shown turned
     # from another was itself turned further along a chain, so that one is tested next
     tested: list[set] = [set() for _ in groups]
     for _ in range(CHAIN_STEPS):
         among: dict[int, tuple[bool, list[float], list[tuple]]] = {}
+        pairs = []
         for g, done in zip(groups, tested):
-            reached = [u for u in _chain(g, found, content, dims)[1] if u not in done]
+            reached = [u for u in _sources(g, found, content, dims)[1] if u not in done]
             done.update(reached)
+            if id(g) in blurred:
+                pairs += [(u, v) for u in reached for v in g.candidates + g.mates if v != u]
             for i, degs, frames in _upright_tests(g, content, dims, reached):
                 _, tests, had = among.get(i, (False, [], []))
                 among[i] = (False, tests + degs, had + frames)
         if not among:
             break
         _run(among, found, paths, root, cache, skews, workers, None)
+        _gaps(pairs, found, paths, root, angle, mirrored, content, workers)
     # an anchor saved again from another member turned by a right angle or mirrored: that
     # member's pose is the upright one (the first so shown, best verified first)
     lossless = [(g, x, m, q) for g in groups for x, m, q in g.lossless]
@@ -803,6 +877,19 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
                 cache.put(i, res["skew"])
 
 
+def _gaps(pairs: list[tuple[int, int]], found: list, paths: list, root: Path, angle, mirrored, content,
+          workers) -> None:
+    """resample_gap of each pair (x, u) not measured yet, into found[x]["gaps"][u] (and its
+    negative into found[u]["gaps"][x])."""
+    todo = list(dict.fromkeys((x, u) for x, u in pairs
+                              if u not in found[x]["gaps"] and content[x] > 0 and content[u] > 0))
+    done = map_files(_gap_item, [(str(root / paths[x]), str(root / paths[u]), bool(mirrored[x]), bool(mirrored[u]),
+                                  float(angle[x] - angle[u]), float(content[u] / content[x])) for x, u in todo],
+                     workers=workers) if todo else []
+    for (x, u), gap in zip(todo, done):
+        found[x]["gaps"][u], found[u]["gaps"][x] = gap, -gap
+
+
 def _frame(g: _Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR,
            mixed: bool = False) -> tuple[float, float, float, bool] | None:
     """(turn, scale, reach, mixed) that put x's picture into u's canvas, for beyond_fill; None when
@@ -855,7 +942,14 @@ def _upright_tests(g: _Group, content, dims, shown: list[int] | None = None) -> 
     return [t for u in shown for v in g.candidates + g.mates if v != u for t in _pair_tests(g, u, v, content, dims)]
 
 
-def _chain(g: _Group, found: list, content, dims) -> tuple[list[tuple[int, float]], list[int]]:
+def _sources(g: _Group, found: list, content, dims) -> tuple[list[tuple[int, float]], list[int]]:
+    """_chain by the frames, or where they show the anchor turned from no candidate, by the
+    resampling too (see _turned_from)."""
+    by_frames = _chain(g, found, content, dims)
+    return by_frames if by_frames[1] else _chain(g, found, content, dims, resampling=True)
+
+
+def _chain(g: _Group, found: list, content, dims, resampling: bool = False) -> tuple[list[tuple[int, float]], list[int]]:
     """Where the chain the anchor was turned along begins: of the candidates it is shown turned
     from (_turned_from), those shown turned from another of them drop out; each one left that
     was itself turned from other candidates is replaced by those, tested so in turn, until the
@@ -866,9 +960,9 @@ def _chain(g: _Group, found: list, content, dims) -> tuple[list[tuple[int, float
     yet tested against the others read as starts)."""
     def sources(u: int, among) -> list[tuple[int, float]]:  # (v, how surely u was turned from v)
         return [(v, e) for v in among if v != u and abs(_odd(g.turn(u, v))) >= GROUP_SNAP
-                and (e := _turned_from(g, found, u, v, content, dims)) > 0]
+                and (e := _turned_from(g, found, u, v, content, dims, resampling)) > 0]
 
-    step = [(u, e) for u in g.candidates if (e := _turned_from(g, found, g.anchor, u, content, dims)) > 0]
+    step = [(u, e) for u in g.candidates if (e := _turned_from(g, found, g.anchor, u, content, dims, resampling)) > 0]
     starts, reached = [], []
     while step:
         step = [(u, e) for u, e in step if u not in reached]
@@ -907,7 +1001,7 @@ def _enlarged_canvas(g: _Group, x: int, u: int, content, dims) -> bool:
     return bool(off.min() <= CANVAS_PX)
 
 
-def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float:
+def _turned_from(g: _Group, found: list, x: int, u: int, content, dims, resampling: bool = False) -> float:
     """How surely x is u turned (0: not shown): x's canvas is u's turned and enlarged
     (_enlarged_canvas), or x is padded (its wedges at the pair's angle fit SUPPORT at least and
     PAIR_MARGIN better than u's: a straight film fits one angle by chance up to ~0.55, a thin
@@ -927,7 +1021,10 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
     may have been padded around x: not where u's pixels beyond x's frame hold PICTURE grey levels
     and fit no fill (BEYOND_FILL) even with two constants (a chain's pad holds black and white),
     while x shows no picture of its own beyond u's frame: then u's fit is a chance one (224 px
-    originals fit 0.3-0.87)."""
+    originals fit 0.3-0.87). With `resampling` (the frames showed no candidate, see _sources),
+    failing all that, x is also shown made from u when u is sharper than x put onto its frame by
+    RESAMPLED_GAP more than x is than u put onto x's (resample_gap), and u's wedges do not say u
+    was padded around x."""
     if _enlarged_canvas(g, x, u, content, dims):
         return 1.0
     fx = found[x]["fits"].get(round(-_odd(g.turn(x, u)), 2), 0.0)
@@ -970,6 +1067,11 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims) -> float
             not u_padded and beyond < (BEYOND_FILL if own_picture else BEYOND_LOOSE)
             or not own_picture and fu < SUPPORT and beyond < CUT_SURE):
         return 1.0 - beyond
+    # resampling: the frames showed no candidate, so the blur of resampling says which was made
+    # from which (a copy is as blurred against a sibling made in fewer steps: only a fallback)
+    gap = found[x].get("gaps", {}).get(u, 0.0)
+    if resampling and gap >= RESAMPLED_GAP and not u_padded:
+        return min(1.0, gap)
     return 0.0
 
 
@@ -987,7 +1089,7 @@ def _onto_upright(g: _Group, found: list, content, dims) -> tuple | None:
     anchor is flagged and left as it is. None when no candidate is so shown. Returns
     _odd_decision's tuple and the member whose right-angle pose is upright (or None)."""
     k = g.anchor
-    upright, reached = _chain(g, found, content, dims)
+    upright, reached = _sources(g, found, content, dims)
     if not reached:
         return None
     turns = [0.0 if u == k else _odd(g.turn(k, u)) for u, _ in upright]

@@ -84,5 +84,5 @@ def write_csv(path: str | Path, table) -> Path:
         if out[col].dtype == bool:
             out[col] = out[col].map({True: "true", False: "false"})
         elif out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = [spreadsheet(v) if isinstance(v, str) else v for v in out[col]]
+            out[col] = [spreadsheet(v) if isinstance(v, str) else v for v in out[col].tolist()]  # (a list: no per-cell lookup)
     return write_atomic(path, out.to_csv(index=False, lineterminator="\n"))
