@@ -844,6 +844,18 @@ def test_a_copy_whose_frames_say_nothing_is_turned_onto_the_original_it_was_resa
     assert out.loc[kept, "orient_source"] == ("group" if rotation else ""), out
 
 
+@pytest.mark.parametrize("contrast, seed", [(0.08, 5), (0.1, 7)])
+def test_resample_gap_reads_a_dark_flat_original_as_the_source_of_its_zoomed_copy(contrast, seed):
+    """Kaggle 443's upright 15.jpg: dark (mean 34) and almost flat, so its finest detail is
+    mostly each file's rounding to whole grey levels. Against its copy zoomed in 1.245 the
+    original must still read as the source (a float placement, smoother than any saved file,
+    read it as made from the copy)."""
+    b = scan_like(seed).astype(np.float32)
+    base = np.clip(np.rint((b - b.mean()) * contrast + 34), 0, 255).astype(np.uint8)
+    copy = cut_copy(base, -20.0, 1.245)
+    assert orient_module.resample_gap(base, copy, False, False, -20.0, 1.245) < 0
+
+
 def test_resample_gap_makes_no_claim_between_members_of_very_different_scales():
     """Magnified twice, a copy's finest detail is its own JPEG noise, not the picture's: no claim
     (kaggle 43's upright 11.jpg measured 0.23 the wrong way against its copy zoomed in 2.08)."""
