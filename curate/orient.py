@@ -1072,8 +1072,8 @@ def _turned_from(g: _Group, found: list, x: int, u: int, content, dims, resampli
         return 1.0 - beyond
     # resampling: the frames showed no candidate, so the blur of resampling says which was made
     # from which (a copy is as blurred against a sibling made in fewer steps: only a fallback)
-    gap = found[x].get("gaps", {}).get(u, 0.0)
-    if resampling and gap >= RESAMPLED_GAP and not u_padded:
+    gap = found[x]["gaps"].get(u, 0.0) if resampling else 0.0
+    if gap >= RESAMPLED_GAP and not u_padded:
         return min(1.0, gap)
     return 0.0
 

@@ -683,7 +683,7 @@ def _onto(monkeypatch, angles: list[float], shown: dict[tuple[int, int], float],
         return shown.get((x, u)) or (blurred or {}).get((x, u), 0.0) * resampling
 
     monkeypatch.setattr(orient_module, "_turned_from", turned_from)
-    return _onto_upright(group, [{"fits": {}, "beyond": {}}] * n, np.ones(n), [None] * n)
+    return _onto_upright(group, [{"fits": {}, "beyond": {}, "gaps": {}}] * n, np.ones(n), [None] * n)
 
 
 def test_the_resampling_shows_the_source_only_where_the_frames_show_none(monkeypatch):
