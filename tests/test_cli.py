@@ -80,6 +80,18 @@ def test_every_command_has_help_and_is_in_the_readme():
         assert re.search(rf"`curate {name}\b", readme), f"`curate {name}` is not documented in README.md"
 
 
+def test_every_option_is_in_the_readme():
+    # the README is the user's reference too: an option only docs/CLI.md names is easy to miss
+    import typer.main
+
+    readme = README.read_text(encoding="utf-8")
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            for option in param.opts:
+                if option.startswith("--") and option != "--help":
+                    assert f"`{option}" in readme or f" {option}" in readme, f"curate {name} {option} is not in README.md"
+
+
 def typer_help(name: str) -> str:
     import typer.main
 
