@@ -507,7 +507,11 @@ def _placed(pixels: np.ndarray, flip: bool, deg: float, scale: float, flip_after
     # its copy zoomed in 1.14, 0.18 the wrong way; rounded, 0.09)
     out = np.rint(cv2.warpAffine(img, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR))
     inside = cv2.warpAffine(np.ones(img.shape, np.uint8), m, (shape[1], shape[0]), flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0
+    # away from the canvas's own edge too: a copy's fill (its wedges, a zoom out's pad) lies just
+    # beyond the source's canvas once put back, and the interpolation draws it into the edge row
+    # as a sharp line (the demo's upright 64.jpg read +0.19 the wrong way against its copy with
+    # white wedges, -0.34 without its edge)
+    inside = cv2.erode(inside, np.ones((7, 7), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     return (out[:, ::-1], inside[:, ::-1]) if flip_after else (out, inside)
 
 
