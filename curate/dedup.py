@@ -2068,23 +2068,25 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     label = table["label"].tolist() if "label" in table else [""] * n
     kin: dict[tuple[str, str], list[int]] = {}  # names.families: (label, root) -> its groups
     hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())  # (the others: groups of their own)
+    hashed_paths, hashed_labels = [table["path"].iat[i] for i in hashed], [label[i] for i in hashed]
     for k in range(BRIDGE_PASSES):
         # groups whose files' names share a root (names.py) are bridged too, once; a shattered
         # chain's file and its parent by name each pass (a fragment's parent may have joined
         # a larger group, which then offers more kin to try)
         named = set()
         if NAME_GROUPS:
-            files = [table["path"].iat[i] for i in hashed], [groups.group_of[i] for i in hashed]
-            labels = [label[i] for i in hashed]
+            files = hashed_paths, [groups.group_of[i] for i in hashed]
             if not k:
-                named, kin = shared_roots(*files, NAME_GROUPS, labels), families(*files, NAME_GROUPS, labels)
+                named, kin = (shared_roots(*files, NAME_GROUPS, hashed_labels),
+                              families(*files, NAME_GROUPS, hashed_labels))
             else:
-                named = parent_links(*files, {key for key, gs in kin.items() if len(gs) > NAME_GROUPS}, labels)
+                named = parent_links(*files, {key for key, gs in kin.items() if len(gs) > NAME_GROUPS},
+                                     hashed_labels)
         bridges = _bridges(table, groups, verified, picture, named, chains, asked)
         if not bridges:
             break
-        for k in range(len(BRIDGE_ROUNDS)):
-            lo, hi = (BRIDGE_ROUNDS[k - 1] if k else 0), BRIDGE_ROUNDS[k]
+        for r in range(len(BRIDGE_ROUNDS)):
+            lo, hi = (BRIDGE_ROUNDS[r - 1] if r else 0), BRIDGE_ROUNDS[r]
             taken = sorted({p for ps in bridges for p in ps[lo:hi]
                             if groups.group_of[p.a] != groups.group_of[p.b]
                             and ((p.a, p.b, True, False) not in asked if p.kin else (p.a, p.b) not in verified)})

@@ -56,6 +56,22 @@ def test_a_straight_image_gets_0_without_a_flag(make, seed):
     assert est["confidence"] >= 0.5 and not est["flag"], est
 
 
+def test_only_a_fit_that_holds_at_mid_size_is_refined_at_full_size(monkeypatch):
+    """The search's dearest step (FINE_SIDE) runs only where the mid-size fit reaches FINE_GATE: a
+    straight image whose coarse fit passed GATE by chance stops at mid size, with that fit as its
+    evidence; a skewed one goes on."""
+    sides = []
+    real_fit = orient_module.fit
+    monkeypatch.setattr(orient_module, "fit", lambda pixels, side: sides.append(side) or real_fit(pixels, side))
+    est = estimate_skew(scan_like(3))  # straight; its coarse best fit is 0.52, at mid size 0.44
+    assert est["coarse"] >= orient_module.GATE and est["score"] < orient_module.FINE_GATE, est
+    assert sides == [orient_module.COARSE_SIDE, orient_module.MID_SIDE]
+    assert est["rotation"] == 0.0 and not est["flag"], est
+    sides.clear()
+    est = estimate_skew(rotate_expand(scan_like(5), 11.5, "constant"))
+    assert sides[-1] == orient_module.FINE_SIDE and abs(est["rotation"] + 11.5) <= 0.5, est
+
+
 def test_an_image_with_nothing_to_go_by_is_not_turned():
     """Blank and flat images show no wedges: 0, and nothing to flag."""
     for img in (np.zeros((120, 100), np.uint8), np.full((120, 100), 200, np.uint8)):
