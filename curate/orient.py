@@ -156,6 +156,12 @@ GAP_MIN_CORR = 0.8  # the two put onto one frame correlate at least this well, o
 # little detail of the picture's own, and its re-save's JPEG noise looks sharp (kaggle 43's
 # upright 11.jpg against its copy zoomed in 2.08 in four steps measured 0.23 the wrong way)
 GAP_SCALE = 1.5
+# ... compared only this many pixels inside both frames, the canvas's edge included: a copy's fill
+# lies just beyond its source's frame once put back, and a verified geometry a few percent off
+# (kaggle 59's 80-rotated3.jpg, content scale 0.96 for a zoom of 1.007) leaves its sharp edge
+# within a few pixels of it (Kaggle seeds 1-83, 9,390 originals against their copies: 9 read
+# the wrong way with 3 px off the frame alone, 2 with the canvas too, 1 at 5 px, none at 7)
+GAP_MARGIN = 7
 
 
 # ---- skew from the image itself ---------------------------------------------------------------
@@ -504,7 +510,7 @@ def _sharpness(pixels: np.ndarray, mask: np.ndarray) -> float:
 
 def _placed(pixels: np.ndarray, flip: bool, deg: float, scale: float, flip_after: bool, shape) -> tuple:
     """pixels mirrored when `flip`, turned deg CCW and scaled about the centre into a canvas of
-    `shape`, mirrored again when `flip_after`; and where it holds them (away from the frame's edge)."""
+    `shape`, mirrored again when `flip_after`; and where it holds them (GAP_MARGIN inside)."""
     img = np.ascontiguousarray(pixels[:, ::-1]) if flip else pixels
     h, w = img.shape
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), deg, scale)
@@ -513,7 +519,11 @@ def _placed(pixels: np.ndarray, flip: bool, deg: float, scale: float, flip_after
     # its copy zoomed in 1.14, 0.18 the wrong way; rounded, 0.09)
     out = np.rint(cv2.warpAffine(img, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR))
     inside = cv2.warpAffine(np.ones(img.shape, np.uint8), m, (shape[1], shape[0]), flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0
+    # GAP_MARGIN from the canvas's own edge too: interpolation draws what lies beyond it into the
+    # edge rows (the demo's upright 64.jpg read +0.19 the wrong way against its copy with white
+    # wedges, -0.34 without its canvas's edge)
+    side = 2 * GAP_MARGIN + 1
+    inside = cv2.erode(inside, np.ones((side, side), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     return (out[:, ::-1], inside[:, ::-1]) if flip_after else (out, inside)
 
 
