@@ -72,6 +72,23 @@ def test_only_a_fit_that_holds_at_mid_size_is_refined_at_full_size(monkeypatch):
     assert sides[-1] == orient_module.FINE_SIDE and abs(est["rotation"] + 11.5) <= 0.5, est
 
 
+def test_the_coarse_search_of_a_straight_image_ends_after_its_first_part(monkeypatch):
+    """Straight radiographs fit best at the thin turns: a best fit under FIRST_GATE over them and
+    the odd degrees ends the coarse search there; a skew at an even degree past FIRST_ALL is still
+    found, from the rest of the search."""
+    tested = []
+    real_fits = orient_module._fits
+    monkeypatch.setattr(orient_module, "_fits",
+                        lambda img, hyps, *a: tested.append([abs(h[0]) for h in hyps]) or real_fits(img, hyps, *a))
+    est = estimate_skew(framed(1))  # straight; its first part's best fit is 0.18, the rest's 0.21
+    assert len(tested) == 1 and 8.0 not in tested[0] and 9.0 in tested[0], tested
+    assert est["coarse"] < orient_module.FIRST_GATE and est["rotation"] == 0.0 and not est["flag"], est
+    tested.clear()
+    est = estimate_skew(rotate_expand(scan_like(2), 32.0, "constant"))
+    assert 32.0 not in tested[0] and 32.0 in tested[1], tested[:2]
+    assert abs(est["rotation"] + 32.0) <= 0.5, est
+
+
 def test_an_image_with_nothing_to_go_by_is_not_turned():
     """Blank and flat images show no wedges: 0, and nothing to flag."""
     for img in (np.zeros((120, 100), np.uint8), np.full((120, 100), 200, np.uint8)):
