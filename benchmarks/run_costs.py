@@ -105,9 +105,8 @@ def instrument(ledger: Ledger) -> None:
             return getattr(cv2, key)
 
     dedup.cv2 = _Cv2()
-    for prop in ("mirrored",):  # lazily made keypoints of a mirrored frame
-        fget = getattr(dedup.Features, prop).fget
-        setattr(dedup.Features, prop, property(ledger.wrap(fget, MIRRORED, True)))
+    # keypoints made lazily: of the mirrored frame, and of the unequalised one
+    dedup.Features.mirrored = property(ledger.wrap(dedup.Features.mirrored.fget, MIRRORED, True))
     dedup.Features.plain_keypoints = ledger.wrap(dedup.Features.plain_keypoints, MIRRORED, True)
 
 
