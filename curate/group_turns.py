@@ -15,15 +15,14 @@ import numpy as np
 from curate.resave import lossless
 from curate.skew import MIN_SKEW
 
-MIN_CONFIDENCE = 0.5  # an orientation below this confidence is not applied (flagged instead)
+# Why each value is what it is, and the figures behind it: docs/orient-constants.md.
+MIN_CONFIDENCE = 0.5  # a verified pair is at least this sure of its turn (the dups stage aligned the two)
 GROUP_SNAP = MIN_SKEW  # degrees: a group turn closer than this to a right angle is that right angle
 AGREE = 3.0  # degrees: votes within this of each other agree
 WITNESSES = 3  # distinct members of a cluster (one odd angle to the anchor) whose wedges are tested
-# The member judged upright (see onto_upright): up to UPRIGHT_CANDIDATES members per group that
-# the dups stage found neither resampled nor filled are tested.
-UPRIGHT_CANDIDATES = 6  # 3 left a chain's original out behind nearer copies (kaggle 7: a wrong 20 degree turn)
+UPRIGHT_CANDIDATES = 6  # members tested as the upright one the anchor was turned from: 3 left a chain's original out
 RESAVE_CANDIDATES = 3  # members at a right angle or mirrored the anchor is tested as saved from
-UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy scores 0.80-0.85)
+UPRIGHT_SCORE = 0.8  # a candidate is verified against the anchor this well (a re-toned, turned, zoomed copy: 0.80-0.85)
 
 
 def norm_angle(deg: float) -> float:

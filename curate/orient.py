@@ -58,15 +58,12 @@ from curate.upright import (PAIR_FIT, PAIR_MARGIN, SUPPORT, chain_starts, onto_u
                             upright_tests)
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
+# Why each value is what it is, and the figures behind it: docs/orient-constants.md.
 MAJORITY = 3  # distinct copies in one pose that outvote a representative standing alone
-# A copy is one picture turned (aligned detail correlates at least this well, see dups); below
-# it, maybe two exposures of the same limb: grouped against leakage, but turned onto the other
-# only where the file's own wedges show that turn. Messy-set turned copies: median 0.94 (a
-# quarter under 0.9); FracAtlas's own turned pairs: 0.72-0.88.
-COPY_SCORE = 0.9
-VOTE_SCORE = 0.85  # a member verified this well votes on the right-angle pose (a plain copy of a film kept turned 180 scored 0.8996)
+COPY_SCORE = 0.9  # a copy is one picture turned from this score; below, maybe two exposures of one limb
+VOTE_SCORE = 0.85  # a member verified this well votes on the right-angle pose
 WEDGE_AGREE = 2.0  # degrees: a file's own skew and its group's turn agree this closely
-SKEW_CONFIDENCE = 0.85  # a lone image's own skew is applied from this confidence (orient_quality: the first with no wrong turn on seeds 1, 2 and kaggle 1)
+SKEW_CONFIDENCE = 0.85  # a lone image's own skew is applied from this confidence (the first with no wrong turn)
 CHAIN_STEPS = 3  # rounds of tests that follow a chain back from the candidates the anchor is shown turned from
 
 

@@ -11,22 +11,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# Why each value is what it is, and the figures behind it: docs/orient-constants.md.
 SCALE_ERROR = 0.01  # how far a verified content scale may be off (see beyond_fill)
-PAD_SURE = 0.6  # see curate.upright's PAD_FIT: a fill this good is a pad
+PAD_SURE = 0.6  # a fill beyond another member's frame this good is a pad (no original's reached it)
 GAP_MIN_CORR = 0.8  # the two put onto one frame correlate at least this well, or no claim
-# ... and show the picture within this factor of each other: a copy magnified further holds
-# little detail of the picture's own, and its re-save's JPEG noise looks sharp (kaggle 43's
-# upright 11.jpg against its copy zoomed in 2.08 in four steps measured 0.23 the wrong way)
-GAP_SCALE = 1.5
-# ... compared only this many pixels inside both frames, the canvas's edge included: a copy's fill
-# lies just beyond its source's frame once put back, and a verified geometry a few percent off
-# (kaggle 59's 80-rotated3.jpg, content scale 0.96 for a zoom of 1.007) leaves its sharp edge
-# within a few pixels of it (Kaggle seeds 1-83, 9,390 originals against their copies: 9 read
-# the wrong way with 3 px off the frame alone, 2 with the canvas too, 1 at 5 px, none at 7).
-# 7 px is also the coarse term's reach (blur sigma 2, then a 3x3 Laplacian): nearer, the black
-# beyond a placed picture's edge inflates its coarse detail (kaggle 457's 37.jpg against its copy
-# zoomed in 1.31: the copy put back read 0.55 at 3 px, 0.79 at 7, 0.80 at 10 and 14)
-GAP_MARGIN = 7
+GAP_SCALE = 1.5  # ... and show the picture within this factor: a copy magnified further is mostly JPEG noise
+GAP_MARGIN = 7  # px inside both frames and the canvas's edge: a copy's fill and the edge's blur stay out
 
 
 def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCALE_ERROR,

@@ -22,38 +22,28 @@ import pandas as pd
 from curate.errors import ImageError
 from curate.imageio import decode, fit, remap_buffer
 
+# Why each value is what it is, and the figures behind it: docs/orient-constants.md.
 MIN_SKEW = 3.0  # degrees: smaller turns are not searched (their thin wedges look like border bands)
-MAX_SKEW = 45.0
-COARSE_SIDE, COARSE_STEP = 96, 1.0  # px (longest side) and degrees of the first, cheap search
-MID_SIDE, FINE_SIDE, FINE_STEP = 128, 256, 0.25  # ... and of the refinement of its best candidates
-REFINE = 3  # coarse candidates refined
+MAX_SKEW = 45.0  # degrees: past it, the same wedges are a right angle's plus a smaller turn
+COARSE_SIDE = 96  # px (longest side) of the first, cheap search: most images stop there
+COARSE_STEP = 1.0  # degrees between its angles: the refinement finds the rest
+MID_SIDE = 128  # px of the refinement of its best candidates
+FINE_SIDE = 256  # px of the refinement's last, dearest step
+FINE_STEP = 0.25  # degrees between that step's angles
+REFINE = 3  # coarse candidates refined (distinct peaks, not one peak's flanks)
 GATE = 0.45  # a coarse best fit must reach this to be refined (else: straight; most are)
-# ... and the mid-size best fit this to be refined at FINE_SIDE, the search's dearest step (a
-# refined FracAtlas film: mid 3 ms, fine 12.5): on the tuned orient sets (3,464 refined images)
-# no fit under it rose past 0.66 there, short of FLAG; 2 in 5 of FracAtlas's refined films stop under it
-FINE_GATE = 0.5
-# The coarse search's first part: every angle up to FIRST_ALL degrees and every odd one past it.
-# Straight radiographs fit best at the thin turns (border bands: 3, 4 or 6 degrees for 4 in 5 of
-# FracAtlas's), so a best fit under FIRST_GATE there ends the search (4 in 10 FracAtlas films;
-# the search's CPU -13%): on the tuned orient sets no refined image fits under 0.36 there, no
-# flagged one under 0.44. Such an image reports that fit (orient_confidence up to +0.04 on 3% of
-# FracAtlas's rows)
-FIRST_ALL, FIRST_GATE = 7.0, 0.3
-# Fit (see _score) that applies a skew, per fill. Measured on a messy set built from FracAtlas
-# (benchmarks/orient_quality.py): straight radiographs' best fits stay under ~0.4 (constant)
-# and ~0.52 (replicate, only on thin wedges); true skews reach 0.9 (constant), 0.6 (replicate),
-# 0.5 (reflect: mirrored anatomy is the hardest to tell apart). Precision first.
-ACCEPT = {"constant": 0.6, "replicate": 0.55, "reflect": 0.45}
-THIN, THIN_BAR = 6.0, 1.25  # wedges of turns under THIN degrees look like a scan's border bands
+FINE_GATE = 0.5  # ... and a mid-size best fit this to pay for FINE_SIDE: on the tuned sets none under it reached FLAG
+FIRST_ALL = 7.0  # degrees: the coarse search's first part holds every angle up to this and every odd one past it
+FIRST_GATE = 0.3  # ... and a best fit under this there ends the search: straight films fit best at thin turns
+ACCEPT = {"constant": 0.6, "replicate": 0.55, "reflect": 0.45}  # fit that applies a skew, per fill: precision first
+THIN = 6.0  # degrees: wedges of smaller turns look like a scan's border bands...
+THIN_BAR = 1.25  # ... so they must fit this much better
 FLAG = 0.7  # share of ACCEPT from which an unapplied fit is flagged (0.7% of straight ones)
-DECODE_SIDE = FINE_SIDE
+DECODE_SIDE = FINE_SIDE  # the largest copy the search looks at: no need to decode more
 ROWS_FROM = 4096  # grid points from which _wedges tests only each row's ends (fewer: not worth it)
 MIN_SIDE = 64  # px: smaller images are not searched for wedges
 TEST_STEP = 0.5  # degrees between the angles tested around a pair's turn (its angle is good to ~1)
-# ... from the nearest point of a TEST_GRID lattice, far finer than that error: an image size's
-# wedge geometry is then met again (_sparse_wedges) instead of made anew for each pair (kaggle10k:
-# 10,044 tests, geometry 3 of their 4.5 ms), with identical orientation columns on kaggle10k
-TEST_GRID = 0.1
+TEST_GRID = 0.1  # degrees: ... from the nearest point of this lattice, so an image size's wedge geometry is met again
 SKEW_BAR = 0.5  # estimate_skew reports a skew from this confidence (its fill's acceptance bar)
 NOISE = 2.0  # grey levels per pixel: JPEG noise, so flat regions count as no evidence
 CLIP = 60.0  # grey levels: one wild pixel must not outweigh many
@@ -172,26 +162,21 @@ def _layout(h: int, w: int, hyps: tuple, sparse: bool):
         np.cumsum(lengths), mx, my
 
 
-# The refinement's last step tests a quarter-degree lattice (see estimate_skew), so images of one
-# size meet the same hypotheses again: on FracAtlas 45% of them are among the last 64 met. (Up to
-# ~2 MB each: 64 of them stay under ~100 MB.)
+# the refinement's last step tests a quarter-degree lattice: images of one size meet its hypotheses again
 @functools.lru_cache(maxsize=64)
 def _dense_wedges(h: int, w: int, deg: float, stretch: float, same: bool):
     """_wedges on every pixel of an h x w image, kept."""
     return _wedges(h, w, deg, _grid(h, w), max(2.0, max(h, w) / 40), stretch, same)
 
 
-# The refinement's angles lie on a half-degree lattice (coarse whole degrees +- k/2), so images of
-# one size meet the same hypotheses again: on FracAtlas 1 in 8 of them is new; wedge_fit's on a
-# TEST_GRID lattice (~1,700 at one size, 220 MB at 128 px). (Up to ~260 KB each, ~130 KB typical.)
+# the refinement's angles lie on a half-degree lattice, wedge_fit's on TEST_GRID's: met again, size by size
 @functools.lru_cache(maxsize=2048)
 def _sparse_wedges(h: int, w: int, deg: float, stretch: float, same: bool):
     """_wedges on every other pixel of an h x w image (see _grid), kept."""
     return _wedges(h, w, deg, _grid(h, w, True), max(2.0, max(h, w) / 40), stretch, same)
 
 
-# the first search's layouts, its two parts apart: most of a set's images share a few sizes, and
-# the geometry is most of the cost of that search (about 7 MB a size)
+# the first search's layouts, its two parts apart: a set's images share a few sizes, and geometry is most of its cost
 _kept_layout = functools.lru_cache(maxsize=16)(_layout)
 
 

@@ -17,55 +17,22 @@ import numpy as np
 from curate.group_turns import AGREE, GROUP_SNAP, Group, angle_diff, group_confidence, odd_part
 from curate.pair_pixels import PAD_SURE, SCALE_ERROR
 
-# Wedge fit (of ACCEPT) that confirms a group's odd-angle turn at the pair's precise angle: 10
-# of 4024 straight FracAtlas films reach it at their best angle; weakly-wedged copies, 0.78-0.96.
-SUPPORT = 0.75
-PAIR_FIT, PAIR_MARGIN = 0.3, 0.2  # a pair's turned side fits wedges this well, and this much better than the other
-# A copy cut from one does not show the picture CUT_SCALE smaller (the dups stage's dup_scale): zoomed in, or about the same
-# scale, where the turn cuts the original's corners off (kaggle seeds 1-73 but 83, every pair orient
-# tests: 1,609 -> 1,661 of 1,875 turned copies shown turned from their original, still none of
-# 251 originals from a copy; see _cut).
-CUT_SCALE = 0.03
-# Beyond a cut copy's frame its original fits a fill under 0.2 and holds at least PICTURE grey
-# levels per pixel that no fill explains (kaggle seeds 1 and 7, every pair of a turned copy and
-# its original at 224 px: 1,239 of 1,413 cut pairs; 926 at 6.0); a dark, flat border explains
-# nothing either way, so it says nothing. A chain copy's mixed fills can look so too (75 of 552
-# pairs the other way round): only an unmarked member is trusted as the source (see _turned_from).
-BEYOND_FILL, PICTURE = 0.2, 3.0
-# ... under BEYOND_LOOSE where the copy shows no picture of its own beyond the original's frame
-# (dark, flat radiograph borders fit 0.2-0.3; docs/measurements.md's orientation section has
-# the figures)
-BEYOND_LOOSE = 0.3
-# Under CUT_SURE the member is picture even if its wedges fit (below SUPPORT): 224 px originals
-# fit 0.3-0.87 by chance
-CUT_SURE = 0.1
-# Beyond the original's frame a copy turned and zoomed on its canvas fits a fill: with wedges at
-# the pair's angle besides, PAD_FIT is enough; alone, PAD_SURE (originals beyond their copies'
-# frames: at most 0.57, kaggle seeds 1 and 7, 2,220 pairs; copies beyond the original's: 728
-# of 2,220 reach it).
-PAD_FIT = 0.3
-# ... and from PAD_BACKED, against a member that bears no mark at all, they back wedges from
-# PAIR_FIT (a zoomed-out chain copy's mixed fills fit neither well; originals beyond the frames of
-# their candidate copies zoomed in: at most 0.31, kaggle seeds 1-73 but 83, 134 pairs)
-PAD_BACKED = 0.4
-# ... but a chain's dup_scale is composed along the group's verified pairs, and a copy zoomed out
-# 0.96-0.98 leaves a band of fill a few pixels wide: its pad (_turned_from) is looked for at every
-# scale within PAD_REACH of the verified one, in SCALE_ERROR steps (docs/measurements.md's
-# orientation section has the figures)
-PAD_REACH = 0.03
-# A picture turned inside a canvas enlarged to hold all of it (cv2, PIL's expand) gets a canvas of
-# w|cos| + h|sin| by h|cos| + w|sin|, rounded: within CANVAS_PX of that at an angle within
-# CANVAS_TURN of the pair's verified one, at the same pixel scale (CANVAS_SCALE), one member is the
-# other so turned. Messy default seeds 1-43: 767 of 868 pairs of a turned copy and a member
-# upright (the rest resized or zoomed) so placed, none the other way round (868), 1 of 80 with both
-# turned at 1.5 degrees (two copies 3.1 apart), none at 1.0 (which loses 4 true pairs).
-CANVAS_PX, CANVAS_TURN, CANVAS_SCALE = 2.0, 1.0, 0.03
-# Every turn or zoom resamples the picture (linear interpolation), which blurs its finest detail
-# a little more each time: put onto the other's frame, the member a copy was made from stays
-# sharper than the copy, while the copy matches the member resampled once (see resample_gap).
-# From RESAMPLED_GAP (log sharpness) x is shown made from u. Kaggle seeds 1-83 (224 px, with
-# GAP_MARGIN 7): originals against their turned copies 99% from 0.15.
-RESAMPLED_GAP = 0.15
+# Why each value is what it is, and the figures behind it: docs/orient-constants.md.
+SUPPORT = 0.75  # wedge fit (of ACCEPT) that confirms a pair's odd turn: few straight films reach it, most copies do
+PAIR_FIT = 0.3  # a pair's turned side fits wedges this well...
+PAIR_MARGIN = 0.2  # ... and this much better than the other side
+CUT_SCALE = 0.03  # a copy cut from a member does not show the picture this much smaller than it
+BEYOND_FILL = 0.2  # beyond a cut copy's frame its original fits a fill under this...
+PICTURE = 3.0  # ... and holds this many grey levels a pixel that no fill explains
+BEYOND_LOOSE = 0.3  # ... under this where the copy shows no picture of its own there (dark, flat borders fit 0.2-0.3)
+CUT_SURE = 0.1  # under this the member is picture even if its wedges fit (below SUPPORT): originals fit by chance
+PAD_FIT = 0.3  # a fill beyond the original's frame this good shows a turned, zoomed copy, wedges besides
+PAD_BACKED = 0.4  # ... and from this, against an unmarked member, it backs wedges from PAIR_FIT
+PAD_REACH = 0.03  # a pad is looked for at every scale this close to the verified one (composed scales drift)
+CANVAS_PX = 2.0  # px: a canvas this close to the one a turn enlarged to hold the other's picture...
+CANVAS_TURN = 1.0  # degrees: ... at an angle this close to the pair's verified one...
+CANVAS_SCALE = 0.03  # ... at the same pixel scale, this close: one member is the other so turned
+RESAMPLED_GAP = 0.15  # log sharpness from which the sharper member is shown the source (resample_gap)
 
 
 def placed_frame(g: Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR,
