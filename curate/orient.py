@@ -505,7 +505,7 @@ def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCA
     and much left over when it shows picture there (that member was cut from it). The scale is
     tried within `reach` of `scale`, in SCALE_ERROR steps (beyond the first, until a fit reaches
     PAD_SURE). mixed: a pad of two constants counts as fill too (dups.fill_beyond)."""
-    from curate.dedup import fill_beyond
+    from curate.original import fill_beyond
 
     img = pixels.astype(np.float32)
     # the verified scale is known to about SCALE_ERROR: a frame edge moved by that error lands on
