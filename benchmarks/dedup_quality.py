@@ -8,8 +8,9 @@ groups (connected components), side by side. Prints tables; not a timed test.
 
     .venv/bin/python benchmarks/dedup_quality.py --bases 1500 --seed 11
 
-`--set NAME=VALUE` (repeatable) overrides one of curate.dedup's settings for the run, to
-measure what a change costs or buys, e.g. `--set VERIFY_SIDE=160 --set RHASH_TOP=2`.
+`--set NAME=VALUE` (repeatable) overrides one of the dups stage's settings for the run (a constant
+of curate.dedup, candidates, verify, original or traces: docs/dedup-constants.md), to measure
+what a change costs or buys, e.g. `--set VERIFY_SIDE=160 --set RHASH_TOP=2`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from curate.messy import build_messy, load_bases, read_truth, sample_dir  # noqa
 import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
 FRACATLAS = fracatlas.FRACATLAS
+DEDUP_MODULES = ("dedup", "candidates", "verify", "original", "traces")  # where the dups stage keeps its settings
 # A mix unlike the tests' (which use one copy of each kind): every kind, arbitrary angles heavier.
 MIX = {"exact": 1, "reencode": 2, "resize": 2, "squash": 2, "tone": 2, "rotate": 2, "mirror": 2,
        "arbitrary": 4, "shift": 2, "zoom": 2, "mirror+rotate": 2, "arbitrary+reencode": 2,
@@ -158,20 +160,23 @@ def scrambled(dest: Path, truth: pd.DataFrame, out: Path, seed: int) -> tuple[Pa
 
 
 def override(setting: str) -> None:
-    """NAME=VALUE: set curate.dedup.NAME (an existing upper-case setting) to VALUE, a number or tuple."""
+    """NAME=VALUE: set NAME (an existing upper-case setting of the dups stage's modules) to VALUE, a
+    number or tuple, in the module that defines it and in every one that imported it (where it is read)."""
     import ast
+    import importlib
 
-    from curate import dedup
-
+    modules = [importlib.import_module(f"curate.{m}") for m in DEDUP_MODULES]
     name, _, value = setting.partition("=")
-    if not name.isupper() or not hasattr(dedup, name):
-        sys.exit(f"--set {setting}: {name!r} is not one of curate.dedup's settings")
+    holders = [m for m in modules if name.isupper() and name in vars(m)]
+    if not holders:
+        sys.exit(f"--set {setting}: {name!r} is not a setting of {', '.join('curate.' + m for m in DEDUP_MODULES)}")
     try:
         new = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         sys.exit(f"--set {setting}: {value!r} is not a number or tuple")
-    print(f"setting curate.dedup.{name} = {new!r} (was {getattr(dedup, name)!r})")
-    setattr(dedup, name, new)
+    print(f"setting {name} = {new!r} (was {getattr(holders[0], name)!r}) in {', '.join(m.__name__ for m in holders)}")
+    for m in holders:
+        setattr(m, name, new)
 
 
 def main() -> None:
@@ -189,7 +194,7 @@ def main() -> None:
     ap.add_argument("--scramble-names", action="store_true",
                     help="score a copy of the set whose files are renamed to random hex (names carry no hint)")
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                    help="override a curate.dedup setting (an upper-case constant), e.g. VERIFY_SIDE=160")
+                    help="override a dups setting (an upper-case constant of DEDUP_MODULES), e.g. VERIFY_SIDE=160")
     args = ap.parse_args()
     for setting in args.settings:
         override(setting)

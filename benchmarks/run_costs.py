@@ -28,21 +28,23 @@ import run_speed  # benchmarks/run_speed.py: its sets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# (module, function, component, whole): the component a function's CPU is charged to. whole: what
-# it calls counts to it too. Listed outermost first; anything outside them is "the rest".
+# (module, function, component, whole): the component a function's CPU is charged to, wrapped in the
+# module that calls it (one function called from two modules is listed for each). whole: what it
+# calls counts to it too. Listed outermost first; anything outside them is "the rest".
 COMPONENTS = (
     ("audit", "audit", "audit: decode every file, checksum", True),
     ("hashing", "hash_images", "hash: 76 codes a file", True),
     ("dedup", "find_duplicates", "dups: grouping, which file to keep", False),
     ("dedup", "candidate_pairs", "dups: candidate search", True),
     ("dedup", "_features_of", "dups: decode, equalise, ORB keypoints", True),
+    ("verify", "_features_of", "dups: decode, equalise, ORB keypoints", True),
     ("dedup", "_traces_of", "dups: traces (which file is derived)", True),
     ("dedup", "verify_pairs", "dups: verification, the rest", False),
-    ("dedup", "_matches_from_larger", "dups: keypoint matching", True),
-    ("dedup", "_score", "dups: alignment scores (correlations)", True),
-    ("dedup", "_refined", "dups: near misses refined (ECC)", True),
-    ("dedup", "_taken_up", "dups: near misses refined (ECC)", True),
-    ("dedup", "_centred_match", "dups: kin pairs' pose search", True),
+    ("verify", "_matches_from_larger", "dups: keypoint matching", True),
+    ("verify", "_score", "dups: alignment scores (correlations)", True),
+    ("verify", "_refined", "dups: near misses refined (ECC)", True),
+    ("verify", "_taken_up", "dups: near misses refined (ECC)", True),
+    ("verify", "_centred_match", "dups: kin pairs' pose search", True),
     ("orient", "orient", "orient: pair tests, frames, the rest", False),
     ("orient", "estimate_skew", "orient: lone-image skew search", True),
 )
@@ -91,23 +93,23 @@ def instrument(ledger: Ledger) -> None:
 
     import cv2
 
-    from curate import dedup
+    from curate import verify
 
     for module, name, label, whole in COMPONENTS:
         mod = importlib.import_module(f"curate.{module}")
         setattr(mod, name, ledger.wrap(getattr(mod, name), label, whole))
 
-    class _Cv2:  # dedup's cv2, its two RANSAC estimators timed
+    class _Cv2:  # verify's cv2, its two RANSAC estimators timed
         estimateAffinePartial2D = staticmethod(ledger.wrap(cv2.estimateAffinePartial2D, RANSAC, True))
         estimateAffine2D = staticmethod(ledger.wrap(cv2.estimateAffine2D, RANSAC, True))
 
         def __getattr__(self, key):
             return getattr(cv2, key)
 
-    dedup.cv2 = _Cv2()
+    verify.cv2 = _Cv2()
     # keypoints made lazily: of the mirrored frame, and of the unequalised one
-    dedup.Features.mirrored = property(ledger.wrap(dedup.Features.mirrored.fget, MIRRORED, True))
-    dedup.Features.plain_keypoints = ledger.wrap(dedup.Features.plain_keypoints, MIRRORED, True)
+    verify.Features.mirrored = property(ledger.wrap(verify.Features.mirrored.fget, MIRRORED, True))
+    verify.Features.plain_keypoints = ledger.wrap(verify.Features.plain_keypoints, MIRRORED, True)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate import dedup  # noqa: E402
+from curate import candidates, dedup, verify  # noqa: E402
 from curate.audit import audit, audit_file  # noqa: E402
 from curate.hashing import _hash_with_sha, hash_images  # noqa: E402
 from curate.layout import scan  # noqa: E402
@@ -56,14 +56,14 @@ def main() -> None:
     hashed = hash_images(audit(table, args.root), args.root, workers=2)
     ok = hashed["hash_status"] == "ok"
     cpu = time.process_time()
-    pairs = dedup.candidate_pairs(hashed)
+    pairs = candidates.candidate_pairs(hashed)
     search_cpu = time.process_time() - cpu
     print(f"{len(paths):,} files from {args.root} ({int(ok.sum()):,} decode), "
           f"{len(pairs):,} candidate pairs ({len(pairs) / max(1, int(ok.sum())):.1f} per image)")
-    feats = map_files(dedup.features, [str(p) for p in paths], workers=2)
+    feats = map_files(verify.features, [str(p) for p in paths], workers=2)
     shared = {i: f for i, f in enumerate(feats) if f is not None}
     todo = pairs[~pairs["channel"].isin(["sha256", "pixel_hash"])].head(args.pairs)  # as find_duplicates
-    batch = [dedup.Pair(int(r.a), int(r.b), bool(r.variant % 2),
+    batch = [verify.Pair(int(r.a), int(r.b), bool(r.variant % 2),
                         int(r.variant) if r.channel in dedup.FRAME_CHANNELS else None,
                         r.channel not in dedup.NO_REFINE_CHANNELS)
              for r in todo.itertuples(index=False) if int(r.a) in shared and int(r.b) in shared]
@@ -72,18 +72,18 @@ def main() -> None:
     str_paths = [str(p) for p in paths]
     stages = [("audit", audit_file, paths, None, len(paths)),
               ("hash", _hash_with_sha, paths, None, len(paths)),
-              ("features", dedup.features, str_paths, None, len(paths)),
+              ("features", verify.features, str_paths, None, len(paths)),
               ("skew", skew_file, paths, None, len(paths)),
-              ("verify (per pair)", dedup._verify_batch, batches, shared, len(batch))]
+              ("verify (per pair)", verify._verify_batch, batches, shared, len(batch))]
     rows = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             cluster_executor(cluster.scheduler_address) as executor:
         for name, func, items, sh, n in stages:
             t1, cpu1, out = timed(func, items, 1, sh)
             t2, _, _ = timed(func, items, 2, sh)
-            if func is dedup._verify_batch:  # on a cluster each batch makes its own files' features
+            if func is verify._verify_batch:  # on a cluster each batch makes its own files' features
                 t, cpu = time.perf_counter(), time.process_time()
-                again = dedup.verify_pairs(batch, str_paths, workers=executor)
+                again = verify.verify_pairs(batch, str_paths, workers=executor)
                 tc, client_cpu = time.perf_counter() - t, time.process_time() - cpu
                 assert again == [m for b in out for m in b], "the cluster verified differently"
             else:
@@ -97,7 +97,7 @@ def main() -> None:
                          "client CPU ms/item, dask": 1000 * client_cpu / n,
                          "bytes back/item": sent / n})
     per_batch = [len({i for p in b for i in (p.a, p.b)}) for b in
-                 [batch[i:i + dedup.VERIFY_BATCH] for i in range(0, len(batch), dedup.VERIFY_BATCH)]]
+                 [batch[i:i + verify.VERIFY_BATCH] for i in range(0, len(batch), verify.VERIFY_BATCH)]]
     distinct = len({i for p in batch for i in (p.a, p.b)})
     shared_bytes = sum(len(pickle.dumps(f, protocol=pickle.HIGHEST_PROTOCOL)) for f in shared.values()) / len(shared)
     pd.set_option("display.width", 200)

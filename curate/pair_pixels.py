@@ -22,13 +22,13 @@ GAP_MARGIN = 7  # px inside both frames and the canvas's edge: a copy's fill and
 def beyond_fill(pixels: np.ndarray, deg: float, scale: float, reach: float = SCALE_ERROR,
                 mixed: bool = False) -> tuple[float, float]:
     """How well the pixels beyond the frame of another member of the same size, turned `deg` CCW
-    and scaled by `scale` into this image, are fill (dups.fill_beyond; either sign of the turn, as
+    and scaled by `scale` into this image, are fill (original.fill_beyond; either sign of the turn, as
     a mirror leaves it open), and how much they hold that the fill does not explain (grey levels
     per pixel): a good fit when this image was padded around that member's picture; a poor fit
     and much left over when it shows picture there (that member was cut from it). The scale is
     tried within `reach` of `scale`, in SCALE_ERROR steps (beyond the first, until a fit reaches
-    PAD_SURE). mixed: a pad of two constants counts as fill too (dups.fill_beyond)."""
-    from curate.dedup import fill_beyond
+    PAD_SURE). mixed: a pad of two constants counts as fill too (original.fill_beyond)."""
+    from curate.original import fill_beyond
 
     img = pixels.astype(np.float32)
     # the verified scale is known to about SCALE_ERROR: a frame edge moved by that error lands on

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from curate.dedup import (Match, _off_extremes, _strict, _turned_alike, duplicates_frame, dups_summary, find_duplicates,
-                          group_pairs, label_conflicts, write_duplicates)
+from curate.dedup import duplicates_frame, dups_summary, find_duplicates, group_pairs, label_conflicts, write_duplicates
+from curate.verify import Match, _off_extremes, _strict, _turned_alike
 from curate.hashing import hash_images
 
 from tests.test_hashing import scan_like, xray
@@ -172,7 +172,7 @@ def test_one_and_two_workers_give_the_same_groups(dataset):
 def test_a_rerun_verifies_only_pairs_with_a_changed_file(tmp_path, monkeypatch):
     import os
 
-    import curate.dedup as dedup
+    from curate import dedup
 
     root = tmp_path / "xrays"
     (root / "a").mkdir(parents=True)
@@ -214,7 +214,7 @@ def hashed_folder(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, pd.Dat
 def test_a_pair_failed_on_a_wrong_mirror_hint_is_checked_again_before_it_keeps_groups_apart(tmp_path, monkeypatch):
     # Candidate pairs are verified trusting the hashes' mirror hint. When a wrong hint fails the
     # pair between a group's core and a copy, the copy must still join through another member.
-    import curate.dedup as dedup
+    from curate import dedup
 
     orig = xray(3)
     # without audit columns the better file is the first path: "1_orig" makes the core
@@ -251,12 +251,12 @@ def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_p
     # re-encode (a heavy re-encode does that) but passes against the original. The re-encode
     # would make the core by path (no audit columns here); the original, which both copies
     # verify with, must make it, or the turned copy is left out of the group.
-    import curate.dedup as dedup
+    from curate import verify
 
     orig = xray(5)
     root, table = hashed_folder(tmp_path, {"1_reencode": jpeg(orig, 80), "2_orig": jpeg(orig, 95),
                                            "3_turned": jpeg(np.rot90(orig), 90)})
-    real_features, real_verify = dedup.features, dedup.verify
+    real_features, real_verify = verify.features, verify.verify
 
     def named_features(path, traced=False):
         f = real_features(path, traced)
@@ -268,15 +268,15 @@ def test_a_group_is_checked_through_the_member_its_copies_verify_best_with(tmp_p
             return Match(False)
         return real_verify(fa, fb, *args, **kwargs)
 
-    monkeypatch.setattr(dedup, "features", named_features)
-    monkeypatch.setattr(dedup, "verify", turned_fails_against_the_reencode)
+    monkeypatch.setattr(verify, "features", named_features)
+    monkeypatch.setattr(verify, "verify", turned_fails_against_the_reencode)
     out = find_duplicates(table, root, workers=1)
     assert out["group"].nunique() == 1
 
 
 def test_each_whole_frame_variant_gives_the_transform_that_aligns_the_two_frames(tmp_path):
     # a ~ T_v(b): b mirrored if v is odd, then turned v // 2 quarter turns counter-clockwise
-    from curate.dedup import _correlate, _frame_matrix, features
+    from curate.verify import _correlate, _frame_matrix, features
 
     b = xray(30)
     (tmp_path / "b.jpg").write_bytes(jpeg(b))
@@ -290,7 +290,7 @@ def test_each_whole_frame_variant_gives_the_transform_that_aligns_the_two_frames
 
 
 def test_a_pair_keeps_its_variant_meaning_when_its_ends_swap():
-    from curate.dedup import _pairs
+    from curate.candidates import _pairs
 
     # found as (5, 2): 5 ~ T_v(2). Stored as (2, 5), so 2 ~ T_v'(5) with v' the inverse of v
     pairs = _pairs(np.array([5, 5, 5]), np.array([2, 2, 2]), [1, 1, 1], np.array([2, 3, 6]), "phash")
@@ -301,45 +301,45 @@ def test_a_pair_keeps_its_variant_meaning_when_its_ends_swap():
 def test_a_crushed_copy_the_keypoints_cannot_align_is_aligned_by_its_frame_hash(tmp_path, monkeypatch):
     # A tone change that crushes most pixels to black, mirrored and turned a quarter. On real
     # radiographs ORB then finds nothing to match; here we make it find nothing.
-    import curate.dedup as dedup
+    from curate import verify
 
     orig = xray(21)
     crushed = np.clip((orig.astype(float) - np.percentile(orig, 85)) * 4, 0, 255).astype(np.uint8)
     (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
     (tmp_path / "copy.jpg").write_bytes(jpeg(np.ascontiguousarray(np.rot90(np.fliplr(crushed)))))
-    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    fo, fc = verify.features(str(tmp_path / "orig.jpg")), verify.features(str(tmp_path / "copy.jpg"))
     assert fc.clipped > 0.7
     nothing = np.zeros((0, 2), np.float32)
-    monkeypatch.setattr(dedup, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
+    monkeypatch.setattr(verify, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
 
-    assert not dedup.verify(fc, fo, True, tries=1).ok
-    found = dedup.verify(fc, fo, True, tries=1, frame=3)  # copy ~ T_3(orig): mirrored, one quarter turn
+    assert not verify.verify(fc, fo, True, tries=1).ok
+    found = verify.verify(fc, fo, True, tries=1, frame=3)  # copy ~ T_3(orig): mirrored, one quarter turn
     assert found.ok and found.mirrored and abs(found.beta - 90) < 2
 
 
 def test_a_crushed_copy_whose_frames_already_agree_needs_no_refinement(tmp_path, monkeypatch):
     # On a frame this flat the sub-pixel refinement (ECC) can stray to a wrong alignment; frames
     # that already correlate as well as a refined pair must (0.86) are a copy without it.
-    import curate.dedup as dedup
+    from curate import verify
 
     orig = xray(22)
     crushed = np.clip((orig.astype(float) - np.percentile(orig, 85)) * 4, 0, 255).astype(np.uint8)
     (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
     (tmp_path / "copy.jpg").write_bytes(jpeg(crushed))
-    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
+    fo, fc = verify.features(str(tmp_path / "orig.jpg")), verify.features(str(tmp_path / "copy.jpg"))
     nothing = np.zeros((0, 2), np.float32)
-    monkeypatch.setattr(dedup, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
-    monkeypatch.setattr(dedup, "_refine", lambda a, b, m: np.float64([[0.7, 0, 19], [0, 1, -1]]))  # astray
+    monkeypatch.setattr(verify, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
+    monkeypatch.setattr(verify, "_refine", lambda a, b, m: np.float64([[0.7, 0, 19], [0, 1, -1]]))  # astray
 
-    found = dedup.verify(fo, fc, False, tries=1, frame=0)
-    assert found.ok and found.score >= dedup.REFINED_CORRELATION and abs(found.beta) < 1
+    found = verify.verify(fo, fc, False, tries=1, frame=0)
+    assert found.ok and found.score >= verify.REFINED_CORRELATION and abs(found.beta) < 1
 
 
 def test_two_pictures_on_white_cornered_canvases_are_not_joined_by_their_frames(tmp_path, monkeypatch):
     # Two different pictures turned on fixed canvases with white corners, one crushed: aligned by
     # a frame hash's variant (a mirror), the deep equalisation saw the canvas edges agree (0.91
     # here; 0.91 on two FracAtlas radiographs). The common area's ranks, fill left out, do not.
-    import curate.dedup as dedup
+    from curate import candidates, verify
 
     def turned(img: np.ndarray) -> np.ndarray:
         m = cv2.getRotationMatrix2D((100, 100), 13, 0.86)
@@ -354,28 +354,28 @@ def test_two_pictures_on_white_cornered_canvases_are_not_joined_by_their_frames(
     copy = np.ascontiguousarray(crushed(a)[:, ::-1])
     for name, img in (("a", a), ("other", other), ("copy", copy)):
         (tmp_path / f"{name}.jpg").write_bytes(jpeg(img))
-    fa, fo, fc = (dedup.features(str(tmp_path / f"{n}.jpg")) for n in ("a", "other", "copy"))
-    assert fo.clipped >= dedup.CLIPPED and fc.clipped >= dedup.CLIPPED
+    fa, fo, fc = (verify.features(str(tmp_path / f"{n}.jpg")) for n in ("a", "other", "copy"))
+    assert fo.clipped >= candidates.CLIPPED and fc.clipped >= candidates.CLIPPED
     nothing = np.zeros((0, 2), np.float32)
-    monkeypatch.setattr(dedup, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
+    monkeypatch.setattr(verify, "_matches", lambda a, b: (nothing, nothing, np.zeros(0), np.zeros(0)))
 
-    assert not dedup.verify(fa, fo, True, tries=1, frame=1).ok
-    assert dedup.verify(fa, fc, True, tries=1, frame=1).ok
+    assert not verify.verify(fa, fo, True, tries=1, frame=1).ok
+    assert verify.verify(fa, fc, True, tries=1, frame=1).ok
 
 
 def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(tmp_path, monkeypatch):
     # A turned, blurred, heavily re-encoded copy: its keypoint alignment correlates 0.78-0.86,
     # and the sub-pixel refinement lifts it over the bar. Pairs only the shift/zoom windows
     # proposed are not refined (NO_REFINE_CHANNELS).
-    import curate.dedup as dedup
+    from curate import dedup, verify
 
     orig = xray(41)
     copy = cv2.GaussianBlur(rotate_expand(orig, 23, "reflect"), (0, 0), 3.0)
     (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
     (tmp_path / "copy.jpg").write_bytes(jpeg(copy, 10))
-    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
-    assert dedup.verify(fo, fc, False, tries=1).ok
-    assert not dedup.verify(fo, fc, False, tries=1, refine=False).ok
+    fo, fc = verify.features(str(tmp_path / "orig.jpg")), verify.features(str(tmp_path / "copy.jpg"))
+    assert verify.verify(fo, fc, False, tries=1).ok
+    assert not verify.verify(fo, fc, False, tries=1, refine=False).ok
 
     asked = []
 
@@ -394,17 +394,17 @@ def test_a_near_miss_passes_only_when_refined_and_window_pairs_are_not_refined(t
 def test_a_put_off_refinement_gives_what_refining_at_once_gives(tmp_path):
     # The near miss above, verified with its refinement put off (DEFER): it fails, keeping its
     # alignment, and refining from that alignment later accepts it as verify does at once.
-    import curate.dedup as dedup
+    from curate import verify
 
     orig = xray(41)
     copy = cv2.GaussianBlur(rotate_expand(orig, 23, "reflect"), (0, 0), 3.0)
     (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
     (tmp_path / "copy.jpg").write_bytes(jpeg(copy, 10))
-    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
-    at_once = dedup.verify(fo, fc, False, tries=1)
-    put_off = dedup.verify(fo, fc, False, tries=1, defer=True)
+    fo, fc = verify.features(str(tmp_path / "orig.jpg")), verify.features(str(tmp_path / "copy.jpg"))
+    at_once = verify.verify(fo, fc, False, tries=1)
+    put_off = verify.verify(fo, fc, False, tries=1, defer=True)
     assert at_once.ok and not put_off.ok and put_off.pending is not None
-    later = dedup._verify_pair(fo, fc, dedup.Pair(0, 1, False, None, True, start=put_off))
+    later = verify._verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
     assert later == at_once and later.pending is None
 
 
@@ -413,23 +413,23 @@ def test_a_put_off_affine_alignment_is_scored_when_taken_up(tmp_path):
     # A squashed copy: its similarity alignment is a near miss, its affine one passes. Put off
     # (DEFER_AFFINE), the affine alignment is kept unscored; taken up later, it gives what
     # verifying at once gives.
-    import curate.dedup as dedup
+    from curate import verify
 
     orig = xray(30)
     copy = cv2.resize(orig, (int(orig.shape[1] * 0.8), orig.shape[0]), interpolation=cv2.INTER_AREA)
     (tmp_path / "orig.jpg").write_bytes(jpeg(orig))
     (tmp_path / "copy.jpg").write_bytes(jpeg(copy, 30))
-    fo, fc = dedup.features(str(tmp_path / "orig.jpg")), dedup.features(str(tmp_path / "copy.jpg"))
-    at_once = dedup.verify(fo, fc, False, tries=1)
-    put_off = dedup.verify(fo, fc, False, tries=1, defer=True)
+    fo, fc = verify.features(str(tmp_path / "orig.jpg")), verify.features(str(tmp_path / "copy.jpg"))
+    at_once = verify.verify(fo, fc, False, tries=1)
+    put_off = verify.verify(fo, fc, False, tries=1, defer=True)
     assert at_once.ok and not put_off.ok and len(put_off.pending[2]) == 1
-    later = dedup._verify_pair(fo, fc, dedup.Pair(0, 1, False, None, True, start=put_off))
+    later = verify._verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
     assert later == at_once and later.pending is None
 
 def test_near_misses_are_refined_after_the_rounds_only_where_their_files_are_still_apart(tmp_path, monkeypatch):
     # Rounds: (0, 1) and (2, 3) are near misses, then (0, 2) and (1, 2) join 0, 1 and 2. Only
     # (2, 3) is refined after the rounds (its alignment kept), and joins 3.
-    import curate.dedup as dedup
+    from curate import dedup
 
     near = {(0, 1), (2, 3)}
     refined = []
@@ -462,7 +462,7 @@ def test_a_copy_turned_on_a_black_canvas_keeps_its_own_nearest_disc_match():
     # from its whole disc; 4 is a copy turned on a grown canvas, whose smaller disc sits 6 bits
     # away. The original keeps only its RHASH_TOP (3) nearest: the look-alikes. The copy gets its
     # own nearest (the original) only when its black wedges show in dark_share.
-    from curate.dedup import candidate_pairs
+    from curate.candidates import candidate_pairs
     from curate.hashing import RHASH_COLUMNS
 
     rng = np.random.default_rng(0)
@@ -495,7 +495,7 @@ def test_a_copy_shifted_into_a_fill_is_asked_for_by_its_trimmed_frames_window():
     # Window codes made by hand. File 1 is a shifted copy of file 0: its own centred window
     # (whash_0) is far from all of 0's windows, but the centred window of its trimmed frame
     # (twhash) sits 3 bits from one of them. Files 2 and 3 are unrelated.
-    from curate.dedup import candidate_pairs
+    from curate.candidates import candidate_pairs
     from curate.hashing import WHASH_COLUMNS
 
     table = _far_apart_codes(WHASH_COLUMNS, seed=1)
@@ -515,7 +515,7 @@ def test_a_copy_turned_and_zoomed_is_asked_for_by_its_ring_hash():
     # Ring codes made by hand: file 1's window moved by two rings (a zoom) sits 3 bits from
     # file 0's middle window; files 2 and 3 are unrelated. The ring hash cannot tell a mirror,
     # so such a pair is verified both ways (Pair.tries, set in find_duplicates).
-    from curate.dedup import candidate_pairs
+    from curate.candidates import candidate_pairs
     from curate.hashing import RING_COLUMNS
 
     table = _far_apart_codes(RING_COLUMNS, seed=2)
@@ -530,7 +530,7 @@ def test_a_copy_turned_about_the_centre_is_scored_on_the_common_area_alone():
     # b: a turned 20 degrees and zoomed 0.9 about the centre, corners filled white. Aligned
     # exactly, the band-pass rings along the white corners' edges in b, not in a: the plain
     # correlation falls below MERGE_CORRELATION; on the common area alone it is ~1.
-    from curate.dedup import MERGE_CORRELATION, _centred, _correlate
+    from curate.verify import MERGE_CORRELATION, _centred, _correlate
 
     a = cv2.equalizeHist(xray(5, 192, 192))
     m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
@@ -547,20 +547,20 @@ def test_a_score_asked_only_whether_it_reaches_a_bar_stops_once_it_does(tmp_path
     # b turned 20 degrees and zoomed 0.9 about the centre, white corners: its band-passed frames
     # correlate ~0.85 with a, the common area ~0.98. Asked only whether it reaches 0.65, the
     # score stops at the frames' 0.85; the answer to "does it reach the bar" never changes.
-    import curate.dedup as dedup
+    from curate import verify
 
     a = xray(5, 192, 192)
     m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
     (tmp_path / "a.jpg").write_bytes(jpeg(a))
     (tmp_path / "b.jpg").write_bytes(jpeg(cv2.warpAffine(a, m, (192, 192), borderMode=cv2.BORDER_CONSTANT,
                                                          borderValue=255)))
-    fa, fb = dedup.features(str(tmp_path / "a.jpg")), dedup.features(str(tmp_path / "b.jpg"))
+    fa, fb = verify.features(str(tmp_path / "a.jpg")), verify.features(str(tmp_path / "b.jpg"))
     back = cv2.invertAffineTransform(m)  # b's frame -> a's
-    full = dedup._score(fb, fa, False, back)[0]
+    full = verify._score(fb, fa, False, back)[0]
     assert full > 0.95
-    assert dedup._score(fb, fa, False, back, enough=0.65)[0] < 0.9  # stopped before the common area
+    assert verify._score(fb, fa, False, back, enough=0.65)[0] < 0.9  # stopped before the common area
     for bar in (0.3, 0.65, 0.9, 0.99):
-        assert (dedup._score(fb, fa, False, back, enough=bar)[0] >= bar) == (full >= bar)
+        assert (verify._score(fb, fa, False, back, enough=bar)[0] >= bar) == (full >= bar)
 
 
 # ---- grouping verified pairs: strong links chain, weak links only bring a lone picture -------
@@ -609,7 +609,7 @@ def test_verification_measures_how_far_a_pair_is_framed_apart(tmp_path):
     # two windows of one scene 10% apart (a second exposure, framed differently) against a copy
     # turned 12 degrees and zoomed 1.1 about the centre: the first pair's alignment moves the
     # frame centre by ~0.1 of the side, the second's keeps it
-    from curate.dedup import OFF_CENTRE, features, verify
+    from curate.verify import OFF_CENTRE, features, verify
 
     scene = xray(21, 240, 220)
     first, second = scene[:200], scene[20:220]
@@ -631,7 +631,7 @@ def test_a_re_toned_turned_copy_is_scored_on_the_ranks_of_the_common_area():
     # contrast and brightness change (as kaggle-style augmentation does). Each frame equalised as
     # a whole (fill included) bends the two copies' grey levels apart: on the common area they
     # correlate < 0.75; their grey levels' ranks there correlate ~1; another radiograph's do not.
-    from curate.dedup import RANK_CORRELATION, _correlate, _overlap, _ranked_common, _warp
+    from curate.verify import RANK_CORRELATION, _correlate, _overlap, _ranked_common, _warp
 
     raw = xray(5, 192, 192)
     m = cv2.getRotationMatrix2D((95.5, 95.5), 20, 0.9)
@@ -667,7 +667,7 @@ def test_looser_matches_count_only_when_their_keypoints_turned_alike():
 def test_a_four_generation_chain_whose_ends_do_not_verify_is_one_group(tmp_path):
     # Kaggle-style augmentation: each generation turns and zooms the previous one's output on
     # the fixed canvas and saves it again; after four, the ends share too little to verify
-    from curate.dedup import features, verify
+    from curate.verify import features, verify
 
     def augmented(img):
         m = cv2.getRotationMatrix2D((112, 112), 30, 1.25)
@@ -685,7 +685,7 @@ def test_a_four_generation_chain_whose_ends_do_not_verify_is_one_group(tmp_path)
 
 
 def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, monkeypatch):
-    import curate.dedup as dedup
+    from curate import dedup
 
     orig = xray(7)
     files = {f"q{q}": jpeg(orig, q) for q in (95, 90, 85, 80, 75)}  # five pictures of one radiograph
@@ -702,7 +702,8 @@ def test_pairs_already_joined_are_not_verified_and_byte_copies_never(tmp_path, m
 
 
 def test_a_round_takes_each_groups_strongest_pairs_and_window_pairs_only_for_a_lone_picture():
-    from curate.dedup import Pair, _Groups, _round
+    from curate.dedup import _Groups, _round
+    from curate.verify import Pair
 
     groups = _Groups(6, lambda x, y: x < y)
     groups.link(0, 1, (0, 0.0))
@@ -717,7 +718,7 @@ def test_a_round_takes_each_groups_strongest_pairs_and_window_pairs_only_for_a_l
 
 
 def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch):
-    import curate.dedup as dedup
+    from curate import dedup
 
     files = {f"q{q}": jpeg(xray(7), q) for q in (95, 85)} | {"q95 - Copy": jpeg(xray(7), 95)}
     root, table = hashed_folder(tmp_path, files)
@@ -733,7 +734,7 @@ def test_pairs_left_after_the_last_round_are_not_verified(tmp_path, monkeypatch)
 def test_a_rerun_with_the_same_input_takes_the_last_result_back(tmp_path, monkeypatch):
     """Same files, same table, same code: no candidates, no verification, the same columns;
     any change to the table (here a label) works again."""
-    import curate.dedup as dedup
+    from curate import dedup
 
     orig = xray(8)
     root, table = hashed_folder(tmp_path, {"orig": jpeg(orig), "turned": jpeg(rotate_expand(orig, 15, "constant")),
@@ -750,7 +751,7 @@ def test_a_rerun_with_the_same_input_takes_the_last_result_back(tmp_path, monkey
 
 
 def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
-    import curate.dedup as dedup
+    from curate import verify
 
     orig = xray(8)
     root, table = hashed_folder(tmp_path, {"orig": jpeg(orig), "turned": jpeg(rotate_expand(orig, 15, "constant"))})
@@ -758,8 +759,8 @@ def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
     pair_cache = next((tmp_path / "cache").glob("pairs-*.npz"))
     written = pair_cache.stat().st_mtime_ns
     made = []
-    real = dedup.features
-    monkeypatch.setattr(dedup, "features", lambda path, traced=False: made.append(path) or real(path, traced))
+    real = verify.features
+    monkeypatch.setattr(verify, "features", lambda path, traced=False: made.append(path) or real(path, traced))
     steps = []
     again = find_duplicates(table, root, workers=1, cache_dir=tmp_path / "cache", progress=steps.append)
     assert made == [] and again["group"].nunique() == 1 and sum(steps) == len(table)
@@ -769,7 +770,7 @@ def test_a_rerun_with_nothing_changed_makes_no_features(tmp_path, monkeypatch):
 def test_the_half_size_refinement_finds_the_full_size_transform():
     """_coarse_refine aligns at half size but answers in full-size coordinates: from a start a
     few pixels off it lands within a pixel of the true transform (a -> b), as _refine does."""
-    from curate.dedup import _coarse_refine, _refine
+    from curate.verify import _coarse_refine, _refine
 
     a = cv2.resize(xray(5), (150, 190), interpolation=cv2.INTER_AREA)
     true = cv2.getRotationMatrix2D((70.0, 100.0), 4.0, 1.05)  # a's coordinates -> b's
@@ -783,15 +784,15 @@ def test_the_half_size_refinement_finds_the_full_size_transform():
 def test_two_nearest_matches_opencv_with_and_without_faiss(monkeypatch):
     """Keypoint matching by faiss gives cv2.batchDistance's distances and, where the nearest is
     unique, its neighbours; without faiss it falls back to cv2."""
-    from curate import dedup
+    from curate import verify
 
     rng = np.random.default_rng(0)
     da, db = (rng.integers(0, 256, (n, 32), dtype=np.uint8) for n in (300, 250))
     db[:40] = da[:40] ^ (rng.random((40, 32)) < 0.02).astype(np.uint8)  # 40 near copies
     ref_d, ref_n = cv2.batchDistance(da, db, -1, normType=cv2.NORM_HAMMING, K=2, update=0, crosscheck=False)
-    for faiss in (dedup._faiss(), None):
-        monkeypatch.setattr(dedup, "_faiss", lambda faiss=faiss: faiss)
-        d, n = dedup._two_nearest(da, db)
+    for faiss in (verify._faiss(), None):
+        monkeypatch.setattr(verify, "_faiss", lambda faiss=faiss: faiss)
+        d, n = verify._two_nearest(da, db)
         assert d.dtype == ref_d.dtype and np.array_equal(d, ref_d)
         unique = ref_d[:, 0] < ref_d[:, 1]
         assert np.array_equal(n[unique, 0], ref_n[unique, 0]) and np.array_equal(n[:40, 0], np.arange(40))
@@ -822,7 +823,7 @@ def test_a_second_look_is_taken_in_full_only_where_its_glance_comes_near_its_bar
     # correlate ~0.5 with a (under SECOND_GLANCE), its common area ~0.98, glanced at half size at
     # ~0.95: the second look is taken and lifts it. c: another radiograph, aligned on the same
     # centre: its glances (~0) rule the second look out, and its score stays what the look gave.
-    import curate.dedup as dedup
+    from curate import verify
 
     a = xray(5, 192, 192)
     m = cv2.getRotationMatrix2D((95.5, 95.5), 45, 0.7)
@@ -830,26 +831,26 @@ def test_a_second_look_is_taken_in_full_only_where_its_glance_comes_near_its_bar
     (tmp_path / "b.jpg").write_bytes(jpeg(cv2.warpAffine(a, m, (192, 192), borderMode=cv2.BORDER_CONSTANT,
                                                          borderValue=255)))
     (tmp_path / "c.jpg").write_bytes(jpeg(xray(7, 192, 192)))
-    fa, fb, fc = (dedup.features(str(tmp_path / f"{x}.jpg")) for x in "abc")
-    taken, real = [], dedup._common_ncc
-    monkeypatch.setattr(dedup, "_common_ncc", lambda inside, *pairs, half=False: taken.append(half) or
+    fa, fb, fc = (verify.features(str(tmp_path / f"{x}.jpg")) for x in "abc")
+    taken, real = [], verify._common_ncc
+    monkeypatch.setattr(verify, "_common_ncc", lambda inside, *pairs, half=False: taken.append(half) or
                         real(inside, *pairs, half=half))
     back = cv2.invertAffineTransform(m)  # b's frame -> a's
-    assert dedup._score(fb, fa, False, back, enough=-1.0)[0] < dedup.SECOND_GLANCE
+    assert verify._score(fb, fa, False, back, enough=-1.0)[0] < verify.SECOND_GLANCE
     taken.clear()
-    assert dedup._score(fb, fa, False, back)[0] > 0.95 and taken == [True, False]  # glanced, then taken
+    assert verify._score(fb, fa, False, back)[0] > 0.95 and taken == [True, False]  # glanced, then taken
     taken.clear()
     centres = np.float64([[1, 0, 0], [0, 1, 0]])
-    glanced = dedup._score(fa, fc, False, centres)[0]
+    glanced = verify._score(fa, fc, False, centres)[0]
     assert taken == [True]  # the glance only
-    monkeypatch.setattr(dedup, "SECOND_GLANCE", -1.0)  # no glances: the second look in full
-    assert dedup._score(fa, fc, False, centres)[0] == glanced and taken[-1] is False
+    monkeypatch.setattr(verify, "SECOND_GLANCE", -1.0)  # no glances: the second look in full
+    assert verify._score(fa, fc, False, centres)[0] == glanced and taken[-1] is False
 
 
 def test_a_loose_alignment_is_scored_in_full_only_where_its_glance_comes_near_the_bar(tmp_path):
     # Only a score of LOOSE_FLOOR counts for a loose alignment: a copy shifted by (9, 5) px is
     # scored in full; another radiograph under the same shift gets its half-size glance back.
-    import curate.dedup as dedup
+    from curate import verify
 
     a = xray(5, 192, 192)
     shift = np.float64([[1, 0, -9], [0, 1, -5]])  # a -> b: b(x) = a(x + (9, 5))
@@ -857,22 +858,22 @@ def test_a_loose_alignment_is_scored_in_full_only_where_its_glance_comes_near_th
     (tmp_path / "b.jpg").write_bytes(jpeg(cv2.warpAffine(a, cv2.invertAffineTransform(shift), (192, 192),
                                                          flags=cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)))
     (tmp_path / "c.jpg").write_bytes(jpeg(xray(7, 192, 192)))
-    fa, fb, fc = (dedup.features(str(tmp_path / f"{x}.jpg")) for x in "abc")
-    assert dedup._score(fa, fb, False, shift, bar=dedup.LOOSE_FLOOR) == dedup._score(fa, fb, False, shift)
-    assert dedup._score(fa, fb, False, shift)[0] > 0.9
-    other = dedup._score(fa, fc, False, shift, bar=dedup.LOOSE_FLOOR)[0]
-    assert other == dedup._glance(fa, fc, False, shift) < dedup.LOOSE_FLOOR - dedup.GLANCE_MARGIN
+    fa, fb, fc = (verify.features(str(tmp_path / f"{x}.jpg")) for x in "abc")
+    assert verify._score(fa, fb, False, shift, bar=verify.LOOSE_FLOOR) == verify._score(fa, fb, False, shift)
+    assert verify._score(fa, fb, False, shift)[0] > 0.9
+    other = verify._score(fa, fc, False, shift, bar=verify.LOOSE_FLOOR)[0]
+    assert other == verify._glance(fa, fc, False, shift) < verify.LOOSE_FLOOR - verify.GLANCE_MARGIN
 
 
 def test_the_channels_searched_side_by_side_propose_the_same_pairs(tmp_path, monkeypatch):
-    import curate.dedup as dedup
+    from curate import candidates
 
     files = {f"q{q}": jpeg(xray(7), q) for q in (95, 80)} | {"turned": jpeg(np.rot90(xray(7)).copy())}
     files |= {f"other{s}": jpeg(xray(s)) for s in (8, 9)}
     _, table = hashed_folder(tmp_path, files)
-    alone = dedup.candidate_pairs(table, workers=1)
-    monkeypatch.setattr(dedup, "PARALLEL_SEARCH", 0)  # (a table this small is otherwise searched in-process)
-    side_by_side = dedup.candidate_pairs(table, workers=2)
+    alone = candidates.candidate_pairs(table, workers=1)
+    monkeypatch.setattr(candidates, "PARALLEL_SEARCH", 0)  # (a table this small is otherwise searched in-process)
+    side_by_side = candidates.candidate_pairs(table, workers=2)
     assert len(alone) >= 3
     pd.testing.assert_frame_equal(side_by_side, alone)
 
@@ -880,7 +881,7 @@ def test_the_channels_searched_side_by_side_propose_the_same_pairs(tmp_path, mon
 def test_keypoints_a_worker_makes_are_kept_for_later_rounds(tmp_path):
     # A worker's copy of the features ends with its round: the mirrored keypoints it had to make
     # (pairs the hashes call mirrored) come back with the results, so no later round makes them again.
-    from curate.dedup import Pair, features, verify_pairs
+    from curate.verify import Pair, features, verify_pairs
 
     root, _ = hashed_folder(tmp_path, {"a": jpeg(xray(7)), "b": jpeg(np.fliplr(xray(7)).copy())})
     paths = [str(root / "a" / f"{n}.jpg") for n in ("a", "b")]
@@ -895,29 +896,29 @@ def test_small_files_make_features_and_traces_from_one_decode(tmp_path):
     """A file under 2 * VERIFY_SIDE a side is decoded once at TRACE_SIDE for both its features
     and its traces (libjpeg reduces neither size): the same pixels, keypoints and traces as
     decoding it for each; larger files are not marked small."""
-    from curate import dedup
+    from curate import traces, verify
 
     img = xray(seed=4)
     for name, pixels in (("tall.jpg", cv2.resize(img, (150, 220))), ("turned.png", np.rot90(cv2.resize(img, (300, 170))))):
         (tmp_path / name).write_bytes(jpeg(pixels) if name.endswith(".jpg") else cv2.imencode(".png", pixels)[1].tobytes())
-        one, both = dedup.features(str(tmp_path / name)), dedup.features(str(tmp_path / name), traced=True)
-        assert one.traces is None and both.traces == dedup.traces(str(tmp_path / name)) is not None
+        one, both = verify.features(str(tmp_path / name)), verify.features(str(tmp_path / name), traced=True)
+        assert one.traces is None and both.traces == traces.traces(str(tmp_path / name)) is not None
         assert np.array_equal(one.pixels, both.pixels) and np.array_equal(one.flat, both.flat)
         assert one.clipped == both.clipped and all(np.array_equal(x, y) for x, y in zip(one.keypoints, both.keypoints))
     table = pd.DataFrame({"width": [220, 384, 0, 500], "height": [150, 100, 0, 300]})
-    assert dedup._small(table).tolist() == [True, False, False, False]
-    assert not dedup._small(table.drop(columns="width")).any()
+    assert verify._small(table).tolist() == [True, False, False, False]
+    assert not verify._small(table.drop(columns="width")).any()
 
 
 def test_the_affine_is_tried_only_where_the_similarity_found_some_agreement(tmp_path, monkeypatch):
     # 40 strict matches that agree on nothing (a look-alike): the similarity finds a few inliers
     # by chance and the affine (the costlier RANSAC) is not tried; 10 of them on one turn and
     # zoom (short of MIN_INLIERS for the similarity) and the affine is tried as before.
-    import curate.dedup as dedup
+    from curate import verify
 
     (tmp_path / "a.jpg").write_bytes(jpeg(xray(41)))
     (tmp_path / "b.jpg").write_bytes(jpeg(xray(42)))
-    fa, fb = dedup.features(str(tmp_path / "a.jpg")), dedup.features(str(tmp_path / "b.jpg"))
+    fa, fb = verify.features(str(tmp_path / "a.jpg")), verify.features(str(tmp_path / "b.jpg"))
     rng = np.random.default_rng(0)
     pa = rng.uniform(0, 190, (40, 2)).astype(np.float32)
     pb = rng.uniform(0, 190, (40, 2)).astype(np.float32)
@@ -926,23 +927,23 @@ def test_the_affine_is_tried_only_where_the_similarity_found_some_agreement(tmp_
     agreeing[:10] = pa[:10] @ turn[:, :2].T + turn[:, 2]
     tried = []
     real = cv2.estimateAffine2D
-    monkeypatch.setattr(dedup.cv2, "estimateAffine2D", lambda *a, **k: tried.append(1) or real(*a, **k))
+    monkeypatch.setattr(verify.cv2, "estimateAffine2D", lambda *a, **k: tried.append(1) or real(*a, **k))
     for points, affine in ((pb, 0), (agreeing, 1)):
         tried.clear()
-        monkeypatch.setattr(dedup, "_strict", lambda matches, points=points: (pa, points))
-        monkeypatch.setattr(dedup, "_turned_alike", lambda matches: (pa[:0], pa[:0]))
-        assert not dedup.verify(fa, fb, tries=1).ok
+        monkeypatch.setattr(verify, "_strict", lambda matches, points=points: (pa, points))
+        monkeypatch.setattr(verify, "_turned_alike", lambda matches: (pa[:0], pa[:0]))
+        assert not verify.verify(fa, fb, tries=1).ok
         assert len(tried) == affine
 
 
 def test_verification_batches_shrink_toward_the_end():
     # Every pair once, in order; none over VERIFY_BATCH; the last few small, so two workers end a
     # round together (a round's 2,218 pairs in 9 equal batches left one worker a whole batch alone).
-    import curate.dedup as dedup
+    from curate import verify
 
     pairs = list(range(2218))
-    batches = dedup._batches(pairs, 2)
+    batches = verify._batches(pairs, 2)
     assert [p for b in batches for p in b] == pairs
-    assert max(map(len, batches)) <= dedup.VERIFY_BATCH
+    assert max(map(len, batches)) <= verify.VERIFY_BATCH
     assert sum(map(len, batches[-3:])) <= 24
-    assert len(dedup._batches(list(range(20)), 2)) == 3
+    assert len(verify._batches(list(range(20)), 2)) == 3

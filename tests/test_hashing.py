@@ -192,7 +192,7 @@ def test_a_copy_turned_and_zoomed_about_the_centre_keeps_its_ring_hash_close():
     # filled white. The ring hashes (the best of the moved windows against the middle one) of
     # such a copy sit within RING_RADIUS of the original's, nearer than any of ten other fake
     # radiographs'.
-    from curate.dedup import RING_RADIUS
+    from curate.candidates import RING_RADIUS
     from curate.hashing import ring_hashes
 
     def turned(img, angle, zoom):

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.dedup import _root, find_duplicates
+from curate.dedup import find_duplicates
+from curate.original import _root
 from curate.imageio import decode, decode_bytes
 from curate.messy import sample_dir
 from curate.split import assign_splits
@@ -120,7 +121,7 @@ def test_on_a_fixed_canvas_zoomed_out_and_cropped_copies_are_told_from_the_origi
     # a 224 px original; a copy zoomed out on white fill, re-toned (so the fill is off the white
     # level); one zoomed in with a small turn (a crop: no fill at all) and a copy of that. The
     # copies' names come first, so the path cannot decide
-    from curate.dedup import _cropped, _framed_copies, fill_beyond
+    from curate.original import _cropped, _framed_copies, fill_beyond
 
     original = cv2.resize(decode(sorted((sample_dir() / "fractured").glob("*.jpg"))[3]).pixels, (224, 224),
                           interpolation=cv2.INTER_AREA)
@@ -143,7 +144,7 @@ def test_on_a_fixed_canvas_zoomed_out_and_cropped_copies_are_told_from_the_origi
 def test_a_turned_or_zoomed_copy_has_less_fine_detail_than_its_original_on_either_geometry():
     # zoomed out (its own pixels are then denser) and re-toned, or zoomed in: put on one
     # geometry, the copy shows less fine detail; a mirror resamples nothing and says nothing
-    from curate.dedup import ALIGN_MARGIN, aligned_detail
+    from curate.original import ALIGN_MARGIN, aligned_detail
 
     retone = lambda p: np.clip(((p / 255.0) ** 0.9 * 255 - 128) * 1.12 + 128, 0, 255).astype(np.uint8)  # noqa: E731
     saved = lambda p: decode_bytes(jpeg(p)).pixels.astype(np.float32)  # noqa: E731
