@@ -42,6 +42,7 @@ and runs the image work.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,56 +109,112 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     the search, e.g. in tests.
     """
     root = Path(root)
-    n = len(table)
-    stage = key = None
-    if cache_dir is not None and skews is None:  # nothing changed since the last run: its result
-        from curate import group_turns, imageio, pair_pixels, resave, skew, upright
-        from curate.cache import StageCache, source_digest, table_digest
-
-        stage = StageCache(cache_dir, "orient")
-        key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
-                           source_digest(sys.modules[__name__], skew, pair_pixels, group_turns, upright,
-                                         imageio, resave))
-        hit = stage.get(key, table, ORIENT_COLUMNS)
-        if hit is not None:
-            return hit
+    stage, key = _stage_key(table, root, needed, cache_dir) if cache_dir is not None and skews is None else (None, None)
+    hit = stage.get(key, table, ORIENT_COLUMNS) if stage is not None else None
+    if hit is not None:  # nothing changed since the last run: its result
+        return hit
     out = table.copy()
+    n = len(table)
     ok = (table["status"] == "ok").to_numpy() if "status" in table else np.ones(n, bool)
     if needed is None:
         needed = table["keep"].fillna(False).astype(bool).to_numpy() if "keep" in table else np.ones(n, bool)
-    need = ok & np.asarray(needed, bool)
-    has_groups = {"group", "dup_angle"} <= set(out.columns)
-    gid = out["group"].to_numpy() if has_groups else np.arange(n)
-    angle = out["dup_angle"].fillna(0).astype(float).to_numpy() if has_groups else np.zeros(n)
-    mirrored = out["mirrored"].fillna(False).astype(bool).to_numpy() if "mirrored" in out else np.zeros(n, bool)
-    score = out["dup_score"].fillna(1.0).astype(float).to_numpy() if "dup_score" in out else np.ones(n)
-    rep = out["representative"].fillna(False).astype(bool).to_numpy() if "representative" in out else np.ones(n, bool)
-    exif = (~out["exif_orientation"].fillna(1).astype(int).isin([0, 1])).to_numpy() if "exif_orientation" in out \
-        else np.zeros(n, bool)
-    sha = out["sha256"].fillna("").astype(str).to_numpy() if "sha256" in out else np.array([""] * n, object)
-    resampled = out["derived"].fillna("").astype(str).str.contains("resampled").to_numpy() if "derived" in out \
-        else np.zeros(n, bool)
-    plain = ~out["derived"].fillna("").astype(str).str.contains("resampled|fill").to_numpy() if "derived" in out \
-        else np.ones(n, bool)
-    unmarked = (out["derived"].fillna("").astype(str) == "").to_numpy() if "derived" in out else np.ones(n, bool)
-    content = out["dup_scale"].astype(float).to_numpy() if "dup_scale" in out else np.full(n, np.nan)
-    dims = list(zip(out["width"], out["height"])) if {"width", "height"} <= set(out.columns) else [None] * n
-    paths = out["path"].astype(str).tolist()
+    cols = _columns(out)
+    groups = _groups(cols, ok, ok & np.asarray(needed, bool))
+    work = _Work([{"skew": None, "fits": {}, "beyond": {}, "gaps": {}} for _ in range(n)], cols.paths, root,
+                 SkewCache(cache_dir, out, root) if skews is None else None, skews, workers)
+    _first_round(groups, cols, work, progress)
+    _follow_chains(groups, cols, work)
+    saved_from = _saved_from(groups, work)
+    odd, whole = _odd_decisions(groups, cols, work, progress)
+    if work.cache is not None:
+        work.cache.save()
+    _decide(out, groups, cols, ok, work.found, odd, whole, saved_from)
+    if stage is not None:
+        stage.put(key, out, ORIENT_COLUMNS)
+    return out
 
+
+def _stage_key(table: pd.DataFrame, root: Path, needed, cache_dir) -> tuple:
+    """The stage cache and this run's key in it: the table, the root, the rows wanted and the code."""
+    from curate import group_turns, imageio, pair_pixels, resave, skew, upright
+    from curate.cache import StageCache, source_digest, table_digest
+
+    key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
+                       source_digest(sys.modules[__name__], skew, pair_pixels, group_turns, upright, imageio, resave))
+    return StageCache(cache_dir, "orient"), key
+
+
+@dataclass
+class _Columns:
+    """The columns the decisions read, one value a row: the dups stage's, or what a table without
+    them means (every image on its own, upright as it stands, unmarked)."""
+    gid: np.ndarray
+    angle: np.ndarray
+    mirrored: np.ndarray
+    score: np.ndarray
+    rep: np.ndarray
+    exif: np.ndarray
+    sha: np.ndarray
+    resampled: np.ndarray
+    plain: np.ndarray
+    unmarked: np.ndarray
+    content: np.ndarray
+    dims: list
+    paths: list
+
+
+def _columns(out: pd.DataFrame) -> _Columns:
+    n = len(out)
+    has_groups = {"group", "dup_angle"} <= set(out.columns)
+    derived = out["derived"].fillna("").astype(str) if "derived" in out else None
+    return _Columns(
+        gid=out["group"].to_numpy() if has_groups else np.arange(n),
+        angle=out["dup_angle"].fillna(0).astype(float).to_numpy() if has_groups else np.zeros(n),
+        mirrored=out["mirrored"].fillna(False).astype(bool).to_numpy() if "mirrored" in out else np.zeros(n, bool),
+        score=out["dup_score"].fillna(1.0).astype(float).to_numpy() if "dup_score" in out else np.ones(n),
+        rep=out["representative"].fillna(False).astype(bool).to_numpy() if "representative" in out else np.ones(n, bool),
+        exif=(~out["exif_orientation"].fillna(1).astype(int).isin([0, 1])).to_numpy() if "exif_orientation" in out
+        else np.zeros(n, bool),
+        sha=out["sha256"].fillna("").astype(str).to_numpy() if "sha256" in out else np.array([""] * n, object),
+        resampled=derived.str.contains("resampled").to_numpy() if derived is not None else np.zeros(n, bool),
+        plain=~derived.str.contains("resampled|fill").to_numpy() if derived is not None else np.ones(n, bool),
+        unmarked=(derived == "").to_numpy() if derived is not None else np.ones(n, bool),
+        content=out["dup_scale"].astype(float).to_numpy() if "dup_scale" in out else np.full(n, np.nan),
+        dims=list(zip(out["width"], out["height"])) if {"width", "height"} <= set(out.columns) else [None] * n,
+        paths=out["path"].astype(str).tolist())
+
+
+def _groups(cols: _Columns, ok: np.ndarray, need: np.ndarray) -> list[Group]:
+    """The groups that hold a row wanted, each anchored on its representative when wanted, else on
+    the first wanted row by path."""
     members_of: dict = {}
     for i in np.flatnonzero(ok):
-        members_of.setdefault(gid[i], []).append(i)
+        members_of.setdefault(cols.gid[i], []).append(i)
     groups = []
     for members in members_of.values():
         wanted = [i for i in members if need[i]]
         if wanted:
-            anchor = min(wanted, key=lambda i: (not rep[i], paths[i]))
-            groups.append(Group(members, anchor, angle, mirrored, score, exif, rep, sha, resampled, plain, unmarked))
+            anchor = min(wanted, key=lambda i: (not cols.rep[i], cols.paths[i]))
+            groups.append(Group(members, anchor, cols.angle, cols.mirrored, cols.score, cols.exif, cols.rep, cols.sha,
+                                cols.resampled, cols.plain, cols.unmarked))
+    return groups
 
-    # round 1: the anchors' relations to their groups, and each anchor's own search where no
-    # other member stands at an odd angle to it
-    cache = SkewCache(cache_dir, out, root) if skews is None else None
-    found: list[dict] = [{"skew": None, "fits": {}, "beyond": {}, "gaps": {}} for _ in range(n)]
+
+@dataclass
+class _Work:
+    """The image work's findings per row (found[i]: its own skew, wedge fits by angle, fills beyond
+    frames, resampling gaps by member) and what it needs to look at more."""
+    found: list[dict]
+    paths: list[str]
+    root: Path
+    cache: SkewCache | None
+    skews: list | None
+    workers: int | None
+
+
+def _first_round(groups: list[Group], cols: _Columns, work: _Work, progress) -> None:
+    """The anchors' relations to their groups, and each anchor's own search where no other member
+    stands at an odd angle to it."""
     tasks: dict[int, tuple[bool, list[float], list[tuple]]] = {}
     for g in groups:
         for i, degs in g.tests().items():
@@ -166,17 +223,20 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
         if not g.clusters:
             _, tests, frames = tasks.get(g.anchor, (False, [], []))
             tasks[g.anchor] = (True, tests, frames)
-        for i, degs, more in upright_tests(g, content, dims):
+        for i, degs, more in upright_tests(g, cols.content, cols.dims):
             search, tests, frames = tasks.get(i, (False, [], []))
             tasks[i] = (search, tests + degs, frames + more)
-    _run(tasks, found, paths, root, cache, skews, workers, progress)
-    # the blur of resampling, only where the frames show the anchor turned from no candidate
+    _run(tasks, work, progress)
+
+
+def _follow_chains(groups: list[Group], cols: _Columns, work: _Work) -> None:
+    """The blur of resampling, only where the frames show the anchor turned from no candidate; then
+    the candidates the anchor is shown turned from, each tested against the other candidates
+    (onto_upright asks nothing else of them: most groups show none or one); one shown turned from
+    another was itself turned further along a chain, so that one is tested next."""
+    found, content, dims = work.found, cols.content, cols.dims
     blurred = {id(g) for g in groups if g.candidates and not chain_starts(g, found, content, dims)[1]}
-    _gaps([(g.anchor, u) for g in groups if id(g) in blurred for u in g.candidates], found, paths, root, angle,
-          mirrored, content, workers)
-    # the candidates the anchor is shown turned from, each tested against the other candidates
-    # (onto_upright asks nothing else of them: most groups show none or one); one shown turned
-    # from another was itself turned further along a chain, so that one is tested next
+    _gaps([(g.anchor, u) for g in groups if id(g) in blurred for u in g.candidates], cols, work)
     tested: list[set] = [set() for _ in groups]
     for _ in range(CHAIN_STEPS):
         among: dict[int, tuple[bool, list[float], list[tuple]]] = {}
@@ -191,32 +251,46 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
                 among[i] = (False, tests + degs, had + frames)
         if not among:
             break
-        _run(among, found, paths, root, cache, skews, workers, None)
-        _gaps(pairs, found, paths, root, angle, mirrored, content, workers)
-    # an anchor saved again from another member turned by a right angle or mirrored: that
-    # member's pose is the upright one (the first so shown, best verified first)
+        _run(among, work, None)
+        _gaps(pairs, cols, work)
+
+
+def _saved_from(groups: list[Group], work: _Work) -> dict[int, int]:
+    """Per group (by id), the member its anchor was saved again from, turned by a right angle or
+    mirrored: that member's pose is the upright one (the first so shown, best verified first)."""
     lossless = [(g, x, m, q) for g in groups for x, m, q in g.lossless]
-    gaps = map_files(_resave_item, [(str(root / paths[x]), str(root / paths[g.anchor]), m, q)
-                                    for g, x, m, q in lossless], workers=workers) if lossless else []
+    gaps = map_files(_resave_item, [(str(work.root / work.paths[x]), str(work.root / work.paths[g.anchor]), m, q)
+                                    for g, x, m, q in lossless], workers=work.workers) if lossless else []
     saved_from: dict[int, int] = {}
     for (g, x, _, _), gap in zip(lossless, gaps):
         if gap is not None and gap >= RESAVE_MARGIN:
             saved_from.setdefault(id(g), x)
-    # round 2: the anchors whose group left their odd angle open search their own wedges
+    return saved_from
+
+
+def _odd_decisions(groups: list[Group], cols: _Columns, work: _Work, progress) -> tuple[dict, dict]:
+    """Per group (by id), the anchor's odd-angle decision (onto_upright's, else _odd_decision's,
+    None where the group leaves it open) and the member whose right-angle pose is upright (where
+    onto_upright names one); the anchors left open get their own search (round 2)."""
+    found, content, dims = work.found, cols.content, cols.dims
     onto = {id(g): onto_upright(g, found, content, dims) for g in groups}
     # the witnesses' pad test, only where their wedges would let the anchor be turned: it can
     # only stop a turn (most groups turn nothing)
     turning = [g for g in groups if not onto[id(g)] and _wedges_turn(g, found)]
     pads = {x: (False, [], _pad_frames(g, x, content, dims)) for g in turning for _, w in g.clusters for x in g.seen[w]}
     if pads:
-        _run(pads, found, paths, root, cache, skews, workers, None)
+        _run(pads, work, None)
     odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found, content, dims) for g in groups}
     whole = {id(g): onto[id(g)][6] for g in groups if onto[id(g)] and onto[id(g)][6] is not None}
     _run({g.anchor: (True, [], []) for g in groups if odd[id(g)] is None and found[g.anchor]["skew"] is None},
-         found, paths, root, cache, skews, workers, progress)
-    if cache is not None:
-        cache.save()
+         work, progress)
+    return odd, whole
 
+
+def _decide(out: pd.DataFrame, groups: list[Group], cols: _Columns, ok: np.ndarray, found: list, odd: dict,
+            whole: dict, saved_from: dict) -> None:
+    """Every member's rotation, source, confidence and flag from its group's decisions, into `out`."""
+    n, angle, mirrored, score = len(out), cols.angle, cols.mirrored, cols.score
     rotation, confidence = np.zeros(n), np.full(n, np.nan)
     source = np.array([""] * n, dtype=object)
     flag = np.array([""] * n, dtype=object)
@@ -224,7 +298,7 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
     for g in groups:
         k = g.anchor
         odd_k, odd_conf, odd_src, odd_flag, upright, turned = odd[id(g)] or _own_skew(g, found[k]["skew"])
-        m_rep, q_conf = _quarter(g, odd_k, sha, saved_from.get(id(g), whole.get(id(g))))
+        m_rep, q_conf = _quarter(g, odd_k, cols.sha, saved_from.get(id(g), whole.get(id(g))))
         upright = saved_from.get(id(g), upright)
         if upright is not None:  # mirrored is said against the member that stands upright
             mirror_flag[g.members] = mirrored[g.members] != mirrored[upright]
@@ -241,21 +315,19 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
             quarter_turned = abs(norm_angle(r - odd_k)) > AGREE if i == k else True
             source[i] = "" if not r else (odd_src if i == k and not quarter_turned else "group")
             flag[i] = fl
-    for i in np.flatnonzero(exif):
+    for i in np.flatnonzero(cols.exif):
         source[i] = "exif" + ("+" + source[i] if source[i] else "")
     out["rotation"] = rotation
     out["orient_source"] = source
     out["orient_confidence"] = np.round(confidence, 3)
     out["orient_flag"] = np.array([";".join(f for f in (fl, "mirrored" if m else "") if f)
                                    for fl, m in zip(flag, mirror_flag & ok)], dtype=object)
-    if stage is not None:
-        stage.put(key, out, ORIENT_COLUMNS)
-    return out
 
 
-def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, workers, progress) -> None:
-    """Do the image work of `tasks` (row -> (search, test angles, frames)) into `found`; searches
-    come from `skews` or the cache where they are there already."""
+def _run(tasks: dict, work: _Work, progress) -> None:
+    """Do the image work of `tasks` (row -> (search, test angles, frames)) into work.found;
+    searches come from work.skews or the cache where they are there already."""
+    found, cache, skews = work.found, work.cache, work.skews
     todo = []
     for i, (search, tests, frames) in sorted(tasks.items()):
         known = (skews[i] if skews is not None else cache.get(i)) if search else None
@@ -265,8 +337,8 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
             todo.append((i, search, tests, frames))
     if progress:
         progress(len(tasks) - len(todo))
-    done = map_files(probe, [(root / paths[i], s, tuple(t), tuple(f)) for i, s, t, f in todo],
-                     workers=workers, progress=progress)
+    done = map_files(probe, [(work.root / work.paths[i], s, tuple(t), tuple(f)) for i, s, t, f in todo],
+                     workers=work.workers, progress=progress)
     for (i, search, _, _), res in zip(todo, done):
         found[i]["fits"].update(res["fits"])
         found[i]["beyond"].update(res["beyond"])
@@ -276,15 +348,16 @@ def _run(tasks: dict, found: list, paths: list, root: Path, cache, skews, worker
                 cache.put(i, res["skew"])
 
 
-def _gaps(pairs: list[tuple[int, int]], found: list, paths: list, root: Path, angle, mirrored, content,
-          workers) -> None:
+def _gaps(pairs: list[tuple[int, int]], cols: _Columns, work: _Work) -> None:
     """resample_gap of each pair (x, u) not measured yet, into found[x]["gaps"][u] (and its
     negative into found[u]["gaps"][x])."""
+    found, content, root, paths = work.found, cols.content, work.root, work.paths
     todo = list(dict.fromkeys((x, u) for x, u in pairs
                               if u not in found[x]["gaps"] and content[x] > 0 and content[u] > 0))
-    done = map_files(_gap_item, [(str(root / paths[x]), str(root / paths[u]), bool(mirrored[x]), bool(mirrored[u]),
-                                  float(angle[x] - angle[u]), float(content[u] / content[x])) for x, u in todo],
-                     workers=workers) if todo else []
+    done = map_files(_gap_item, [(str(root / paths[x]), str(root / paths[u]), bool(cols.mirrored[x]),
+                                  bool(cols.mirrored[u]), float(cols.angle[x] - cols.angle[u]),
+                                  float(content[u] / content[x])) for x, u in todo],
+                     workers=work.workers) if todo else []
     for (x, u), gap in zip(todo, done):
         found[x]["gaps"][u], found[u]["gaps"][x] = gap, -gap
 
