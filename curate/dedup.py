@@ -43,57 +43,17 @@ from curate.traces import _traces_of
 from curate.verify import (REFINE_FLOOR, VERIFY_VERSION, Match, Pair, _compose, _features_of, _inverse, _small, _wrap,
                            verify_pairs)
 
+# Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
-# A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
-# alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
-# exposures of one patient (which differ by just such a shift) pass: 3 of its 4 rescues on the
-# benchmark set, 1 of 1 on another, for a tenth of all verification time.
-NO_REFINE_CHANNELS = ("window", "twindow")
-# Their pairs are verified only while one of the two groups is a lone picture: a shifted copy
-# is proposed by the windows alone, while a group of copies is found through its other
-# channels. On the kaggle set (150 bases, seed 1) 12 of the 2,264 window pairs verified were
-# accepted; on the benchmark set (seed 11) the pairs between groups made 25 of its 33 false
-# pairs (precision 0.985 -> 0.996, recall 0.991 and shifted copies' 0.979 unchanged).
-LONE_CHANNELS = ("window", "twindow")
-# Bridging fragments of one chain (see _bridges): groups a pair scoring at least BRIDGE_FLOOR
-# connects try their closest pairs in rounds (the closest 2, then up to 6), stopping once
-# joined; BRIDGE_PASSES times, as one bridge can bring a third group near. On the kaggle set
-# (150 bases, seed 1, rounds up to 14) it took the radiographs in more than one group 25 -> 18.
+NO_REFINE_CHANNELS = ("window", "twindow")  # a shift's first alignment is good: refining only passed exposures
+LONE_CHANNELS = ("window", "twindow")  # only while one side is a lone picture (between groups: most false pairs)
+# groups a near miss connects try their closest pairs (2, then 6), twice: one bridge can bring a third group near
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
-# File names as a hint, never as evidence (see curate.names): groups whose files share a name
-# root (`82-rotated1-rotated2.jpg`, `82 (1).jpg`), where some name says it was derived, are
-# bridged as a near miss's groups are, each file's nearest kin by name tried first (0: names
-# unused). A root (within one label) spread over more than NAME_GROUPS groups has only the groups
-# of a file and of its parent by name bridged, and only if it lies in a label's few folders: a
-# chain shattered into many fragments, not a name every folder repeats (names.families).
-# 16 rather than 6: on kaggle seeds 71 and 79 (150 bases) one radiograph each fell into 9 and 11
-# groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
-NAME_GROUPS = 16
-# A weak link (MIN_CORRELATION to MERGE_CORRELATION) joins two groups when the names say the two
-# files are of one family (names.families) and carry one label (sets number each class folder
-# afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs; the split is not
-# compared, as a test folder's files are mostly copies of train's under their names); in a family
-# over NAME_GROUPS groups, only two distinct names of it (not `images (3)`, `images (7)`). The
-# names are the second, independent piece of evidence a weak link lacks (0: weak links never do).
-KIN_JOINS = 1
-# Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
-# ROUND_BUDGETS[k] per group in round k; pairs left after the last round are not verified. On the
-# 10,000-file kaggle set (seed 0, main at 2334519) rounds beyond 63 pairs per group (1 + 2 + ... +
-# 32) verified 4,487 pairs and joined none; stopping at 31 instead saved 7,574 more but cost recall
-# on a never-tuned kaggle set (150 bases, seed 61: 0.991 -> 0.983). Each budget twice (1 three
-# times) rather than doubling every round, the same 63 in all: a group that grew in one round
-# offers its new members' strongest pairs before its weaker ones are tried, so fewer pairs between
-# files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
-# verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
+NAME_GROUPS = 16  # a name root over more groups than this is a shattered chain: only parents by name are bridged
+KIN_JOINS = 1  # a weak link joins two groups when names say one family and one label (0: never)
+# pairs per group in round k: beyond 63 in all none joined; each budget twice, so grown groups offer new pairs first
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
-# The rounds verify near misses (an alignment scoring REFINE_FLOOR to MIN_CORRELATION) without their
-# sub-pixel refinement, keeping the alignment; after the last round only those whose two files are
-# still apart are refined. On the 10,000-file kaggle set (seed 0) ~3,900 near misses failed between
-# files of one radiograph that other pairs joined later, each refined in vain (~4 ms of its ~10).
-# The 3% of accepted pairs that pass only refined then join later (the rounds verify 28,255 ->
-# 28,360 pairs, then 1,620 refinements): dups CPU -7%; the same groups and kept files there and on
-# the tuned kaggle seeds; one or two rounds' delay instead saved less (more refinements).
-DEFER = True
+DEFER = True  # the rounds put near misses' refinement off: most lie between files other pairs join later
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score", "derived", "dup_scale")
 
@@ -292,8 +252,8 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         from curate.cache import StageCache, source_digest, table_digest
 
         stage = StageCache(cache_dir, "dups")
-        code = source_digest(sys.modules[__name__], candidates, verify, original, traces, hashing, imageio, index, names,
-                             resave)
+        code = source_digest(sys.modules[__name__], candidates, verify, original, traces,
+                             hashing, imageio, index, names, resave)
         key = table_digest(table, str(root), code)
         hit = stage.get(key, table, DUP_COLUMNS)
         if hit is not None:
