@@ -246,48 +246,16 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     root = Path(root).resolve()
     table = table.reset_index(drop=True)
     n = len(table)
-    stage = key = None
-    if cache_dir is not None:  # nothing changed since the last run (files, table, code): its result
-        from curate import candidates, hashing, imageio, index, names, original, resave, traces, verify
-        from curate.cache import StageCache, source_digest, table_digest
-
-        stage = StageCache(cache_dir, "dups")
-        code = source_digest(sys.modules[__name__], candidates, verify, original, traces,
-                             hashing, imageio, index, names, resave)
-        key = table_digest(table, str(root), code)
-        hit = stage.get(key, table, DUP_COLUMNS)
-        if hit is not None:
-            if progress:
-                progress(n)
-            return hit
+    stage, key, hit = _stage_result(table, root, cache_dir)
+    if hit is not None:
+        if progress:
+            progress(n)
+        return hit
     paths = [str(root / p) for p in table["path"]]
     pairs = candidate_pairs(table, workers=workers)
     cache = _PairCache(cache_dir, table, paths) if cache_dir is not None else None
-
-    # exact and pixel-identical files need no verification: each set is one picture (its
-    # first file stands for it), so only pairs between pictures are verified
-    trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
-    verified: dict[tuple[int, int], Match] = {}
-    picture = list(range(n))
-    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
-        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
-        picture[b] = picture[a] = min(picture[a], picture[b])
-    for i in range(n):  # (pixel sets hold the byte sets: one pass settles every chain)
-        picture[i] = picture[picture[i]]
-    todo = pairs[~trivial].assign(a=lambda d: [picture[i] for i in d["a"]], b=lambda d: [picture[i] for i in d["b"]])
-    todo = todo[todo["a"] != todo["b"]]
-    swap = todo["a"] > todo["b"]  # a picture's stand-in may sit after its partner
-    todo = todo.assign(a=np.where(swap, todo["b"], todo["a"]), b=np.where(swap, todo["a"], todo["b"]),
-                       variant=np.where(swap, _INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
-    # strongest first: the earlier channel, then the nearer hashes (kept in that order below)
-    rank = todo["channel"].map({c: i for i, c in enumerate(CHANNELS)})
-    todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
-    frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
-    refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
-    tries = np.where(todo["channel"] == "ring", 2, 1)  # (a ring hash cannot tell a mirror)
-    lone = todo["channel"].isin(LONE_CHANNELS).to_numpy()
-    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t), bool(o), defer=DEFER and bool(r))
-             for a, b, v, f, r, t, o in zip(todo["a"], todo["b"], todo["variant"], frames, refine, tries, lone)]
+    verified, picture = _pictures(pairs, n)
+    items = _to_verify(pairs, picture)
 
     dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
     quality = _quality_key(table)
@@ -367,7 +335,72 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
     label = table["label"].tolist() if "label" in table else [""] * n
-    kin: dict[tuple[str, str], list[int]] = {}  # names.families: (label, root) -> its groups
+    kin = _bridge(table, groups, verified, picture, chains, label, asked, check)
+    _join_weak(groups, weak, verified, kin, chains, label)
+    if progress and shown < n:
+        progress(n - shown)
+    if cache is not None:
+        cache.save(asked)
+    out = _representatives(table, groups, verified, quality, paths, feats, workers=workers, cache_dir=cache_dir)
+    if stage is not None:
+        stage.put(key, out, DUP_COLUMNS)
+    return out
+
+
+def _stage_result(table: pd.DataFrame, root: Path, cache_dir) -> tuple:
+    """(the stage cache, this run's key, the last run's result if nothing changed since: files,
+    table, code); all None without a cache_dir."""
+    if cache_dir is None:
+        return None, None, None
+    from curate import candidates, hashing, imageio, index, names, original, resave, traces, verify
+    from curate.cache import StageCache, source_digest, table_digest
+
+    stage = StageCache(cache_dir, "dups")
+    code = source_digest(sys.modules[__name__], candidates, verify, original, traces,
+                         hashing, imageio, index, names, resave)
+    key = table_digest(table, str(root), code)
+    return stage, key, stage.get(key, table, DUP_COLUMNS)
+
+
+def _pictures(pairs: pd.DataFrame, n: int) -> tuple[dict[tuple[int, int], Match], list[int]]:
+    """(the byte- and pixel-identical pairs, verified as they are; each file's picture, the first
+    file of its set). Such files need no verification: each set is one picture (its first file
+    stands for it), so only pairs between pictures are verified."""
+    trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
+    verified: dict[tuple[int, int], Match] = {}
+    picture = list(range(n))
+    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
+        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
+        picture[b] = picture[a] = min(picture[a], picture[b])
+    for i in range(n):  # (pixel sets hold the byte sets: one pass settles every chain)
+        picture[i] = picture[picture[i]]
+    return verified, picture
+
+
+def _to_verify(pairs: pd.DataFrame, picture: list[int]) -> list[Pair]:
+    """The candidate pairs between pictures (each file as its picture's stand-in), strongest
+    first (the earlier channel, then the nearer hashes), with what their channel says (see Pair)."""
+    todo = pairs[~pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()]
+    todo = todo.assign(a=lambda d: [picture[i] for i in d["a"]], b=lambda d: [picture[i] for i in d["b"]])
+    todo = todo[todo["a"] != todo["b"]]
+    swap = todo["a"] > todo["b"]  # a picture's stand-in may sit after its partner
+    todo = todo.assign(a=np.where(swap, todo["b"], todo["a"]), b=np.where(swap, todo["a"], todo["b"]),
+                       variant=np.where(swap, _INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
+    rank = todo["channel"].map({c: i for i, c in enumerate(CHANNELS)})
+    todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
+    frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
+    refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
+    tries = np.where(todo["channel"] == "ring", 2, 1)  # (a ring hash cannot tell a mirror)
+    lone = todo["channel"].isin(LONE_CHANNELS).to_numpy()
+    return [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t), bool(o), defer=DEFER and bool(r))
+            for a, b, v, f, r, t, o in zip(todo["a"], todo["b"], todo["variant"], frames, refine, tries, lone)]
+
+
+def _bridge(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int], chains, label: list[str],
+            asked: dict, check) -> dict[tuple[str, str], list[int]]:
+    """Try the pairs _bridges chooses, BRIDGE_PASSES times, with check(taken, counted=False,
+    bridge=True); returns names.families' (label, root) -> its groups (empty without names)."""
+    kin: dict[tuple[str, str], list[int]] = {}
     hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())  # (the others: groups of their own)
     hashed_paths, hashed_labels = [table["path"].iat[i] for i in hashed], [label[i] for i in hashed]
     for k in range(BRIDGE_PASSES):
@@ -393,27 +426,34 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                             and ((p.a, p.b, True, False) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
+    return kin
+
+
+def _join_weak(groups: _Groups, weak: list[tuple[float, int, int]], verified: dict, kin: dict, chains,
+               label: list[str]) -> None:
+    """The weak links (score, a, b), strongest first, once every strong one is in: first those with
+    a family name and one label (see KIN_JOINS), joining any two groups; then the rest, joining
+    only a lone picture to a group."""
     weak.sort(key=lambda e: (-e[0], e[1], e[2]))
-    for score, a, b in weak:  # a weak link with a family name and one label (see KIN_JOINS)
+    for score, a, b in weak:
         family = kin.get((label[a], chains[a][0]), ()) if KIN_JOINS and kin else ()
         if (family and chains[a][0] == chains[b][0] and label[a] == label[b]
                 and (len(family) <= NAME_GROUPS or kinship(chains[a], chains[b]) > 0)):
             groups.link(a, b, _transform(verified, a, b))
     for score, a, b in weak:
         groups.link(a, b, _transform(verified, a, b), strong=False)
-    if progress and shown < n:
-        progress(n - shown)
-    if cache is not None:
-        cache.save(asked)
+
+
+def _representatives(table: pd.DataFrame, groups: _Groups, verified: dict, quality: list, paths: list[str],
+                     feats: dict | None, *, workers=None, cache_dir=None) -> pd.DataFrame:
+    """The table with DUP_COLUMNS: each group's representative from its members' traces (those
+    features() made, the cache's, or measured now) and encodings (curate.original)."""
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     featured = {i: f.traces for i, f in (feats or {}).items() if f is not None and f.traces is not None}
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir, known=featured)
     codes, usual = _usual_encodings(table, paths, groups, workers=workers)
-    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
-                        workers=workers)
-    if stage is not None:
-        stage.put(key, out, DUP_COLUMNS)
-    return out
+    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
+                         workers=workers)
 
 
 def _round(items: list[Pair], groups: _Groups, budget: int) -> tuple[list[Pair], list[Pair]]:
