@@ -40,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curate.errors import ImageError  # noqa: E402
 from curate.imageio import decode  # noqa: E402
 from curate.messy import build_messy, read_truth  # noqa: E402
-from curate.orient import SKEW_CONFIDENCE, orient, skew_confidence, skew_file  # noqa: E402
+from curate.orient import SKEW_CONFIDENCE, orient  # noqa: E402
 from curate.parallel import map_files  # noqa: E402
 from curate.pipeline import through_dups  # noqa: E402
+from curate.skew import skew_confidence, skew_file  # noqa: E402
 from curate.split import assign_splits  # noqa: E402
 import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 

@@ -27,8 +27,8 @@ from curate import candidates, dedup, verify  # noqa: E402
 from curate.audit import audit, audit_file  # noqa: E402
 from curate.hashing import _hash_with_sha, hash_images  # noqa: E402
 from curate.layout import scan  # noqa: E402
-from curate.orient import skew_file  # noqa: E402
 from curate.parallel import cluster_executor, map_files  # noqa: E402
+from curate.skew import skew_file  # noqa: E402
 import fracatlas  # noqa: E402  (benchmarks/fracatlas.py: where FracAtlas is)
 
 FRACATLAS = fracatlas.FRACATLAS / "images"

@@ -10,8 +10,12 @@ import pandas as pd
 import pytest
 
 import curate.orient as orient_module
+import curate.pair_pixels as pair_pixels
+import curate.skew as skew_module
+import curate.upright as upright
 from curate.messy import rotate_expand
-from curate.orient import estimate_skew, orient, orient_summary
+from curate.orient import orient, orient_summary
+from curate.skew import estimate_skew
 from tests.conftest import radiograph, save
 
 
@@ -61,15 +65,15 @@ def test_only_a_fit_that_holds_at_mid_size_is_refined_at_full_size(monkeypatch):
     straight image whose coarse fit passed GATE by chance stops at mid size, with that fit as its
     evidence; a skewed one goes on."""
     sides = []
-    real_fit = orient_module.fit
-    monkeypatch.setattr(orient_module, "fit", lambda pixels, side: sides.append(side) or real_fit(pixels, side))
+    real_fit = skew_module.fit
+    monkeypatch.setattr(skew_module, "fit", lambda pixels, side: sides.append(side) or real_fit(pixels, side))
     est = estimate_skew(scan_like(3))  # straight; its coarse best fit is 0.52, at mid size 0.44
-    assert est["coarse"] >= orient_module.GATE and est["score"] < orient_module.FINE_GATE, est
-    assert sides == [orient_module.COARSE_SIDE, orient_module.MID_SIDE]
+    assert est["coarse"] >= skew_module.GATE and est["score"] < skew_module.FINE_GATE, est
+    assert sides == [skew_module.COARSE_SIDE, skew_module.MID_SIDE]
     assert est["rotation"] == 0.0 and not est["flag"], est
     sides.clear()
     est = estimate_skew(rotate_expand(scan_like(5), 11.5, "constant"))
-    assert sides[-1] == orient_module.FINE_SIDE and abs(est["rotation"] + 11.5) <= 0.5, est
+    assert sides[-1] == skew_module.FINE_SIDE and abs(est["rotation"] + 11.5) <= 0.5, est
 
 
 def test_the_coarse_search_of_a_straight_image_ends_after_its_first_part(monkeypatch):
@@ -77,12 +81,12 @@ def test_the_coarse_search_of_a_straight_image_ends_after_its_first_part(monkeyp
     the odd degrees ends the coarse search there; a skew at an even degree past FIRST_ALL is still
     found, from the rest of the search."""
     tested = []
-    real_fits = orient_module._fits
-    monkeypatch.setattr(orient_module, "_fits",
+    real_fits = skew_module._fits
+    monkeypatch.setattr(skew_module, "_fits",
                         lambda img, hyps, *a: tested.append([abs(h[0]) for h in hyps]) or real_fits(img, hyps, *a))
     est = estimate_skew(framed(1))  # straight; its first part's best fit is 0.18, the rest's 0.21
     assert len(tested) == 1 and 8.0 not in tested[0] and 9.0 in tested[0], tested
-    assert est["coarse"] < orient_module.FIRST_GATE and est["rotation"] == 0.0 and not est["flag"], est
+    assert est["coarse"] < skew_module.FIRST_GATE and est["rotation"] == 0.0 and not est["flag"], est
     tested.clear()
     est = estimate_skew(rotate_expand(scan_like(2), 32.0, "constant"))
     assert 32.0 not in tested[0] and 32.0 in tested[1], tested[:2]
@@ -298,7 +302,7 @@ def test_a_kept_copy_in_the_canvas_its_turn_enlarged_is_turned_onto_the_original
     small = cv2.resize(copy, (round(copy.shape[1] * 240 / copy.shape[0]), 240), interpolation=cv2.INTER_AREA)
     save(tmp_path / "small.png", small)
     monkeypatch.setattr(orient_module, "wedge_fit", lambda pixels, deg: 0.0)
-    monkeypatch.setattr(orient_module, "estimate_skew", lambda pixels: dict(orient_module._NO_SKEW))
+    monkeypatch.setattr(orient_module, "estimate_skew", lambda pixels: dict(skew_module.NO_SKEW))
     sides = {"copy.png": copy.shape[::-1], "orig.png": base.shape[::-1], "small.png": small.shape[::-1]}
     for kept, rows, scale in (
             ("copy.png", [("copy.png", "ok", 1, True, 0.0, False, 1.0), ("orig.png", "ok", 1, False, 20.6, False, 0.95)],
@@ -344,10 +348,11 @@ def test_dropped_copies_are_not_looked_at(tmp_path, monkeypatch):
 def _decide(angles: list[float], fits: dict[int, dict], resampled: tuple[int, ...] = ()):
     """The group's odd-angle decision for member 0 (kept) given each member's wedge fits (and
     the members the dups stage marked resampled)."""
-    from curate.orient import _Group, _odd_decision
+    from curate.group_turns import Group
+    from curate.orient import _odd_decision
 
     n = len(angles)
-    group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
+    group = Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
                    np.array([True] + [False] * (n - 1)), resampled=np.isin(np.arange(n), resampled))
     return _odd_decision(group, [{"skew": None, "fits": fits.get(i, {})} for i in range(n)])
 
@@ -561,8 +566,8 @@ def test_wedge_pixels_found_from_the_rows_ends_are_those_of_every_pixel(monkeypa
               float(rng.choice([0.0, -1.0, 2.0])), bool(rng.integers(2))) for _ in range(40)]
 
     def wedges(rows_from):
-        monkeypatch.setattr(orient_module, "ROWS_FROM", rows_from)
-        return [orient_module._wedges(h, w, d, orient_module._grid(h, w, sparse), 4.0, st, same) for h, w, d, st, same in cases]
+        monkeypatch.setattr(skew_module, "ROWS_FROM", rows_from)
+        return [skew_module._wedges(h, w, d, skew_module._grid(h, w, sparse), 4.0, st, same) for h, w, d, st, same in cases]
 
     for fast, every in zip(wedges(0), wedges(10 ** 9)):
         assert (fast is None) == (every is None)
@@ -581,10 +586,10 @@ def test_a_zoomed_out_copy_is_not_read_as_picture_beyond_the_frame_when_its_scal
     m = cv2.getRotationMatrix2D((111.5, 111.5), 11.0, 0.907)
     copy = cv2.warpAffine(film, m, (224, 224), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-    fit, _ = orient_module.beyond_fill(copy, 11.0, 0.8995)
-    assert fit >= orient_module.BEYOND_FILL
-    fit, picture = orient_module.beyond_fill(film, 11.0, 0.8995)
-    assert fit < orient_module.BEYOND_FILL and picture >= orient_module.PICTURE
+    fit, _ = pair_pixels.beyond_fill(copy, 11.0, 0.8995)
+    assert fit >= upright.BEYOND_FILL
+    fit, picture = pair_pixels.beyond_fill(film, 11.0, 0.8995)
+    assert fit < upright.BEYOND_FILL and picture >= upright.PICTURE
 
 
 def chain_group(tmp_path, steps: list[tuple[float, float]], kept: str) -> pd.DataFrame:
@@ -703,20 +708,21 @@ def test_a_kept_chain_copy_padded_with_black_and_white_is_turned_onto_the_origin
 
 def _onto(monkeypatch, angles: list[float], shown: dict[tuple[int, int], float],
           blurred: dict[tuple[int, int], float] | None = None):
-    """_onto_upright for member 0 (kept, the representative; every member a plain, unmarked copy
+    """onto_upright for member 0 (kept, the representative; every member a plain, unmarked copy
     verified at 1.0) when x is shown turned from u exactly for the pairs (x, u) in `shown`, and
-    by the resampling (see _sources) for those in `blurred` too."""
-    from curate.orient import _Group, _onto_upright
+    by the resampling (see upright_sources) for those in `blurred` too."""
+    from curate.group_turns import Group
+    from curate.upright import onto_upright
 
     n = len(angles)
-    group = _Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
+    group = Group(list(range(n)), 0, np.array(angles, float), np.zeros(n, bool), np.ones(n), np.zeros(n, bool),
                    np.array([True] + [False] * (n - 1)), plain=np.ones(n, bool), unmarked=np.ones(n, bool))
 
     def turned_from(g, found, x, u, content, dims, resampling=False):
         return shown.get((x, u)) or (blurred or {}).get((x, u), 0.0) * resampling
 
-    monkeypatch.setattr(orient_module, "_turned_from", turned_from)
-    return _onto_upright(group, [{"fits": {}, "beyond": {}, "gaps": {}}] * n, np.ones(n), [None] * n)
+    monkeypatch.setattr(upright, "_turned_from", turned_from)
+    return onto_upright(group, [{"fits": {}, "beyond": {}, "gaps": {}}] * n, np.ones(n), [None] * n)
 
 
 def test_the_resampling_shows_the_source_only_where_the_frames_show_none(monkeypatch):
@@ -756,7 +762,7 @@ def frame_measured(monkeypatch, img: np.ndarray, single: tuple[float, float], mi
     `mixed` where two constants count as a fill too (beyond_fill's `mixed`)."""
     real = orient_module.beyond_fill
 
-    def measured(px, deg, scale, reach=orient_module.SCALE_ERROR, two=False):
+    def measured(px, deg, scale, reach=pair_pixels.SCALE_ERROR, two=False):
         return (mixed if two else single) if np.array_equal(px, img) else real(px, deg, scale, reach, two)
 
     monkeypatch.setattr(orient_module, "beyond_fill", measured)
@@ -856,8 +862,8 @@ def test_resample_gap_says_which_of_two_members_was_resampled_from_the_other(ang
     twice: the original is the sharper, whichever way round the pair is asked."""
     base = scan_like(5)
     copy = cut_copy(base, angle, zoom)
-    assert orient_module.resample_gap(copy, base, False, False, -angle, 1 / zoom) >= orient_module.RESAMPLED_GAP
-    assert orient_module.resample_gap(base, copy, False, False, angle, zoom) <= -orient_module.RESAMPLED_GAP
+    assert pair_pixels.resample_gap(copy, base, False, False, -angle, 1 / zoom) >= upright.RESAMPLED_GAP
+    assert pair_pixels.resample_gap(base, copy, False, False, angle, zoom) <= -upright.RESAMPLED_GAP
 
 
 @pytest.mark.parametrize("kept, rotation", [("cut.png", -20.0), ("orig.png", 0.0)])
@@ -886,7 +892,7 @@ def test_resample_gap_reads_a_dark_flat_original_as_the_source_of_its_zoomed_cop
     b = scan_like(seed).astype(np.float32)
     base = np.clip(np.rint((b - b.mean()) * contrast + 34), 0, 255).astype(np.uint8)
     copy = cut_copy(base, -20.0, 1.245)
-    assert orient_module.resample_gap(base, copy, False, False, -20.0, 1.245) < 0
+    assert pair_pixels.resample_gap(base, copy, False, False, -20.0, 1.245) < 0
 
 
 @pytest.mark.parametrize("seed", [5, 11])
@@ -899,7 +905,7 @@ def test_resample_gap_reads_a_dark_flat_original_as_the_source_of_its_copy_with_
     base = np.clip(np.rint((b - b.mean()) * 0.05 + 31), 0, 255).astype(np.uint8)
     copy = cut_copy(base, 20.0, 1.0, 255)
     copy = cv2.imdecode(cv2.imencode(".jpg", copy, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], cv2.IMREAD_GRAYSCALE)
-    assert orient_module.resample_gap(base, copy, False, False, 20.0, 1.0) <= -orient_module.RESAMPLED_GAP
+    assert pair_pixels.resample_gap(base, copy, False, False, 20.0, 1.0) <= -upright.RESAMPLED_GAP
 
 
 def test_resample_gap_makes_no_claim_between_members_of_very_different_scales():
@@ -907,7 +913,7 @@ def test_resample_gap_makes_no_claim_between_members_of_very_different_scales():
     (kaggle 43's upright 11.jpg measured 0.23 the wrong way against its copy zoomed in 2.08)."""
     base = scan_like(5)
     copy = cut_copy(base, 20.0, 2.0)
-    assert orient_module.resample_gap(base, copy, False, False, 20.0, 2.0) == 0.0
+    assert pair_pixels.resample_gap(base, copy, False, False, 20.0, 2.0) == 0.0
 
 
 def test_a_pairs_wedge_test_reuses_the_geometry_of_a_nearby_turn_of_the_same_image_size():
@@ -915,9 +921,9 @@ def test_a_pairs_wedge_test_reuses_the_geometry_of_a_nearby_turn_of_the_same_ima
     # pairs of one image size turned alike meet the same wedge geometry again instead of
     # making it anew, and a turned scan's wedges still fit at its turn
     skewed = rotate_expand(scan_like(173), 17.33, "constant")
-    first = orient_module.wedge_fit(skewed, 17.33)
-    assert first >= orient_module.SUPPORT
-    made = orient_module._sparse_wedges.cache_info().misses
-    again = orient_module.wedge_fit(skewed, 17.31)
-    assert orient_module._sparse_wedges.cache_info().misses == made
+    first = skew_module.wedge_fit(skewed, 17.33)
+    assert first >= upright.SUPPORT
+    made = skew_module._sparse_wedges.cache_info().misses
+    again = skew_module.wedge_fit(skewed, 17.31)
+    assert skew_module._sparse_wedges.cache_info().misses == made
     assert again == first
