@@ -11,7 +11,7 @@ From Python, one function per command, with the command's options as keywords:
     curate.compare(naive_csv, manifest_csv).metrics        # curate compare: a tidy DataFrame
 
 The stages themselves (scan, audit, hashing, dedup, orient, split, manifest) are modules of this
-package; the trainer is `curate.trainer`.
+package (dedup with candidates, verify, original and traces); the trainer is `curate.trainer`.
 """
 
 import sys

@@ -23,37 +23,21 @@ from curate.hashing import (CLIP_FLOORS, GHASH_COLUMNS, LHASH_COLUMNS, RHASH_COL
 from curate.index import HammingIndex, best_per_pair, dihedral_pairs
 from curate.parallel import map_files
 
+# Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 PHASH_RADIUS = 10  # bits, under the best of 8 rotations/flips
-# Any angle: deskewed disc hashes (12 disc sizes, queried; turned by the principal axis in
-# rhash, by the edge direction in ghash) within RHASH_RADIUS bits of an image's whole disc
-# (indexed), and only that image's RHASH_TOP nearest queries not proposed yet. Radius 7 rather
-# than 6: on the held-out (seed 23) set, recall 0.978 -> 0.987 (any angle + re-encoded 0.922 ->
-# 0.953) at the same precision on both sets, for 18% more pairs to verify.
+# any angle: disc hashes within this of an image's whole disc; only its few nearest (look-alikes crowd in)
 RHASH_RADIUS, RHASH_TOP = 7, 3
-# A copy turned on a grown canvas with a black fill (dark_share >= FILL_DARK) shows the original
-# smaller, so its discs are far from the original's whole disc and look-alikes crowd it out of
-# the original's RHASH_TOP; such a copy also keeps its own FILL_TOP nearest. On the benchmark
-# set: 2% more pairs to verify, any angle + re-encoded 0.946 -> 0.955 (held-out: 0.953 -> 0.969).
+# a copy turned on a black, grown canvas shows the original smaller: it keeps its own nearest disc match too
 FILL_DARK, FILL_TOP = 0.1, 1
-# Shift/zoom: centred window vs others' shifted/zoomed windows within WHASH_RADIUS bits, and
-# only each image's WHASH_TOP nearest (radiographs' windows look alike; copies come first).
-# On the 1,200-base benchmark set: 71 of 73 shifted copies found, 2,400 more pairs to verify.
+# shifts and zooms: windows within this, each image's nearest only (radiographs' windows look alike)
 WHASH_RADIUS, WHASH_TOP = 10, 3
-# Turn and zoom at once (hashing.ring_hashes, blind to both and to a mirror): each image's
-# moved ring windows against every image's middle one within RING_RADIUS bits, and only each
-# image's RING_TOP nearest not proposed yet (most are copies already joined, never verified).
+# a turn and a zoom at once (ring hashes): most nearest are copies already joined, never verified
 RING_RADIUS, RING_TOP = 8, 5
-# Trimmed frames (hashing.thash, the frame without flat edge strips): a copy shifted into a
-# black fill lines up with its original again. Only pairs with a trimmed side, each image's
-# THASH_TOP nearest not proposed yet.
+# trimmed frames: a copy shifted into a black fill lines up with its original again
 THASH_RADIUS, THASH_TOP = 8, 2
-# Clipped tone changes (hashing.CLIP_FLOORS): a file with at least CLIPPED of its pixels at its
-# darkest level is compared at the first floor above that share, and keeps its LHASH_TOP
-# nearest within LHASH_RADIUS bits (copies land 0-2 bits apart; phash had them 4-18 apart).
+# a file this much at its darkest level was clipped: compared on flattened hashes (copies 0-2 bits apart)
 CLIPPED, LHASH_RADIUS, LHASH_TOP = 0.4, 6, 2
-# Tables of at least this many hashed files search their candidate channels on the workers (a pool
-# costs ~0.1 s to start; on 9,633 files the searches take 8 s on one core, the window ones half of it).
-PARALLEL_SEARCH = 2000
+PARALLEL_SEARCH = 2000  # hashed files from which the channels are searched on the workers (a pool costs ~0.1 s)
 # candidate channels, earliest first: a pair several propose keeps the earliest's distance and variant
 CHANNELS = ("sha256", "pixel_hash", "phash", "thash", "lhash", "rhash", "ghash", "ring", "window", "twindow")
 

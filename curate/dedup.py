@@ -43,57 +43,17 @@ from curate.traces import _traces_of
 from curate.verify import (REFINE_FLOOR, VERIFY_VERSION, Match, Pair, _compose, _features_of, _inverse, _small, _wrap,
                            verify_pairs)
 
+# Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
-# A pair only the shift/zoom windows proposed is a shift or zoom of one frame: its first
-# alignment is good or it is a look-alike. Refining it finds no copy there, but makes second
-# exposures of one patient (which differ by just such a shift) pass: 3 of its 4 rescues on the
-# benchmark set, 1 of 1 on another, for a tenth of all verification time.
-NO_REFINE_CHANNELS = ("window", "twindow")
-# Their pairs are verified only while one of the two groups is a lone picture: a shifted copy
-# is proposed by the windows alone, while a group of copies is found through its other
-# channels. On the kaggle set (150 bases, seed 1) 12 of the 2,264 window pairs verified were
-# accepted; on the benchmark set (seed 11) the pairs between groups made 25 of its 33 false
-# pairs (precision 0.985 -> 0.996, recall 0.991 and shifted copies' 0.979 unchanged).
-LONE_CHANNELS = ("window", "twindow")
-# Bridging fragments of one chain (see _bridges): groups a pair scoring at least BRIDGE_FLOOR
-# connects try their closest pairs in rounds (the closest 2, then up to 6), stopping once
-# joined; BRIDGE_PASSES times, as one bridge can bring a third group near. On the kaggle set
-# (150 bases, seed 1, rounds up to 14) it took the radiographs in more than one group 25 -> 18.
+NO_REFINE_CHANNELS = ("window", "twindow")  # a shift's first alignment is good: refining only passed exposures
+LONE_CHANNELS = ("window", "twindow")  # only while one side is a lone picture (between groups: most false pairs)
+# groups a near miss connects try their closest pairs (2, then 6), twice: one bridge can bring a third group near
 BRIDGE_FLOOR, BRIDGE_ROUNDS, BRIDGE_PASSES = 0.6, (2, 6), 2
-# File names as a hint, never as evidence (see curate.names): groups whose files share a name
-# root (`82-rotated1-rotated2.jpg`, `82 (1).jpg`), where some name says it was derived, are
-# bridged as a near miss's groups are, each file's nearest kin by name tried first (0: names
-# unused). A root (within one label) spread over more than NAME_GROUPS groups has only the groups
-# of a file and of its parent by name bridged, and only if it lies in a label's few folders: a
-# chain shattered into many fragments, not a name every folder repeats (names.families).
-# 16 rather than 6: on kaggle seeds 71 and 79 (150 bases) one radiograph each fell into 9 and 11
-# groups, out of reach at 6; at 16, 7 each (recall 0.964 -> 0.975, 0.977 -> 0.981).
-NAME_GROUPS = 16
-# A weak link (MIN_CORRELATION to MERGE_CORRELATION) joins two groups when the names say the two
-# files are of one family (names.families) and carry one label (sets number each class folder
-# afresh: `82.jpg` in `fractured/` and in `not fractured/` are two radiographs; the split is not
-# compared, as a test folder's files are mostly copies of train's under their names); in a family
-# over NAME_GROUPS groups, only two distinct names of it (not `images (3)`, `images (7)`). The
-# names are the second, independent piece of evidence a weak link lacks (0: weak links never do).
-KIN_JOINS = 1
-# Rounds of verification (see find_duplicates): each group's strongest pairs to other groups,
-# ROUND_BUDGETS[k] per group in round k; pairs left after the last round are not verified. On the
-# 10,000-file kaggle set (seed 0, main at 2334519) rounds beyond 63 pairs per group (1 + 2 + ... +
-# 32) verified 4,487 pairs and joined none; stopping at 31 instead saved 7,574 more but cost recall
-# on a never-tuned kaggle set (150 bases, seed 61: 0.991 -> 0.983). Each budget twice (1 three
-# times) rather than doubling every round, the same 63 in all: a group that grew in one round
-# offers its new members' strongest pairs before its weaker ones are tried, so fewer pairs between
-# files that end in one group fail first (kaggle set: 31,047 -> 28,250 pairs verified, 12% less
-# verification CPU; kaggle 150 bases, seed 1: 5,982 -> 5,243).
+NAME_GROUPS = 16  # a name root over more groups than this is a shattered chain: only parents by name are bridged
+KIN_JOINS = 1  # a weak link joins two groups when names say one family and one label (0: never)
+# pairs per group in round k: beyond 63 in all none joined; each budget twice, so grown groups offer new pairs first
 ROUND_BUDGETS = (1, 1, 1, 2, 2, 4, 4, 8, 8, 16, 16)
-# The rounds verify near misses (an alignment scoring REFINE_FLOOR to MIN_CORRELATION) without their
-# sub-pixel refinement, keeping the alignment; after the last round only those whose two files are
-# still apart are refined. On the 10,000-file kaggle set (seed 0) ~3,900 near misses failed between
-# files of one radiograph that other pairs joined later, each refined in vain (~4 ms of its ~10).
-# The 3% of accepted pairs that pass only refined then join later (the rounds verify 28,255 ->
-# 28,360 pairs, then 1,620 refinements): dups CPU -7%; the same groups and kept files there and on
-# the tuned kaggle seeds; one or two rounds' delay instead saved less (more refinements).
-DEFER = True
+DEFER = True  # the rounds put near misses' refinement off: most lie between files other pairs join later
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 DUP_COLUMNS = ("group", "representative", "relation", "dup_angle", "mirrored", "dup_score", "derived", "dup_scale")
 
@@ -286,48 +246,16 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     root = Path(root).resolve()
     table = table.reset_index(drop=True)
     n = len(table)
-    stage = key = None
-    if cache_dir is not None:  # nothing changed since the last run (files, table, code): its result
-        from curate import candidates, hashing, imageio, index, names, original, resave, traces, verify
-        from curate.cache import StageCache, source_digest, table_digest
-
-        stage = StageCache(cache_dir, "dups")
-        code = source_digest(sys.modules[__name__], candidates, verify, original, traces, hashing, imageio, index, names,
-                             resave)
-        key = table_digest(table, str(root), code)
-        hit = stage.get(key, table, DUP_COLUMNS)
-        if hit is not None:
-            if progress:
-                progress(n)
-            return hit
+    stage, key, hit = _stage_result(table, root, cache_dir)
+    if hit is not None:
+        if progress:
+            progress(n)
+        return hit
     paths = [str(root / p) for p in table["path"]]
     pairs = candidate_pairs(table, workers=workers)
     cache = _PairCache(cache_dir, table, paths) if cache_dir is not None else None
-
-    # exact and pixel-identical files need no verification: each set is one picture (its
-    # first file stands for it), so only pairs between pictures are verified
-    trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
-    verified: dict[tuple[int, int], Match] = {}
-    picture = list(range(n))
-    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
-        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
-        picture[b] = picture[a] = min(picture[a], picture[b])
-    for i in range(n):  # (pixel sets hold the byte sets: one pass settles every chain)
-        picture[i] = picture[picture[i]]
-    todo = pairs[~trivial].assign(a=lambda d: [picture[i] for i in d["a"]], b=lambda d: [picture[i] for i in d["b"]])
-    todo = todo[todo["a"] != todo["b"]]
-    swap = todo["a"] > todo["b"]  # a picture's stand-in may sit after its partner
-    todo = todo.assign(a=np.where(swap, todo["b"], todo["a"]), b=np.where(swap, todo["a"], todo["b"]),
-                       variant=np.where(swap, _INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
-    # strongest first: the earlier channel, then the nearer hashes (kept in that order below)
-    rank = todo["channel"].map({c: i for i, c in enumerate(CHANNELS)})
-    todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
-    frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
-    refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
-    tries = np.where(todo["channel"] == "ring", 2, 1)  # (a ring hash cannot tell a mirror)
-    lone = todo["channel"].isin(LONE_CHANNELS).to_numpy()
-    items = [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t), bool(o), defer=DEFER and bool(r))
-             for a, b, v, f, r, t, o in zip(todo["a"], todo["b"], todo["variant"], frames, refine, tries, lone)]
+    verified, picture = _pictures(pairs, n)
+    items = _to_verify(pairs, picture)
 
     dark = table["dark_share"].to_numpy() if "dark_share" in table else np.zeros(n)
     quality = _quality_key(table)
@@ -407,7 +335,72 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
     # fragments of one chain of copies: groups a near miss connects get their closest pairs tried
     chains = [chain(p) for p in table["path"]] if NAME_GROUPS else None
     label = table["label"].tolist() if "label" in table else [""] * n
-    kin: dict[tuple[str, str], list[int]] = {}  # names.families: (label, root) -> its groups
+    kin = _bridge(table, groups, verified, picture, chains, label, asked, check)
+    _join_weak(groups, weak, verified, kin, chains, label)
+    if progress and shown < n:
+        progress(n - shown)
+    if cache is not None:
+        cache.save(asked)
+    out = _representatives(table, groups, verified, quality, paths, feats, workers=workers, cache_dir=cache_dir)
+    if stage is not None:
+        stage.put(key, out, DUP_COLUMNS)
+    return out
+
+
+def _stage_result(table: pd.DataFrame, root: Path, cache_dir) -> tuple:
+    """(the stage cache, this run's key, the last run's result if nothing changed since: files,
+    table, code); all None without a cache_dir."""
+    if cache_dir is None:
+        return None, None, None
+    from curate import candidates, hashing, imageio, index, names, original, resave, traces, verify
+    from curate.cache import StageCache, source_digest, table_digest
+
+    stage = StageCache(cache_dir, "dups")
+    code = source_digest(sys.modules[__name__], candidates, verify, original, traces,
+                         hashing, imageio, index, names, resave)
+    key = table_digest(table, str(root), code)
+    return stage, key, stage.get(key, table, DUP_COLUMNS)
+
+
+def _pictures(pairs: pd.DataFrame, n: int) -> tuple[dict[tuple[int, int], Match], list[int]]:
+    """(the byte- and pixel-identical pairs, verified as they are; each file's picture, the first
+    file of its set). Such files need no verification: each set is one picture (its first file
+    stands for it), so only pairs between pictures are verified."""
+    trivial = pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()
+    verified: dict[tuple[int, int], Match] = {}
+    picture = list(range(n))
+    for a, b in pairs.loc[trivial, ["a", "b"]].itertuples(index=False):
+        verified[(a, b)] = Match(True, 1.0, False, 0.0, 1.0, 0, 1.0, 1.0)
+        picture[b] = picture[a] = min(picture[a], picture[b])
+    for i in range(n):  # (pixel sets hold the byte sets: one pass settles every chain)
+        picture[i] = picture[picture[i]]
+    return verified, picture
+
+
+def _to_verify(pairs: pd.DataFrame, picture: list[int]) -> list[Pair]:
+    """The candidate pairs between pictures (each file as its picture's stand-in), strongest
+    first (the earlier channel, then the nearer hashes), with what their channel says (see Pair)."""
+    todo = pairs[~pairs["channel"].isin(["sha256", "pixel_hash"]).to_numpy()]
+    todo = todo.assign(a=lambda d: [picture[i] for i in d["a"]], b=lambda d: [picture[i] for i in d["b"]])
+    todo = todo[todo["a"] != todo["b"]]
+    swap = todo["a"] > todo["b"]  # a picture's stand-in may sit after its partner
+    todo = todo.assign(a=np.where(swap, todo["b"], todo["a"]), b=np.where(swap, todo["a"], todo["b"]),
+                       variant=np.where(swap, _INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
+    rank = todo["channel"].map({c: i for i, c in enumerate(CHANNELS)})
+    todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
+    frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
+    refine = ~todo["channel"].isin(NO_REFINE_CHANNELS).to_numpy()
+    tries = np.where(todo["channel"] == "ring", 2, 1)  # (a ring hash cannot tell a mirror)
+    lone = todo["channel"].isin(LONE_CHANNELS).to_numpy()
+    return [Pair(int(a), int(b), bool(v % 2), int(v) if f else None, bool(r), int(t), bool(o), defer=DEFER and bool(r))
+            for a, b, v, f, r, t, o in zip(todo["a"], todo["b"], todo["variant"], frames, refine, tries, lone)]
+
+
+def _bridge(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list[int], chains, label: list[str],
+            asked: dict, check) -> dict[tuple[str, str], list[int]]:
+    """Try the pairs _bridges chooses, BRIDGE_PASSES times, with check(taken, counted=False,
+    bridge=True); returns names.families' (label, root) -> its groups (empty without names)."""
+    kin: dict[tuple[str, str], list[int]] = {}
     hashed = np.flatnonzero((table["hash_status"] == "ok").to_numpy())  # (the others: groups of their own)
     hashed_paths, hashed_labels = [table["path"].iat[i] for i in hashed], [label[i] for i in hashed]
     for k in range(BRIDGE_PASSES):
@@ -433,27 +426,34 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
                             and ((p.a, p.b, True, False) not in asked if p.kin else (p.a, p.b) not in verified)})
             if taken:
                 check(taken, counted=False, bridge=True)
+    return kin
+
+
+def _join_weak(groups: _Groups, weak: list[tuple[float, int, int]], verified: dict, kin: dict, chains,
+               label: list[str]) -> None:
+    """The weak links (score, a, b), strongest first, once every strong one is in: first those with
+    a family name and one label (see KIN_JOINS), joining any two groups; then the rest, joining
+    only a lone picture to a group."""
     weak.sort(key=lambda e: (-e[0], e[1], e[2]))
-    for score, a, b in weak:  # a weak link with a family name and one label (see KIN_JOINS)
+    for score, a, b in weak:
         family = kin.get((label[a], chains[a][0]), ()) if KIN_JOINS and kin else ()
         if (family and chains[a][0] == chains[b][0] and label[a] == label[b]
                 and (len(family) <= NAME_GROUPS or kinship(chains[a], chains[b]) > 0)):
             groups.link(a, b, _transform(verified, a, b))
     for score, a, b in weak:
         groups.link(a, b, _transform(verified, a, b), strong=False)
-    if progress and shown < n:
-        progress(n - shown)
-    if cache is not None:
-        cache.save(asked)
+
+
+def _representatives(table: pd.DataFrame, groups: _Groups, verified: dict, quality: list, paths: list[str],
+                     feats: dict | None, *, workers=None, cache_dir=None) -> pd.DataFrame:
+    """The table with DUP_COLUMNS: each group's representative from its members' traces (those
+    features() made, the cache's, or measured now) and encodings (curate.original)."""
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     featured = {i: f.traces for i, f in (feats or {}).items() if f is not None and f.traces is not None}
     found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir, known=featured)
     codes, usual = _usual_encodings(table, paths, groups, workers=workers)
-    out = _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
-                        workers=workers)
-    if stage is not None:
-        stage.put(key, out, DUP_COLUMNS)
-    return out
+    return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
+                         workers=workers)
 
 
 def _round(items: list[Pair], groups: _Groups, budget: int) -> tuple[list[Pair], list[Pair]]:

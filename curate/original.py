@@ -28,17 +28,12 @@ from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 from curate.traces import encoding
 from curate.verify import _compose, _inverse, _off_extremes, _wrap
 
-# Making a copy leaves traces the original lacks: a turn, rescale, squash or zoom resamples it
-# (its finest detail fades against the next coarser level), a turn's or shift's fill and a
-# crushed tone add black, a tone change moves its grey range off the dataset's usual one. Each
-# member's cost counts these against the least marked member of its group, in units:
+# Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
+# A member's cost counts its traces against the least marked member of its group, in units:
 RESAMPLED_UNIT = math.log(1 / 0.9)  # 10% less fine detail (plain copies differ by < 5%)
 FILL_UNIT, FILL_SLACK = 0.02, 0.01  # share of the frame more at black (JPEG noise moves ~0.3%)
 TONE_UNIT, TONE_SLACK = 8.0, 6.0  # grey levels further from the dataset's usual black and white
-# Members within this cost of the least marked one are equally plausible originals (a copy
-# re-saved at a higher JPEG quality gains fine noise and looks up to ~7% sharper than its
-# original): how they were saved decides, then the pose the marked (derived) copies share.
-CANDIDATE_SLACK = 1.0
+CANDIDATE_SLACK = 1.0  # equally plausible originals within this: a re-save at a higher quality looks ~7% sharper
 DERIVED_COST = 1.0  # a member at least this much above the least marked one is a derived copy
 USUAL_FLOOR = 0.05  # an encoding rarer than this among files without copies is as unusual as one never seen
 TONE_GAIN = 1.1  # the most a tone change alone sharpens a file (fine detail, ratio; see _derivation)
@@ -207,10 +202,7 @@ def _least_marked(members: list[int], t: dict, cost: dict, quality: list, usual:
     return rep
 
 
-# A turn or zoom on a canvas of the same size leaves fill beyond the turned frame (a constant,
-# or the edge pixel repeated) where its source had anatomy. Between two candidates of one size,
-# the one whose pixels beyond the other's frame, as the verified turn and scale put it, are fill
-# (and not the other way round) is a copy of the other.
+# The fill test (fill_beyond): a turn or zoom on a same-size canvas leaves fill where its source had anatomy.
 FRAME_SIDE = 256  # px: the fill test works on images this size (longest side)
 FRAME_FIT, FRAME_MARGIN = 0.2, 0.15  # a copy's fill fits this well, and this much better than its source's
 FRAME_CANDIDATES = 10  # the least marked candidates tested against each other
@@ -339,13 +331,7 @@ def _cropped(shape: tuple[int, int], deg: float, scale: float) -> bool:
     return bool(np.all(np.abs(u) <= hu + 1) and np.all(np.abs(v) <= hv + 1))
 
 
-# Resampling (a turn, a zoom) blurs: put on one geometry, the copy has less fine detail than
-# the file it was made from. Two members are each warped onto the other's frame by the verified
-# turn and scale (refined by ECC when they do not yet line up) and their fine detail compared
-# over the part both show, in both frames (our own warp's blur then counts for each once), as
-# the contrast-free ratio of the finest level to the next. On five kaggle sets (6,343 original
-# vs copy pairs that line up) the original had more in 99.7% (log ratio, median 0.16-0.19);
-# the other way round by up to 0.12 (a copy whose lifted tone makes its noise look like detail).
+# The detail test (aligned_detail): resampling blurs, so put on one geometry a copy has less fine detail.
 ALIGN_CANDIDATES = 6  # candidates the chosen member meets
 ALIGN_CHALLENGERS = 2  # members marked only by fill or tone (a black border of the original's own) it meets
 ALIGN_MARGIN = 0.12  # log detail ratio (both frames summed) that says which member lost detail

@@ -7,7 +7,7 @@ Three policies over duplicate groups (the `group` column of the dups stage):
   The one line saying which and why is in the table's attrs["split"] and `split_report`'s notes.
 - keep: the dataset's own splits stay, but each group goes wholly to one split:
   train if any member was found in train, else val, else test. The group keeps its
-  representative (the original, see curate.dedup) wherever it was found, moved to that split;
+  representative (the original, see curate.original) wherever it was found, moved to that split;
   another member found in another split is dropped as `leak`, one found in the group's split
   as `duplicate`.
 - regroup: a fresh split of whole groups, stratified by label (the folds of scikit-learn's

@@ -40,96 +40,29 @@ from curate.imageio import decode, fit
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
 from curate.traces import TRACE_SIDE, _traces
 
+# Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
 ORB_FEATURES = 600  # keypoints per image (matching two images costs their product)
 VERIFY_BATCH = 256  # pairs per task in verify_pairs (what a batch derives is dropped after it)
 MIN_INLIERS = 12  # keypoint matches that agree on one transform
-# A keypoint alignment is sought as a similarity (estimateAffinePartial2D), then as an affine (a
-# squashed copy), whose RANSAC costs more (3-point samples). The affine is tried only where the
-# similarity found AFFINE_FLOOR inliers. Replaying every verified pair of FracAtlas, messy600 and
-# kaggle seeds 1 and 2 (46,868 pairs): each affine alignment scoring 0.78 or more (165) came after
-# a similarity with 11 or more inliers; after fewer than 8 an affine found MIN_INLIERS in 5
-# FracAtlas look-alikes only (0.13-0.48; now 0, one 0.64 on its looser matches), and no pair's
-# decision changed. It skips 36% of FracAtlas's affines, 7% of its verification CPU.
-AFFINE_FLOOR = 8
+AFFINE_FLOOR = 8  # similarity inliers before the costlier affine is tried: copies' affines follow 11 or more
 MIN_OVERLAP = 0.3  # share of the smaller image the two must have in common
-# Accept a pair when the aligned detail (band-passed, on two equalisations) correlates well:
-# MIN_CORRELATION on the keypoint (RANSAC) alignment, or REFINED_CORRELATION once an ECC
-# refinement has made the alignment sub-pixel (keypoints put a copy a few pixels off, which
-# a fine band cannot forgive; but refinement also pulls look-alike anatomy together, hence the
-# higher bar). On the dedup benchmark set, copies that fall short of these are mostly turned
-# by an arbitrary angle or re-toned; second exposures of one patient (a different radiograph,
-# must stay apart) reach 0.72-0.87 and are what most false merges are.
-MIN_CORRELATION = 0.78
-REFINED_CORRELATION = 0.86
+MIN_CORRELATION = 0.78  # aligned detail on the keypoint alignment: second exposures reach 0.72-0.87
+REFINED_CORRELATION = 0.86  # after a sub-pixel refinement, which also pulls look-alike anatomy together
 FLAT_FLOOR = 0.35  # share of darkest pixels (background) flattened in Features.flat
-# A keypoint alignment that correlates under REFINE_FLOOR is not worth refining (a half-size ECC
-# and a score, ~2 ms a pair). Raising it to 0.5 saved 15% of FracAtlas's verification CPU
-# (3,858 of its 31,431 verified pairs score 0.3-0.5) but changed which file two never-tuned
-# kaggle sets keep in a group (session 14, README Speed): refinements from there do land.
-REFINE_FLOOR = 0.3
+REFINE_FLOOR = 0.3  # a keypoint alignment under this is not worth refining (refinements from 0.3-0.5 do land)
 LOOSE_FLOOR = 0.6  # the same for an alignment found on the looser matches (see _turned_alike)
-# A near miss is first refined at half size: under COARSE_FLOOR there, it is not refined at full
-# size. On FracAtlas's 29,872 candidate pairs, 4,644 of the 5,353 refined ones stop there; none
-# of them reached more than 0.75 when refined in full (REFINED_CORRELATION is 0.86); every pair's
-# decision and score stayed the same; dedup_quality's output with it and without it
-# (COARSE_FLOOR=0) is identical on kaggle seed 3 and default seed 5 (and on default seed 11
-# before the ring channel and the common-area score came).
-COARSE_FLOOR = 0.65
-# Two groups that already hold copies meet: the strongest pair between them, or their cores,
-# must correlate this well. Two exposures of one patient (the same limb X-rayed twice) pass as a
-# pair at 0.78-0.87, as heavily resampled copies do; but each exposure gathers its own copies
-# first, and one weak link would then merge them all.
-MERGE_CORRELATION = 0.88
-# A pair whose alignment keeps the frame centres together (within CENTRED of the side: a turn
-# or zoom about the centre, as augmentation scripts make them) and scores below
-# MERGE_CORRELATION is scored again on the common area alone (_common_band), which counts only
-# if it reaches MERGE_CORRELATION. On the kaggle set (seed 1) one-step parent/child pairs that
-# fragments meet on went from 0.48-0.88 to 0.73-0.99 (8 of 12 over 0.88); second exposures of
-# one patient (FracAtlas) are rarely centred (offsets 0.04-0.10); centred ones went from
-# 0.58-0.78 to 0.71-0.86, which passed as weak links on the default set (seed 11: one more
-# pair of exposures joined) until the common score had to be strong.
-CENTRED = 0.01
-# A strong pair whose alignment moves one frame's centre further than OFF_CENTRE of the longer side
-# from the other's (a shift, not a turn or zoom about the centre) joins two groups only as a weak
-# link does: a lone picture to a group, or kin (KIN_JOINS). Two exposures of one patient are framed
-# apart so: on FracAtlas 16 of the 19 pairs judged different by eye that verify sit 0.018-0.128
-# off centre (3 at 0.002-0.003), one exposure saved twice at most 0.001; on kaggle seed 101 IMG0003425 / IMG0003426's 224 px copies
-# verify at up to 0.92 across the two, 0.058-0.118 off centre, while every copy pair of a chain
-# (turns and zooms about the centre) sits at most 0.014 off (alignment error). A shifted copy (the
-# default profile's) is a lone picture and still joins, as a weak link, once every strong one is in.
-OFF_CENTRE = 0.03
-# The same common area, each image's grey levels replaced by their ranks there (its fill and
-# clipped extremes left out): a tone change (gamma, contrast, brightness) keeps the ranks, while
-# equalising the whole frame, fill included, bends two re-toned copies' grey levels apart. It
-# counts from RANK_CORRELATION. On the kaggle set (seed 1) the parent/child pairs fragments meet
-# on went from 0.61-0.80 to 0.94-0.99 (12 of 15); the centred second exposures of one patient
-# reach 0.81-0.86 (FracAtlas pairs judged different by eye, benchmarks/fracatlas_pairs.csv, and
-# the false pairs verified on the default set, seed 11).
-RANK_CORRELATION = 0.92
-# Glances: _score's looks at half size (a quarter of the pixels, blurs half as wide), which follow
-# the full ones closely, so a look they put well below its bar is not taken in full (the result is
-# then what the full look would have given, unless a glance misleads). A loose alignment (only a
-# score of LOOSE_FLOOR counts) whose first glance (_glance) is GLANCE_MARGIN below that is not
-# scored: replaying 11,000 scored alignments of FracAtlas and kaggle pairs (150 bases, seed 1),
-# the first glance correlated 0.99 with the score, and alignments that scored 0.6 glanced at 0.563
-# or more (not for the centred ones, see below, nor frames flattened deeper, see _score).
-GLANCE_MARGIN = 0.15
-# The second look (the common area, and its ranks; see CENTRED and RANK_CORRELATION) of an
-# alignment whose band-passed frames correlate under SECOND_GLANCE is taken in full only when its
-# glance (_common_glance, _ranked_glance) comes within COMMON_MARGIN / RANK_MARGIN of the bar. In
-# the replay above, 2,011 second looks were of such alignments: those that reached 0.88 glanced at
-# 0.89 or more, those whose ranks reached 0.92 at 0.71 or more (over all 6,096, down to 0.77 and
-# 0.61). A second look costs 2.4-2.7 ms in full, its glances 0.9 ms, and on FracAtlas 9 in 10 are
-# then not taken; above SECOND_GLANCE most second looks of copies succeed, and glances only add cost.
+COARSE_FLOOR = 0.65  # a half-size refinement under this is not done in full (none reached the bar)
+MERGE_CORRELATION = 0.88  # joins two groups of copies: two exposures of one patient pass as a pair at 0.78-0.87
+CENTRED = 0.01  # share of the side: an alignment this close to centre on centre is a turn or zoom about it
+OFF_CENTRE = 0.03  # a strong pair moving the centres further apart is a shift: second exposures are framed so
+RANK_CORRELATION = 0.92  # grey-level ranks on the common area: a tone change keeps them; centred exposures reach 0.86
+GLANCE_MARGIN = 0.15  # a loose alignment whose half-size glance falls this short of LOOSE_FLOOR is not scored
+# a second look (common area, ranks) under SECOND_GLANCE is taken only when its glance comes this close to its bar
 SECOND_GLANCE, COMMON_MARGIN, RANK_MARGIN = 0.6, 0.2, 0.3
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
 VERIFY_VERSION = "20"  # bump when verification changes meaning: cached pair results are then ignored (20: DEFER_AFFINE)
-# The rounds also leave unscored a near miss's affine alignment (RANSAC's second estimate, found
-# after a similarity that scored REFINE_FLOOR or more): on the kaggle set ~4,600 of the rounds'
-# near misses lie between files of one radiograph, and their affine score cost ~2.4 ms of their
-# ~7; 1 in 100 accepted pairs passes only on it, and joins after the rounds if still apart.
-DEFER_AFFINE = True
+DEFER_AFFINE = True  # the rounds leave a near miss's affine unscored: scored only if its files are still apart
 
 
 @dataclass
@@ -894,14 +827,7 @@ def _turned_round(back: Match) -> Match:
                  back.inliers, back.cover_b, back.cover_a, back.offset)
 
 
-# Kin pairs the keypoints cannot align (long thin bones on black, a chain's far members) are
-# tried once more as augmentation scripts make copies: turned and zoomed about the frame centre,
-# the turn and zoom read off the two images' log-polar maps about the centre (where they are
-# shifts) by phase correlation, over LOG_POLAR bins of angle and of log radius. On the kaggle
-# set (seeds 1, 3, 61, 67) the 12 parent/child pairs that fragments of one radiograph split on
-# scored 0.0-0.77 on keypoints and 0.88-0.98 on the true pose; this pose found 11 (0.88-0.98).
-# Seed 107's two (darkened 16-17 grey levels, gamma 1.23-1.25: 0.92, 0.93 on the true pose) were
-# found only on the flattened frames (then 0.88, 0.91).
+# kin pairs keypoints cannot align, tried as a turn and zoom about the centre: log-polar bins of angle and radius
 LOG_POLAR = 256
 
 

@@ -539,7 +539,7 @@ def _relation(r) -> str:
 
 
 def _kept_as(r) -> str:
-    """'original' (the file the others were derived from, see curate.dedup), or, when its own
+    """'original' (the file the others were derived from, see curate.original), or, when its own
     corners show a turn's wedges (orient turned it by them), the least-changed copy of a group
     that holds no original."""
     if r["orient_source"] == "skew":
