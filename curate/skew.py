@@ -314,14 +314,19 @@ def estimate_skew(pixels: np.ndarray) -> dict:
                          stretches=(0.0, -1.0, 1.0) if abs(deg) > 30 else (0.0,))
             fit_score, mode, deg, _ = fine[0]
     evidence = round(max(0.0, float(fit_score)), 3)  # rounded as cached, so a cache hit decides alike
-    if skew_confidence(evidence) >= SKEW_BAR:
-        rotation, confidence = -round(float(deg), 2), skew_confidence(evidence)
-    else:  # confidence that the image is straight: high when no wedge fits at all
-        rotation, confidence = 0.0, 1.0 - skew_confidence(evidence)
-    return {"rotation": rotation, "confidence": round(float(confidence), 3),
-            "flag": bool(rotation == 0 and FLAG <= evidence), "score": round(float(evidence), 3),
+    return {**_decided(evidence, round(float(deg), 2)), "score": evidence,
             "fit": round(float(fit_score), 3), "coarse": round(float(score), 3),
             "angle": round(float(deg), 2), "fill": mode}
+
+
+def _decided(evidence: float, angle: float) -> dict:
+    """rotation, confidence and flag from a search's evidence and best angle: one rule for a
+    fresh search and a cache hit (so a changed SKEW_BAR or FLAG needs no new cache)."""
+    confidence = skew_confidence(evidence)
+    if confidence >= SKEW_BAR:
+        return {"rotation": -angle, "confidence": round(float(confidence), 3), "flag": False}
+    # confidence that the image is straight: high when no wedge fits at all
+    return {"rotation": 0.0, "confidence": round(float(1.0 - confidence), 3), "flag": bool(FLAG <= evidence)}
 
 
 NO_SKEW = {"rotation": 0.0, "confidence": 0.0, "flag": False, "score": 0.0, "angle": 0.0, "fill": ""}
@@ -373,14 +378,9 @@ class SkewCache:
 
     def get(self, i: int) -> dict | None:
         hit = self.cache.get(*self.key(i)) if self.cache is not None else None
-        # (the flag is re-derived, so a changed FLAG needs no new cache)
-        if hit is None:
-            return None
-        # the decision is re-derived, so a changed SKEW_CONFIDENCE or FLAG needs no new cache
-        conf = skew_confidence(hit["score"])
-        applied = conf >= SKEW_BAR and hit["angle"] != 0
-        return {**hit, "rotation": -hit["angle"] if applied else 0.0, "confidence": conf if applied else 1.0 - conf,
-                "flag": bool(not applied and FLAG <= hit["score"])}
+        if hit is None or not hit["fill"]:  # no fill: not searched (too small, or undecodable): as it was
+            return hit
+        return {**hit, **_decided(hit["score"], hit["angle"])}
 
     def put(self, i: int, skew: dict) -> None:
         if self.cache is not None:

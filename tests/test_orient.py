@@ -233,7 +233,8 @@ def test_a_lone_skew_under_the_calibrated_confidence_is_flagged_not_turned(tmp_p
 
 
 def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path, monkeypatch):
-    """A second orient over unchanged files reads the cache and gives the same rotations."""
+    """A second orient over unchanged files reads each file's search from the cache and gives
+    the same columns, an image too small to search (not searched, confidence 0.5) included."""
     monkeypatch.setattr("curate.orient.SKEW_CONFIDENCE", 0.5)  # at the estimator's own bar
     import curate.orient as orient_module
     from curate.audit import audit
@@ -243,15 +244,20 @@ def test_skews_are_cached_and_a_rerun_decides_the_same(tmp_path, monkeypatch):
     save(root / "a" / "0.png", rotate_expand(scan_like(7), 25.0, "constant"))
     for i in range(1, 3):
         save(root / "a" / f"{i}.png", scan_like(i))
+    save(root / "a" / "tiny.png", scan_like(3, size=(40, 48)))
     table = audit(scan(root), root, workers=1)
     cache = tmp_path / "cache"
     first = orient(table, root, cache_dir=cache, workers=1)
     assert list(cache.glob("skews-*.npz"))
+    for stage in cache.glob("orient-result*"):  # the whole stage's result would come back unread
+        stage.unlink()
     monkeypatch.setattr(orient_module, "estimate_skew", lambda pixels: pytest.fail("searched again"))
     second = orient(table, root, cache_dir=cache, workers=1)
-    assert first["rotation"].tolist() == second["rotation"].tolist()
+    pd.testing.assert_frame_equal(first, second)
+    tiny = first[first["path"].str.endswith("tiny.png")].iloc[0]
+    assert tiny["rotation"] == 0.0 and tiny["orient_confidence"] == 0.5
     turned = sorted(first["rotation"].tolist())
-    assert abs(turned[0] + 25.0) <= 2 and turned[1:] == [0.0, 0.0]
+    assert abs(turned[0] + 25.0) <= 2 and turned[1:] == [0.0, 0.0, 0.0]
 
 
 def test_a_rerun_with_the_same_input_looks_at_no_image(tmp_path, monkeypatch):
