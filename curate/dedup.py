@@ -352,13 +352,10 @@ def _stage_result(table: pd.DataFrame, root: Path, cache_dir) -> tuple:
     table, code); all None without a cache_dir."""
     if cache_dir is None:
         return None, None, None
-    from curate import candidates, hashing, imageio, index, names, original, resave, traces, verify
-    from curate.cache import StageCache, source_digest, table_digest
+    from curate.cache import StageCache, code_digest, table_digest
 
     stage = StageCache(cache_dir, "dups")
-    code = source_digest(sys.modules[__name__], candidates, verify, original, traces,
-                         hashing, imageio, index, names, resave)
-    key = table_digest(table, str(root), code)
+    key = table_digest(table, str(root), code_digest(sys.modules[__name__]))
     return stage, key, stage.get(key, table, DUP_COLUMNS)
 
 

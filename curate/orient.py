@@ -136,11 +136,10 @@ def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int |
 
 def _stage_key(table: pd.DataFrame, root: Path, needed, cache_dir) -> tuple:
     """The stage cache and this run's key in it: the table, the root, the rows wanted and the code."""
-    from curate import group_turns, imageio, pair_pixels, resave, skew, upright
-    from curate.cache import StageCache, source_digest, table_digest
+    from curate.cache import StageCache, code_digest, table_digest
 
     key = table_digest(table, str(root.resolve()), None if needed is None else np.asarray(needed, bool).tobytes(),
-                       source_digest(sys.modules[__name__], skew, pair_pixels, group_turns, upright, imageio, resave))
+                       code_digest(sys.modules[__name__]))
     return StageCache(cache_dir, "orient"), key
 
 
