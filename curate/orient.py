@@ -57,6 +57,7 @@ from curate.resave import RESAVE_MARGIN, resave_gap
 from curate.skew import DECODE_SIDE, NO_SKEW, SkewCache, estimate_skew, wedge_fit
 from curate.upright import (PAIR_FIT, PAIR_MARGIN, SUPPORT, chain_starts, onto_upright, placed_frame, upright_sources,
                             upright_tests)
+from curate.verify import VERIFY_SIDE
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
 # Why each value is what it is, and the figures behind it: docs/orient-constants.md.
@@ -84,13 +85,21 @@ def probe(item: tuple) -> dict:
 
 
 def _gap_item(item: tuple) -> float:
-    """resample_gap of two files (path_x, path_u, then resample_gap's other arguments)."""
-    path_x, path_u, *geometry = item
+    """resample_gap of two files (path_x, path_u, x_mirrored, u_mirrored, deg, and the dups
+    stage's content scale of u over x)."""
+    path_x, path_u, x_mirrored, u_mirrored, deg, scale = item
     try:
         x, u = (decode(p, max_side=DECODE_SIDE).pixels for p in (path_x, path_u))
     except ImageError:
         return 0.0
-    return resample_gap(x, u, *geometry)
+    return resample_gap(x, u, x_mirrored, u_mirrored, deg, scale * _verify_shrink(x) / _verify_shrink(u))
+
+
+def _verify_shrink(pixels: np.ndarray) -> float:
+    """How far the dups stage's decode (VERIFY_SIDE), where content scales are measured, is
+    shrunk from this one (DECODE_SIDE): alike for two files over DECODE_SIDE, not where one is
+    under it (a 240 px original 0.8, its copy turned on a 296 px canvas 0.75)."""
+    return min(1.0, VERIFY_SIDE / max(pixels.shape))
 
 
 def orient(table: pd.DataFrame, root: str | Path, *, needed=None, workers: int | None = None,

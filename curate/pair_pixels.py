@@ -53,11 +53,15 @@ def _sharpness(pixels: np.ndarray, mask: np.ndarray) -> float:
 
 
 def _placed(pixels: np.ndarray, flip: bool, deg: float, scale: float, flip_after: bool, shape) -> tuple:
-    """pixels mirrored when `flip`, turned deg CCW and scaled about the centre into a canvas of
-    `shape`, mirrored again when `flip_after`; and where it holds them (GAP_MARGIN inside)."""
+    """pixels mirrored when `flip`, turned deg CCW and scaled about the centre, that centre put
+    onto the centre of a canvas of `shape`, mirrored again when `flip_after`; and where it holds
+    them (GAP_MARGIN inside)."""
     img = np.ascontiguousarray(pixels[:, ::-1]) if flip else pixels
     h, w = img.shape
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), deg, scale)
+    # centre onto centre, as every copy the builders make is placed (a turn on a grown canvas,
+    # a quarter turn, a resize, a zoom on the same canvas)
+    m[:, 2] += ((shape[1] - w) / 2, (shape[0] - h) / 2)
     # rounded to whole grey levels as any saved file is: on a dark, flat picture a float placement
     # is smoother than a file by its rounding alone (kaggle 443's upright 15.jpg read as made from
     # its copy zoomed in 1.14, 0.18 the wrong way; rounded, 0.09)

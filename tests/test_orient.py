@@ -300,7 +300,9 @@ def test_a_kept_copy_in_the_canvas_its_turn_enlarged_is_turned_onto_the_original
     """Neither side shows wedges (a reflected fill can pass for anatomy), but the kept copy's
     canvas is exactly the one the original's picture needs turned 21 degrees and enlarged to hold
     it, at the same pixel scale: it is the turned one. The original kept is left as it is: a
-    turn only adds canvas. The copy shrunk to the original's longest side says nothing."""
+    turn only adds canvas. The copy shrunk to the original's longest side: its canvas says
+    nothing (another pixel scale), but resampled twice (turned, then shrunk) it is the blurred
+    one, so it too is turned onto the original (resample_gap); without that, it stands."""
     base = scan_like(11)
     copy = rotate_expand(base, 21.0, "reflect")
     save(tmp_path / "copy.png", copy)
@@ -321,8 +323,11 @@ def test_a_kept_copy_in_the_canvas_its_turn_enlarged_is_turned_onto_the_original
         t["width"], t["height"] = [sides[p][0] for p in t["path"]], [sides[p][1] for p in t["path"]]
         t["dup_scale"] = [scale[p] for p in t["path"]]
         out = orient(t.assign(keep=t["representative"]), tmp_path, workers=1).set_index("path")
-        assert out.loc[kept, "rotation"] == (-20.6 if kept == "copy.png" else 0.0), (kept, out)
-    assert out.loc["small.png", "orient_source"] == ""
+        assert out.loc[kept, "rotation"] == (0.0 if kept == "orig.png" else -20.6), (kept, out)
+    assert out.loc["small.png", "orient_source"] == "group"
+    monkeypatch.setattr(orient_module, "resample_gap", lambda *args: 0.0)
+    out = orient(t.assign(keep=t["representative"]), tmp_path, workers=1).set_index("path")
+    assert out.loc["small.png", "rotation"] == 0.0 and out.loc["small.png", "orient_source"] == "", out
 
 
 def test_dropped_copies_are_not_looked_at(tmp_path, monkeypatch):
@@ -912,6 +917,35 @@ def test_resample_gap_reads_a_dark_flat_original_as_the_source_of_its_copy_with_
     copy = cut_copy(base, 20.0, 1.0, 255)
     copy = cv2.imdecode(cv2.imencode(".jpg", copy, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], cv2.IMREAD_GRAYSCALE)
     assert pair_pixels.resample_gap(base, copy, False, False, 20.0, 1.0) <= -upright.RESAMPLED_GAP
+
+
+@pytest.mark.parametrize("angle, mirrored, shrink", [(21.0, False, 1.0), (-33.0, False, 1.0), (17.0, True, 1.0),
+                                                     (21.0, False, 0.8)])
+def test_resample_gap_reads_a_turned_copy_on_a_grown_canvas_as_made_from_its_original(angle, mirrored, shrink):
+    """curate.messy's arbitrary turns grow the canvas to hold the whole picture, its centre at
+    the canvas's centre (mirrored first, or shrunk after, too). Put onto each other's frames
+    centre onto centre, the two line up and the original reads as the source; placed about its
+    own centre only, the copy's picture lay off the original's and no claim was made."""
+    base = scan_like(11)
+    copy = rotate_expand(np.ascontiguousarray(base[:, ::-1]) if mirrored else base, angle, "constant")
+    copy = cv2.resize(copy, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    turn = angle if mirrored else -angle  # brings the copy, un-mirrored, onto the original (its dup_angle)
+    assert pair_pixels.resample_gap(base, copy, False, mirrored, -turn, shrink) <= -upright.RESAMPLED_GAP
+    assert pair_pixels.resample_gap(copy, base, mirrored, False, turn, 1 / shrink) >= upright.RESAMPLED_GAP
+
+
+def test_a_resample_gap_is_measured_at_the_scale_between_the_decodes(tmp_path, monkeypatch):
+    """The dups stage's content scales are between decodes shrunk to VERIFY_SIDE, orient's
+    decodes to DECODE_SIDE: a 240 px original and its copy turned on a 296 px canvas (the same
+    pixel scale) are both shrunk to 192 px there (content scale 1.23), but here only the copy, to
+    256 px: here the original shows the picture 296 / 256 times as large as the copy."""
+    base = scan_like(11)
+    save(tmp_path / "orig.png", base)
+    save(tmp_path / "copy.png", rotate_expand(base, 21.0, "constant"))
+    seen = []
+    monkeypatch.setattr(orient_module, "resample_gap", lambda *args: seen.append(args[-1]) or 0.0)
+    orient_module._gap_item((str(tmp_path / "copy.png"), str(tmp_path / "orig.png"), False, False, -21.0, 296 / 240))
+    assert seen and abs(seen[0] - 296 / 256) < 0.005, seen
 
 
 def test_resample_gap_makes_no_claim_between_members_of_very_different_scales():
