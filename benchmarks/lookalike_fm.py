@@ -147,7 +147,7 @@ def measure(name: str, root: Path, workers: int) -> dict:
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # (the scoring below runs in this process, timed as one core's work)
     paths = [str(root / p) for p in table["path"]]
-    small = verify._small(table)
+    small = verify.small_rows(table)
     rows = sorted({i for p, _, _ in done for i in (p.a, p.b)})
     t = time.process_time()
     desc = {}

@@ -26,7 +26,7 @@ from curate.imageio import decode, remap_maps
 from curate.parallel import map_files
 from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 from curate.traces import encoding
-from curate.verify import _compose, _inverse, _off_extremes, _wrap
+from curate.verify import compose, inverse, off_extremes, wrap
 
 # Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 # A member's cost counts its traces against the least marked member of its group, in units:
@@ -177,8 +177,8 @@ def _least_marked(members: list[int], t: dict, cost: dict, quality: list, usual:
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
 
     def made_from(c: int) -> int:  # derived members in c's pose, give or take a small turn
-        inv = _inverse(t[c])
-        return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
+        inv = inverse(t[c])
+        return sum(1 for x in derived if _near_pose(compose(t[x], inv)))
 
     toned = {c: "tone" in (marks or {}).get(c, "") for c in candidates}
     copies = framed(sorted(candidates, key=lambda c: cost[c])[:FRAME_CANDIDATES]) if framed and len(candidates) > 1 else set()
@@ -302,7 +302,7 @@ def _framed_copies(candidates: list[int], t: dict, scales: dict, pixels) -> set[
         pc, pd_ = pixels(c), pixels(d)
         if pc is None or pd_ is None or pc.shape != pd_.shape or c not in scales or d not in scales:
             continue
-        beta = _compose(t[d], _inverse(t[c]))[1]  # c -> d (the sign a mirror leaves open is tried both ways)
+        beta = compose(t[d], inverse(t[c]))[1]  # c -> d (the sign a mirror leaves open is tried both ways)
         s = scales[d] / scales[c]
         fd = max(fill_beyond(pd_, sign * beta, s) for sign in (1, -1))
         fc = max(fill_beyond(pc, sign * beta, 1 / s) for sign in (1, -1))
@@ -375,7 +375,7 @@ def _line_up(c: np.ndarray, d: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, f
         wc = cv2.warpAffine(c, w, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         inside = cv2.warpAffine(np.ones_like(c), w, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
         for img, ref in ((wc, c), (d, d)):  # a fill is at its image's darkest or brightest level
-            inside &= _off_extremes(img, ref)
+            inside &= off_extremes(img, ref)
         if inside.sum() < 100:
             return 0.0
         # of the grey levels' ranks: a tone change (gamma, contrast) keeps their order
@@ -397,7 +397,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
     (d is c mirrored if so, turned deg CCW and scaled by `scale`, give or take a shift): > 0
     when d was resampled from c. None when the two are not resampled one against the other
     (a right-angle turn, a mirror, a tone: nothing to see) or do not line up."""
-    off = abs(_wrap(deg) - 90 * round(_wrap(deg) / 90))
+    off = abs(wrap(deg) - 90 * round(wrap(deg) / 90))
     if off < ALIGN_TURN and abs(math.log(max(scale, 1e-6))) < ALIGN_SCALE:
         return None
     best = None
@@ -414,7 +414,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
     def common(img: np.ndarray, ref: np.ndarray, other: np.ndarray, other_ref: np.ndarray, inside: np.ndarray):
         # where both show the exposure, off their darkest and brightest levels and the hard
         # edges a fill or a clipped tone makes there
-        keep = inside * _off_extremes(img, ref) * _off_extremes(other, other_ref)
+        keep = inside * off_extremes(img, ref) * off_extremes(other, other_ref)
         return cv2.erode(keep.astype(np.float32), kernel)
 
     c_on_d = cv2.warpAffine(c, to_d, d.shape[::-1], flags=cv2.INTER_LINEAR)
@@ -429,7 +429,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
 
 def _near_pose(t: tuple[int, float]) -> bool:
     """Not mirrored, and turned less than 45 degrees."""
-    return t[0] == 0 and abs(_wrap(t[1])) < 45.0
+    return t[0] == 0 and abs(wrap(t[1])) < 45.0
 
 
 def _group_root(task: tuple) -> int:
@@ -456,11 +456,11 @@ def _group_root(task: tuple) -> int:
         pc, pd_ = pixels(c), pixels(d)
         if pc is None or pd_ is None or c not in scales or d not in scales:
             return None
-        m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
+        m, beta = compose(t[d], inverse(t[c]))  # c -> d
         return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
 
     def resaved(x: int, c: int) -> float | None:
-        pose = lossless(*_compose(t[c], _inverse(t[x])))  # x -> c
+        pose = lossless(*compose(t[c], inverse(t[x])))  # x -> c
         return resave_gap(paths[x], paths[c], *pose) if pose is not None else None  # (it checks the frame)
 
     return _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)
