@@ -36,8 +36,7 @@ import pandas as pd
 from curate.candidates import CHANNELS, INVERSE_VARIANT, candidate_pairs
 from curate.hashing import GHASH_COLUMNS, RHASH_COLUMNS, RING_COLUMNS, dihedral
 from curate.names import NO_KIN, chain, families, kinship, parent_links, shared_roots
-from curate.original import (_content_scales, _derivation, _group_root, _plain_quality, _scale_edges, _scales_to,
-                             _tone_norm, _usual_encodings)
+from curate.original import originals, usual_encodings
 from curate.parallel import Progress, map_files, scaled
 from curate.traces import traces_of
 from curate.verify import (REFINE_FLOOR, VERIFY_VERSION, Match, Pair, compose, features_of, inverse, small_rows,
@@ -448,7 +447,7 @@ def _representatives(table: pd.DataFrame, groups: _Groups, verified: dict, quali
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     featured = {i: f.traces for i, f in (feats or {}).items() if f is not None and f.traces is not None}
     found = traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir, known=featured)
-    codes, usual = _usual_encodings(table, paths, groups, workers=workers)
+    codes, usual = usual_encodings(table, paths, groups, workers=workers)
     return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
                          workers=workers)
 
@@ -515,37 +514,21 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
             for x in (a, b):
                 weakest[x] = min(weakest.get(x, m.score), m.score)
     derived = [""] * n
-    multi = [ms for ms in groups.members.values() if len(ms) > 1]
-    norm, centre = _tone_norm(traces, multi, codes, usual)
-    plain = _plain_quality(quality)
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
-    edges = _scale_edges(verified)
-    # each group's representative: the image work (fill and detail tests) in the workers
-    tasks = []
-    for members in ordered:
-        t = {x: groups.t[x] for x in members}
-        cost, marks = _derivation(members, traces, norm, centre, codes, usual)
-        scales = _content_scales(members, edges)
-        detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
-        tasks.append((members, t, cost, {x: plain[x] for x in members}, {x: usual[x] for x in members}, marks,
-                      scales, detail, {x: paths[x] for x in members} if paths is not None else None))
-    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
-    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
-    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
-    for gid, (members, t, cost, _, _, marks, scales, _, _) in enumerate(tasks, start=1):
-        rep = roots[gid - 1]
+    chosen = originals(ordered, groups.t, traces, quality, codes, usual, verified, paths, workers=workers)
+    for gid, (members, (rep, marks, scales_to)) in enumerate(zip(ordered, chosen), start=1):
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when
         # it is a copy kept for want of an original (black shares and grey ranges of FracAtlas's
         # own originals vary too widely to say so: 26 of its 124 kept files would be flagged)
         derived[rep] = ""
-        content_scale[members] = _scales_to(members, rep, scales)
-        inv_rep = inverse(t[rep])
+        content_scale[members] = scales_to
+        inv_rep = inverse(groups.t[rep])
         for x in members:
             group_id[x] = gid
-            m, beta = compose(t[x], inv_rep)  # rep -> x
+            m, beta = compose(groups.t[x], inv_rep)  # rep -> x
             dup = -beta if not m else beta  # undo: un-mirror, then rotate by dup
             angle[x] = round(wrap(dup), 1) + 0.0
             mirrored[x] = bool(m)

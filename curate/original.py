@@ -8,7 +8,7 @@ these against the least marked member (_derivation); among the least marked, the
 usual way, not shown a copy by the fill beyond another's frame (fill_beyond), with the more fine
 detail when two are put on one geometry (aligned_detail), in the pose the derived copies share,
 and the better file is kept (_root); a member it was losslessly turned and saved again from
-(curate.resave) takes over. _group_root does this for one group in a worker.
+(curate.resave) takes over. originals() does this for every group, _group_root for one in a worker.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ USUAL_FLOOR = 0.05  # an encoding rarer than this among files without copies is 
 TONE_GAIN = 1.1  # the most a tone change alone sharpens a file (fine detail, ratio; see _derivation)
 
 
-def _usual_encodings(table: pd.DataFrame, paths: list[str], groups, workers=None) -> tuple[list[str], list[float]]:
+def usual_encodings(table: pd.DataFrame, paths: list[str], groups, workers=None) -> tuple[list[str], list[float]]:
     """Each file's encoding() and how common that encoding is among the files without copies
     (untouched originals, mostly; groups: dedup's union-find), as a share, 0 under USUAL_FLOOR;
     among all files when few have no copies."""
@@ -50,6 +50,29 @@ def _usual_encodings(table: pd.DataFrame, paths: list[str], groups, workers=None
     pool = alone if len(alone) >= 20 else [c for c in codes if c]
     share = pd.Series(pool, dtype=object).value_counts(normalize=True).to_dict() if pool else {}
     return codes, [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
+
+
+def originals(ordered: list[list[int]], t: list, traces: dict, quality: list, codes: list[str] | None,
+              usual: list[float], verified: dict, paths: list[str] | None = None, workers=None) -> list[tuple]:
+    """Each group's (representative, its members' marks, their content scales against it: _scales_to),
+    for the groups `ordered` (rows; t[x]: x's transform from its group's core). quality: dedup's
+    _quality_key per row; codes, usual: usual_encodings(); verified: the verified pairs; paths None:
+    no image tests."""
+    norm, centre = _tone_norm(traces, [ms for ms in ordered if len(ms) > 1], codes, usual)
+    plain = _plain_quality(quality)
+    edges = _scale_edges(verified)
+    # each group's representative: the image work (fill and detail tests) in the workers
+    tasks = []
+    for members in ordered:
+        cost, marks = _derivation(members, traces, norm, centre, codes, usual)
+        detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
+        tasks.append((members, {x: t[x] for x in members}, cost, {x: plain[x] for x in members},
+                      {x: usual[x] for x in members}, marks, _content_scales(members, edges), detail,
+                      {x: paths[x] for x in members} if paths is not None else None))
+    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
+    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
+    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
+    return [(roots[k], task[5], _scales_to(task[0], roots[k], task[6])) for k, task in enumerate(tasks)]
 
 
 def _tone_norm(traces: dict, groups: list[list[int]], codes: list[str] | None = None,
@@ -83,7 +106,7 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
     turned copy's grey range). norm: the usual grey range (None: no tone marks); centre: the
     median range of every file measured, which says what is far off for the sharpness
     reference (the usual range is itself found with that reference). codes, usual: each row's
-    encoding() and its share (see _usual_encodings): black and white shares are compared only
+    encoding() and its share (see usual_encodings): black and white shares are compared only
     between members saved alike (JPEG noise at another quality spreads an extreme level
     differently), and the sharpness reference is among those saved the most usual way (a low
     quality's blocks look like fine detail)."""
