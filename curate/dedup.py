@@ -76,7 +76,7 @@ class _PairCache:
         return f"{self.ids[a]}\t{self.ids[b]}" + ("\tkin" if kin else "") + ("\tdefer" if defer else ""), 0, 0
 
     def get(self, a: int, b: int, kin: bool = False, defer: bool = False) -> Match | None:
-        """The pair's result as verified before, as a Pair asks (kin: both ways, see _verify_pair;
+        """The pair's result as verified before, as a Pair asks (kin: both ways, see verify_pair;
         defer: a near miss unrefined, see DEFER)."""
         if not (self.usable[a] and self.usable[b]):
             return None
@@ -179,7 +179,7 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
     the kaggle set the parent was its child's nearest in the other fragment 3 times in 4).
     named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
     (names.chain), whose nearest kin in the other group are tried first, both ways (see
-    _verify_pair), those the rounds verified one way and failed included; asked: the results as
+    verify_pair), those the rounds verified one way and failed included; asked: the results as
     each pair was asked, keyed (a, b, kin, defer)."""
     asked = asked if asked is not None else {}
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:

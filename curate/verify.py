@@ -701,8 +701,8 @@ class Pair(NamedTuple):
     start: Match | None = None  # such a near miss (Match.pending): only its refinement is left to do
 
 
-def _verify_batch(pairs: list[Pair]) -> list[Match]:
-    """Verify pairs with the features map_files shared (see _verified_batch)."""
+def verify_batch(pairs: list[Pair]) -> list[Match]:
+    """The pairs' Matches, verified with the features map_files shared (see _verified_batch)."""
     return _verified_batch(pairs)[0]
 
 
@@ -718,7 +718,7 @@ def _verified_batch(pairs: list[Pair]) -> tuple[list[Match], dict[int, tuple]]:
     out = []
     for p in pairs:
         fa, fb = feats.get(p.a), feats.get(p.b)
-        out.append(_verify_pair(fa, fb, p))
+        out.append(verify_pair(fa, fb, p))
     made = {}
     for i in rows:
         f = feats[i]
@@ -780,10 +780,10 @@ def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, 
 def _verify_batch_from_files(task: tuple[list[Pair], dict[int, str]]) -> list[Match]:
     batch, files = task
     feats = {i: features(path) for i, path in files.items()}
-    return [_verify_pair(feats[p.a], feats[p.b], p) for p in batch]
+    return [verify_pair(feats[p.a], feats[p.b], p) for p in batch]
 
 
-def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
+def verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
     """verify() as the pair asks; a kin pair (Pair.kin) that fails is tried again the other way
     round, b against a: verification is not symmetric (it warps b onto a's frame), and on the
     kaggle set a parent and child failed one way (0.55, and 0.0: no alignment) and passed the

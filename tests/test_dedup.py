@@ -404,7 +404,7 @@ def test_a_put_off_refinement_gives_what_refining_at_once_gives(tmp_path):
     at_once = verify.verify(fo, fc, False, tries=1)
     put_off = verify.verify(fo, fc, False, tries=1, defer=True)
     assert at_once.ok and not put_off.ok and put_off.pending is not None
-    later = verify._verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
+    later = verify.verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
     assert later == at_once and later.pending is None
 
 
@@ -423,7 +423,7 @@ def test_a_put_off_affine_alignment_is_scored_when_taken_up(tmp_path):
     at_once = verify.verify(fo, fc, False, tries=1)
     put_off = verify.verify(fo, fc, False, tries=1, defer=True)
     assert at_once.ok and not put_off.ok and len(put_off.pending[2]) == 1
-    later = verify._verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
+    later = verify.verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
     assert later == at_once and later.pending is None
 
 def test_near_misses_are_refined_after_the_rounds_only_where_their_files_are_still_apart(tmp_path, monkeypatch):
