@@ -59,7 +59,7 @@ VARIANTS = [f"{frame} {peak} {n}" for frame, peak, n in itertools.product(("eq",
 def record(root: Path, workers: int) -> tuple:
     """find_duplicates on root, with every verification it ran: [(Pair, Match, CPU ms)]."""
     done = []
-    verify_pairs, verify_pair = dedup.verify_pairs, verify._verify_pair
+    verify_pairs, verify_pair = dedup.verify_pairs, verify.verify_pair
 
     def timed(fa, fb, p):  # runs in the workers (forked after this is set)
         t = time.process_time()
@@ -72,12 +72,12 @@ def record(root: Path, workers: int) -> tuple:
         done.extend((p, m, getattr(m, "_ms", math.nan)) for p, m in zip(pairs, out))
         return out
 
-    dedup.verify_pairs, verify._verify_pair = kept, timed  # (where find_duplicates and verify_pairs read them)
+    dedup.verify_pairs, verify.verify_pair = kept, timed  # (where find_duplicates and verify_pairs read them)
     try:
         table = hash_images(audit(scan(root), root, workers=workers), root, workers=workers)
         dedup.find_duplicates(table, root, workers=workers)
     finally:
-        dedup.verify_pairs, verify._verify_pair = verify_pairs, verify_pair
+        dedup.verify_pairs, verify.verify_pair = verify_pairs, verify_pair
     return table, done
 
 
@@ -147,7 +147,7 @@ def measure(name: str, root: Path, workers: int) -> dict:
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # (the scoring below runs in this process, timed as one core's work)
     paths = [str(root / p) for p in table["path"]]
-    small = verify._small(table)
+    small = verify.small_rows(table)
     rows = sorted({i for p, _, _ in done for i in (p.a, p.b)})
     t = time.process_time()
     desc = {}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curate import candidates, dedup, verify  # noqa: E402
 from curate.audit import audit, audit_file  # noqa: E402
-from curate.hashing import _hash_with_sha, hash_images  # noqa: E402
+from curate.hashing import hash_images, hash_with_sha  # noqa: E402
 from curate.layout import scan  # noqa: E402
 from curate.parallel import cluster_executor, map_files  # noqa: E402
 from curate.skew import skew_file  # noqa: E402
@@ -71,17 +71,17 @@ def main() -> None:
 
     str_paths = [str(p) for p in paths]
     stages = [("audit", audit_file, paths, None, len(paths)),
-              ("hash", _hash_with_sha, paths, None, len(paths)),
+              ("hash", hash_with_sha, paths, None, len(paths)),
               ("features", verify.features, str_paths, None, len(paths)),
               ("skew", skew_file, paths, None, len(paths)),
-              ("verify (per pair)", verify._verify_batch, batches, shared, len(batch))]
+              ("verify (per pair)", verify.verify_batch, batches, shared, len(batch))]
     rows = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             cluster_executor(cluster.scheduler_address) as executor:
         for name, func, items, sh, n in stages:
             t1, cpu1, out = timed(func, items, 1, sh)
             t2, _, _ = timed(func, items, 2, sh)
-            if func is verify._verify_batch:  # on a cluster each batch makes its own files' features
+            if func is verify.verify_batch:  # on a cluster each batch makes its own files' features
                 t, cpu = time.perf_counter(), time.process_time()
                 again = verify.verify_pairs(batch, str_paths, workers=executor)
                 tc, client_cpu = time.perf_counter() - t, time.process_time() - cpu

@@ -155,14 +155,14 @@ def _pairs(a, b, dist, variant, channel: str) -> pd.DataFrame:
     """Pairs as a < b; `variant` v says a ~ T_v(b) (hashing.dihedral's rotation/flip v of b), so
     it is inverted where the two swap places."""
     a, b, variant = np.asarray(a), np.asarray(b), np.asarray(variant)
-    variant = np.where(a > b, _INVERSE_VARIANT[variant], variant)
+    variant = np.where(a > b, INVERSE_VARIANT[variant], variant)
     return pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "dist": dist, "variant": variant,
                          "channel": channel})
 
 
 # the inverse of variant v = 2k + m (mirror if m, then k quarter turns): a mirrored one is its own
 # inverse (a mirror, turned, mirrored again, turns back); a plain turn by k is undone by 4 - k
-_INVERSE_VARIANT = np.array([v if v % 2 else 2 * ((4 - v // 2) % 4) for v in range(8)])
+INVERSE_VARIANT = np.array([v if v % 2 else 2 * ((4 - v // 2) % 4) for v in range(8)])
 
 
 def _proposed(a: np.ndarray, b: np.ndarray, frames: list[pd.DataFrame], n: int) -> np.ndarray:
@@ -187,7 +187,7 @@ def window_pairs(windows: np.ndarray, radius: int, queries: np.ndarray | None = 
     a, var, b = np.asarray(queries)[q // 8], q % 8, c // k
     keep = a != b
     a, b, d, var = best_per_pair(a[keep], b[keep], d[keep], var[keep])
-    return a, b, d, _INVERSE_VARIANT[var]  # the query's variant: T_v(a) ~ b, so a ~ T_v^-1(b)
+    return a, b, d, INVERSE_VARIANT[var]  # the query's variant: T_v(a) ~ b, so a ~ T_v^-1(b)
 
 
 def ring_pairs(rings: np.ndarray, radius: int) -> tuple[np.ndarray, ...]:

@@ -33,15 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.candidates import _INVERSE_VARIANT, CHANNELS, candidate_pairs
+from curate.candidates import CHANNELS, INVERSE_VARIANT, candidate_pairs
 from curate.hashing import GHASH_COLUMNS, RHASH_COLUMNS, RING_COLUMNS, dihedral
 from curate.names import NO_KIN, chain, families, kinship, parent_links, shared_roots
-from curate.original import (_content_scales, _derivation, _group_root, _plain_quality, _scale_edges, _scales_to,
-                             _tone_norm, _usual_encodings)
+from curate.original import originals, usual_encodings
 from curate.parallel import Progress, map_files, scaled
-from curate.traces import _traces_of
-from curate.verify import (REFINE_FLOOR, VERIFY_VERSION, Match, Pair, _compose, _features_of, _inverse, _small, _wrap,
-                           verify_pairs)
+from curate.traces import traces_of
+from curate.verify import (REFINE_FLOOR, VERIFY_VERSION, Match, Pair, compose, features_of, inverse, small_rows,
+                           verify_pairs, wrap)
 
 # Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 FRAME_CHANNELS = ("phash", "lhash")  # whole-frame hashes: their variant aligns the two frames
@@ -77,7 +76,7 @@ class _PairCache:
         return f"{self.ids[a]}\t{self.ids[b]}" + ("\tkin" if kin else "") + ("\tdefer" if defer else ""), 0, 0
 
     def get(self, a: int, b: int, kin: bool = False, defer: bool = False) -> Match | None:
-        """The pair's result as verified before, as a Pair asks (kin: both ways, see _verify_pair;
+        """The pair's result as verified before, as a Pair asks (kin: both ways, see verify_pair;
         defer: a near miss unrefined, see DEFER)."""
         if not (self.usable[a] and self.usable[b]):
             return None
@@ -132,9 +131,9 @@ class _Groups:
         if not strong and self.pictures[ga] > 1 and self.pictures[gb] > 1:
             return False
         # core_a -> a -> b -> core_b
-        t = _compose(_inverse(self.t[b]), _compose(t_ab, self.t[a]))
+        t = compose(inverse(self.t[b]), compose(t_ab, self.t[a]))
         if len(self.members[gb]) > len(self.members[ga]):  # the smaller group moves
-            ga, gb, t = gb, ga, _inverse(t)
+            ga, gb, t = gb, ga, inverse(t)
         self.join(ga, gb, t)
         return True
 
@@ -142,15 +141,15 @@ class _Groups:
         """Join group gb into ga given the transform core(ga) -> core(gb)."""
         ca, cb = self.core[ga], self.core[gb]
         for x in self.members[gb]:
-            self.t[x] = _compose(self.t[x], t_ab)  # core_a -> core_b -> x
+            self.t[x] = compose(self.t[x], t_ab)  # core_a -> core_b -> x
             self.group_of[x] = ga
         self.members[ga] += self.members.pop(gb)
         self.pictures[ga] += self.pictures.pop(gb)
         del self.core[gb]
         if self.better(cb, ca):  # the better core leads: re-express transforms from it
-            inv = _inverse(self.t[cb])
+            inv = inverse(self.t[cb])
             for x in self.members[ga]:
-                self.t[x] = _compose(self.t[x], inv)
+                self.t[x] = compose(self.t[x], inv)
             self.core[ga] = cb
 
 
@@ -180,7 +179,7 @@ def _bridges(table: pd.DataFrame, groups: _Groups, verified: dict, picture: list
     the kaggle set the parent was its child's nearest in the other fragment 3 times in 4).
     named: more pairs of groups to bridge (names.shared_roots); chains: each file's name chain
     (names.chain), whose nearest kin in the other group are tried first, both ways (see
-    _verify_pair), those the rounds verified one way and failed included; asked: the results as
+    verify_pair), those the rounds verified one way and failed included; asked: the results as
     each pair was asked, keyed (a, b, kin, defer)."""
     asked = asked if asked is not None else {}
     if RHASH_COLUMNS[-1] not in table or GHASH_COLUMNS[-1] not in table:
@@ -280,7 +279,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
 
     feature_bar = scaled(bar if progress else None, len(need), made)
     feats = None if isinstance(workers, Executor) else {}  # on a cluster each verify batch makes its own
-    small = _small(table)  # (their features make their traces too)
+    small = small_rows(table)  # (their features make their traces too)
     advance = scaled(bar if progress else None, len(items), len(need) - made)
     if progress:  # the bar counts files: those in no pair to verify are done already
         bar(n - len(need))
@@ -296,7 +295,7 @@ def find_duplicates(table: pd.DataFrame, root: str | Path, *, workers: int | Non
         fresh = sorted(p for p in taken if cache is None or cache.get(p.a, p.b, p.kin, p.defer) is None)
         if feats is not None:  # (mirrored and plain keypoints: made by the workers when asked, kept here)
             new = sorted({i for p in fresh for i in p[:2]} - feats.keys())
-            feats.update(zip(new, map_files(_features_of, [(paths[i], bool(small[i])) for i in new],
+            feats.update(zip(new, map_files(features_of, [(paths[i], bool(small[i])) for i in new],
                                             workers=workers, progress=feature_bar if counted else None)))
         checked = dict(zip(fresh, verify_pairs(fresh, paths, workers=workers, progress=advance if counted else None,
                                                features=feats)))
@@ -382,7 +381,7 @@ def _to_verify(pairs: pd.DataFrame, picture: list[int]) -> list[Pair]:
     todo = todo[todo["a"] != todo["b"]]
     swap = todo["a"] > todo["b"]  # a picture's stand-in may sit after its partner
     todo = todo.assign(a=np.where(swap, todo["b"], todo["a"]), b=np.where(swap, todo["a"], todo["b"]),
-                       variant=np.where(swap, _INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
+                       variant=np.where(swap, INVERSE_VARIANT[todo["variant"].to_numpy(int)], todo["variant"]))
     rank = todo["channel"].map({c: i for i, c in enumerate(CHANNELS)})
     todo = todo.assign(rank=rank).sort_values(["rank", "dist", "a", "b"], kind="stable").drop_duplicates(["a", "b"])
     frames = todo["channel"].isin(FRAME_CHANNELS).to_numpy()
@@ -447,8 +446,8 @@ def _representatives(table: pd.DataFrame, groups: _Groups, verified: dict, quali
     features() made, the cache's, or measured now) and encodings (curate.original)."""
     grouped = sorted(x for ms in groups.members.values() if len(ms) > 1 for x in ms)
     featured = {i: f.traces for i, f in (feats or {}).items() if f is not None and f.traces is not None}
-    found = _traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir, known=featured)
-    codes, usual = _usual_encodings(table, paths, groups, workers=workers)
+    found = traces_of(table, paths, grouped, workers=workers, cache_dir=cache_dir, known=featured)
+    codes, usual = usual_encodings(table, paths, groups, workers=workers)
     return _label_groups(table, groups, verified, quality, dict(zip(grouped, found)), usual, codes, paths,
                          workers=workers)
 
@@ -476,7 +475,7 @@ def _transform(verified: dict[tuple[int, int], Match], a: int, b: int) -> tuple[
     """a -> b from the verified pair."""
     m = verified[(min(a, b), max(a, b))]
     t = (int(m.mirrored), m.beta)
-    return t if a < b else _inverse(t)
+    return t if a < b else inverse(t)
 
 
 def group_pairs(n: int, verified: dict[tuple[int, int], Match], better) -> _Groups:
@@ -515,39 +514,23 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
             for x in (a, b):
                 weakest[x] = min(weakest.get(x, m.score), m.score)
     derived = [""] * n
-    multi = [ms for ms in groups.members.values() if len(ms) > 1]
-    norm, centre = _tone_norm(traces, multi, codes, usual)
-    plain = _plain_quality(quality)
     path_list = table["path"].tolist()
     ordered = sorted(groups.members.values(), key=lambda ms: min(path_list[i] for i in ms))
-    edges = _scale_edges(verified)
-    # each group's representative: the image work (fill and detail tests) in the workers
-    tasks = []
-    for members in ordered:
-        t = {x: groups.t[x] for x in members}
-        cost, marks = _derivation(members, traces, norm, centre, codes, usual)
-        scales = _content_scales(members, edges)
-        detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
-        tasks.append((members, t, cost, {x: plain[x] for x in members}, {x: usual[x] for x in members}, marks,
-                      scales, detail, {x: paths[x] for x in members} if paths is not None else None))
-    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
-    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
-    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
-    for gid, (members, t, cost, _, _, marks, scales, _, _) in enumerate(tasks, start=1):
-        rep = roots[gid - 1]
+    chosen = originals(ordered, groups.t, traces, quality, codes, usual, verified, paths, workers=workers)
+    for gid, (members, (rep, marks, scales_to)) in enumerate(zip(ordered, chosen), start=1):
         for x in members:
             derived[x] = marks[x]
         # the kept file's marks are against itself: none. Its own turn wedges (orient) say when
         # it is a copy kept for want of an original (black shares and grey ranges of FracAtlas's
         # own originals vary too widely to say so: 26 of its 124 kept files would be flagged)
         derived[rep] = ""
-        content_scale[members] = _scales_to(members, rep, scales)
-        inv_rep = _inverse(t[rep])
+        content_scale[members] = scales_to
+        inv_rep = inverse(groups.t[rep])
         for x in members:
             group_id[x] = gid
-            m, beta = _compose(t[x], inv_rep)  # rep -> x
+            m, beta = compose(groups.t[x], inv_rep)  # rep -> x
             dup = -beta if not m else beta  # undo: un-mirror, then rotate by dup
-            angle[x] = round(_wrap(dup), 1) + 0.0
+            angle[x] = round(wrap(dup), 1) + 0.0
             mirrored[x] = bool(m)
             if x == rep:
                 relation[x], score[x], is_rep[x] = "representative", 1.0, True
@@ -578,7 +561,7 @@ def _label_groups(table, groups: _Groups, verified, quality, traces: dict, usual
 def _describe(m: int, beta: float) -> str:
     """'re-encoded', 'rotated 90', 'rotated -17°', 'mirrored', 'mirrored+rotated 90', ..."""
     parts = ["mirrored"] if m else []
-    b = _wrap(beta)
+    b = wrap(beta)
     quarter = round(b / 90.0) * 90
     if abs(b - quarter) < 2.0:
         if quarter % 360:

@@ -430,7 +430,7 @@ def hash_file(path: str | Path) -> dict:
 # ---- the stage ---------------------------------------------------------------------------------
 
 
-def _hash_with_sha(path: Path, sha256: str = "") -> dict:
+def hash_with_sha(path: Path, sha256: str = "") -> dict:
     """hash_file's row with the file's sha256: `sha256` when the audit has taken it (of the same
     bytes: reading and hashing them again cost as much as a small file's decode), else read here."""
     row = hash_file(path)
@@ -439,8 +439,8 @@ def _hash_with_sha(path: Path, sha256: str = "") -> dict:
 
 
 def _hash_item(item: tuple[Path, str]) -> dict:
-    """_hash_with_sha of a (path, audit's sha256) item, for map_files."""
-    return _hash_with_sha(*item)
+    """hash_with_sha of a (path, audit's sha256) item, for map_files."""
+    return hash_with_sha(*item)
 
 
 def _sha256(path: Path) -> str:

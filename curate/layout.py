@@ -46,7 +46,7 @@ def check_root(root: str | Path) -> Path:
     return root
 
 
-def _walk(root: Path) -> list[str]:
+def walk(root: Path) -> list[str]:
     """Every entry under root (relative, forward slashes) that gets a row. Links are followed
     (datasets are often built from them), each real folder walked once: a link loop, or a second
     link to a folder already walked, is one entry, and so is a folder that cannot be listed."""
@@ -121,7 +121,7 @@ def scan(root: str | Path, *, labels_csv: str | Path | None = None, path_pattern
         os.listdir(root)
     except OSError as exc:
         raise InputError(f"{root}: cannot list the folder ({exc.strerror})") from None
-    paths = _walk(root)
+    paths = walk(root)
     if not paths:
         raise InputError(f"{root}: the folder is empty (no files under it)")
     top_dirs = {p.split("/")[0] for p in paths if "/" in p}

@@ -211,11 +211,11 @@ def manifest_root(manifest_path: str | Path, root: str | Path | None = None) -> 
 def verify_manifest(manifest_path: str | Path, root: str | Path | None = None) -> dict:
     """Compare the files under ROOT with the manifest: missing, changed (sha256) and new files."""
     from curate.audit import sha256_of
-    from curate.layout import _walk, check_root
+    from curate.layout import check_root, walk
 
     table = read_manifest(manifest_path)
     root = check_root(manifest_root(manifest_path, root))
-    on_disk = set(_walk(root))
+    on_disk = set(walk(root))
     listed = dict(zip(table["path"], table["sha256"]))
     missing = sorted(p for p in listed if p not in on_disk)
     new = sorted(p for p in on_disk if p not in listed)

@@ -8,7 +8,7 @@ these against the least marked member (_derivation); among the least marked, the
 usual way, not shown a copy by the fill beyond another's frame (fill_beyond), with the more fine
 detail when two are put on one geometry (aligned_detail), in the pose the derived copies share,
 and the better file is kept (_root); a member it was losslessly turned and saved again from
-(curate.resave) takes over. _group_root does this for one group in a worker.
+(curate.resave) takes over. originals() does this for every group, _group_root for one in a worker.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from curate.imageio import decode, remap_maps
 from curate.parallel import map_files
 from curate.resave import RESAVE_MARGIN, lossless, resave_gap
 from curate.traces import encoding
-from curate.verify import _compose, _inverse, _off_extremes, _wrap
+from curate.verify import compose, inverse, off_extremes, wrap
 
 # Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 # A member's cost counts its traces against the least marked member of its group, in units:
@@ -39,7 +39,7 @@ USUAL_FLOOR = 0.05  # an encoding rarer than this among files without copies is 
 TONE_GAIN = 1.1  # the most a tone change alone sharpens a file (fine detail, ratio; see _derivation)
 
 
-def _usual_encodings(table: pd.DataFrame, paths: list[str], groups, workers=None) -> tuple[list[str], list[float]]:
+def usual_encodings(table: pd.DataFrame, paths: list[str], groups, workers=None) -> tuple[list[str], list[float]]:
     """Each file's encoding() and how common that encoding is among the files without copies
     (untouched originals, mostly; groups: dedup's union-find), as a share, 0 under USUAL_FLOOR;
     among all files when few have no copies."""
@@ -50,6 +50,29 @@ def _usual_encodings(table: pd.DataFrame, paths: list[str], groups, workers=None
     pool = alone if len(alone) >= 20 else [c for c in codes if c]
     share = pd.Series(pool, dtype=object).value_counts(normalize=True).to_dict() if pool else {}
     return codes, [share.get(c, 0.0) if share.get(c, 0.0) >= USUAL_FLOOR else 0.0 for c in codes]
+
+
+def originals(ordered: list[list[int]], t: list, traces: dict, quality: list, codes: list[str] | None,
+              usual: list[float], verified: dict, paths: list[str] | None = None, workers=None) -> list[tuple]:
+    """Each group's (representative, its members' marks, their content scales against it: _scales_to),
+    for the groups `ordered` (rows; t[x]: x's transform from its group's core). quality: dedup's
+    _quality_key per row; codes, usual: usual_encodings(); verified: the verified pairs; paths None:
+    no image tests."""
+    norm, centre = _tone_norm(traces, [ms for ms in ordered if len(ms) > 1], codes, usual)
+    plain = _plain_quality(quality)
+    edges = _scale_edges(verified)
+    # each group's representative: the image work (fill and detail tests) in the workers
+    tasks = []
+    for members in ordered:
+        cost, marks = _derivation(members, traces, norm, centre, codes, usual)
+        detail = {x: traces[x][0] for x in members if traces.get(x) is not None}
+        tasks.append((members, {x: t[x] for x in members}, cost, {x: plain[x] for x in members},
+                      {x: usual[x] for x in members}, marks, _content_scales(members, edges), detail,
+                      {x: paths[x] for x in members} if paths is not None else None))
+    heavy = [k for k, task in enumerate(tasks) if len(task[0]) > 1]  # a lone file is its own representative
+    roots = {k: tasks[k][0][0] for k in range(len(tasks))}
+    roots.update(zip(heavy, map_files(_group_root, [tasks[k] for k in heavy], workers=workers)))
+    return [(roots[k], task[5], _scales_to(task[0], roots[k], task[6])) for k, task in enumerate(tasks)]
 
 
 def _tone_norm(traces: dict, groups: list[list[int]], codes: list[str] | None = None,
@@ -83,7 +106,7 @@ def _derivation(members: list[int], traces: dict, norm: tuple[float, float] | No
     turned copy's grey range). norm: the usual grey range (None: no tone marks); centre: the
     median range of every file measured, which says what is far off for the sharpness
     reference (the usual range is itself found with that reference). codes, usual: each row's
-    encoding() and its share (see _usual_encodings): black and white shares are compared only
+    encoding() and its share (see usual_encodings): black and white shares are compared only
     between members saved alike (JPEG noise at another quality spreads an extreme level
     differently), and the sharpness reference is among those saved the most usual way (a low
     quality's blocks look like fine detail)."""
@@ -177,8 +200,8 @@ def _least_marked(members: list[int], t: dict, cost: dict, quality: list, usual:
     derived = [x for x in members if cost[x] >= best + DERIVED_COST]
 
     def made_from(c: int) -> int:  # derived members in c's pose, give or take a small turn
-        inv = _inverse(t[c])
-        return sum(1 for x in derived if _near_pose(_compose(t[x], inv)))
+        inv = inverse(t[c])
+        return sum(1 for x in derived if _near_pose(compose(t[x], inv)))
 
     toned = {c: "tone" in (marks or {}).get(c, "") for c in candidates}
     copies = framed(sorted(candidates, key=lambda c: cost[c])[:FRAME_CANDIDATES]) if framed and len(candidates) > 1 else set()
@@ -302,7 +325,7 @@ def _framed_copies(candidates: list[int], t: dict, scales: dict, pixels) -> set[
         pc, pd_ = pixels(c), pixels(d)
         if pc is None or pd_ is None or pc.shape != pd_.shape or c not in scales or d not in scales:
             continue
-        beta = _compose(t[d], _inverse(t[c]))[1]  # c -> d (the sign a mirror leaves open is tried both ways)
+        beta = compose(t[d], inverse(t[c]))[1]  # c -> d (the sign a mirror leaves open is tried both ways)
         s = scales[d] / scales[c]
         fd = max(fill_beyond(pd_, sign * beta, s) for sign in (1, -1))
         fc = max(fill_beyond(pc, sign * beta, 1 / s) for sign in (1, -1))
@@ -375,7 +398,7 @@ def _line_up(c: np.ndarray, d: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, f
         wc = cv2.warpAffine(c, w, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         inside = cv2.warpAffine(np.ones_like(c), w, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
         for img, ref in ((wc, c), (d, d)):  # a fill is at its image's darkest or brightest level
-            inside &= _off_extremes(img, ref)
+            inside &= off_extremes(img, ref)
         if inside.sum() < 100:
             return 0.0
         # of the grey levels' ranks: a tone change (gamma, contrast) keeps their order
@@ -397,7 +420,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
     (d is c mirrored if so, turned deg CCW and scaled by `scale`, give or take a shift): > 0
     when d was resampled from c. None when the two are not resampled one against the other
     (a right-angle turn, a mirror, a tone: nothing to see) or do not line up."""
-    off = abs(_wrap(deg) - 90 * round(_wrap(deg) / 90))
+    off = abs(wrap(deg) - 90 * round(wrap(deg) / 90))
     if off < ALIGN_TURN and abs(math.log(max(scale, 1e-6))) < ALIGN_SCALE:
         return None
     best = None
@@ -414,7 +437,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
     def common(img: np.ndarray, ref: np.ndarray, other: np.ndarray, other_ref: np.ndarray, inside: np.ndarray):
         # where both show the exposure, off their darkest and brightest levels and the hard
         # edges a fill or a clipped tone makes there
-        keep = inside * _off_extremes(img, ref) * _off_extremes(other, other_ref)
+        keep = inside * off_extremes(img, ref) * off_extremes(other, other_ref)
         return cv2.erode(keep.astype(np.float32), kernel)
 
     c_on_d = cv2.warpAffine(c, to_d, d.shape[::-1], flags=cv2.INTER_LINEAR)
@@ -429,7 +452,7 @@ def aligned_detail(c: np.ndarray, d: np.ndarray, mirror: bool, deg: float, scale
 
 def _near_pose(t: tuple[int, float]) -> bool:
     """Not mirrored, and turned less than 45 degrees."""
-    return t[0] == 0 and abs(_wrap(t[1])) < 45.0
+    return t[0] == 0 and abs(wrap(t[1])) < 45.0
 
 
 def _group_root(task: tuple) -> int:
@@ -456,11 +479,11 @@ def _group_root(task: tuple) -> int:
         pc, pd_ = pixels(c), pixels(d)
         if pc is None or pd_ is None or c not in scales or d not in scales:
             return None
-        m, beta = _compose(t[d], _inverse(t[c]))  # c -> d
+        m, beta = compose(t[d], inverse(t[c]))  # c -> d
         return aligned_detail(pc, pd_, bool(m), beta, scales[d] / scales[c])
 
     def resaved(x: int, c: int) -> float | None:
-        pose = lossless(*_compose(t[c], _inverse(t[x])))  # x -> c
+        pose = lossless(*compose(t[c], inverse(t[x])))  # x -> c
         return resave_gap(paths[x], paths[c], *pose) if pose is not None else None  # (it checks the frame)
 
     return _root(members, t, cost, plain, usual, marks, framed, aligned, detail, resaved)

@@ -1,7 +1,7 @@
 """What making a copy leaves on one file, measured: `traces` (fine detail against the next
 coarser level, the shares at the darkest and brightest grey level, the grey range of the rest)
 and `encoding` (how it was saved). curate.original weighs them to tell which member of a group
-the others were derived from; `_traces_of` keeps them between runs (TRACES_VERSION)."""
+the others were derived from; `traces_of` keeps them between runs (TRACES_VERSION)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ def traces(path: str) -> tuple[float, float, float, float, float] | None:
         pixels = decode(path, max_side=TRACE_SIDE).pixels
     except Exception:
         return None
-    return _traces(pixels)
+    return pixel_traces(pixels)
 
 
-def _traces(pixels: np.ndarray) -> tuple[float, float, float, float, float] | None:
+def pixel_traces(pixels: np.ndarray) -> tuple[float, float, float, float, float] | None:
     """traces() of a file's pixels decoded at TRACE_SIDE."""
     if min(pixels.shape) < 16:
         return None
@@ -76,7 +76,7 @@ def encoding(path: str) -> str:
         return ""
 
 
-def _traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, workers=None, cache_dir=None,
+def traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, workers=None, cache_dir=None,
                known: dict | None = None) -> list:
     """traces() of the given rows, from the cache where a file is unchanged, else from `known`
     ({row: traces} that features() made), else made here."""

@@ -38,7 +38,7 @@ from curate.errors import ImageError
 from curate.hashing import equalise, mid_ranks
 from curate.imageio import decode, fit
 from curate.parallel import Progress, default_workers, map_files, scaled, shared
-from curate.traces import TRACE_SIDE, _traces
+from curate.traces import TRACE_SIDE, pixel_traces
 
 # Each constant's history (sets, seeds, before/after): docs/dedup-constants.md.
 VERIFY_SIDE = 192  # px: images are compared at this size (longest side)
@@ -169,7 +169,7 @@ def _keypoints(img: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndar
 
 def features(path: str, traced: bool = False) -> Features | None:
     """Decoded, equalised pixels and keypoints of one file (None if it does not decode).
-    traced: the file is under 2 * VERIFY_SIDE a side (_small), so libjpeg reduces neither its
+    traced: the file is under 2 * VERIFY_SIDE a side (small_rows), so libjpeg reduces neither its
     decode at VERIFY_SIDE nor at TRACE_SIDE: the one decode at TRACE_SIDE, shrunk, is the
     other, and the file's traces() are made from it too (on the kaggle set a decode is most of
     their cost)."""
@@ -187,18 +187,18 @@ def features(path: str, traced: bool = False) -> Features | None:
     clipped = float((pixels == pixels.min()).mean())
     found = Features(eq, flat, clipped, _keypoints(eq, _anatomy(flat)), str(path))
     if traced:
-        found.traces = _traces(raw)
+        found.traces = pixel_traces(raw)
     return found
 
 
-def _features_of(item: tuple[str, bool]) -> Features | None:
+def features_of(item: tuple[str, bool]) -> Features | None:
     """features() of a (path, traced) item, for map_files (and under a name verify_pairs's
     `features` argument does not hide)."""
     return features(*item)
 
 
-def _small(table: pd.DataFrame) -> np.ndarray:
-    """Rows whose image (as the audit measured it) is under 2 * VERIFY_SIDE a side: see features()."""
+def small_rows(table: pd.DataFrame) -> np.ndarray:
+    """True for each row whose image (as the audit measured it) is under 2 * VERIFY_SIDE a side: see features()."""
     if not {"width", "height"} <= set(table.columns):
         return np.zeros(len(table), bool)
     sides = table[["width", "height"]].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
@@ -337,7 +337,7 @@ def _blurs(half: bool = False):
     return (lambda f: cv2.GaussianBlur(f, (0, 0), 1.0)), _wide_blur
 
 
-def _off_extremes(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def off_extremes(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Where img is more than 2 grey levels inside ref's darkest and brightest (a fill, a clipped
     tone sits at them). Python ints: uint8 arithmetic would wrap at 0 and 255."""
     return (img > int(ref.min()) + 2) & (img < int(ref.max()) - 2)
@@ -350,7 +350,7 @@ def _ranked_common(a: np.ndarray, b: np.ndarray, warped: np.ndarray, inside: np.
     two images' darkest and brightest levels (a fill, a clipped tone) are left out."""
     if inside is None:
         return 0.0
-    keep = inside & _off_extremes(a, a) & _off_extremes(warped, b)
+    keep = inside & off_extremes(a, a) & off_extremes(warped, b)
     keep = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if keep.sum() < MIN_OVERLAP * keep.size / 4:
         return 0.0
@@ -678,10 +678,11 @@ def _match(ok: bool, score: float, mirror: bool, m: np.ndarray, inliers: int, co
     phi = math.degrees(math.atan2(m[1, 0], m[0, 0]))
     beta = phi if mirror else -phi  # m maps a onto mirror^k(b); see the module docstring
     scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
-    return Match(ok, score, mirror, _wrap(beta), scale, inliers, cover_a, cover_b, _offset(m, *shapes))
+    return Match(ok, score, mirror, wrap(beta), scale, inliers, cover_a, cover_b, _offset(m, *shapes))
 
 
-def _wrap(deg: float) -> float:
+def wrap(deg: float) -> float:
+    """The angle deg in [-180, 180)."""
     return (deg + 180.0) % 360.0 - 180.0
 
 
@@ -700,8 +701,8 @@ class Pair(NamedTuple):
     start: Match | None = None  # such a near miss (Match.pending): only its refinement is left to do
 
 
-def _verify_batch(pairs: list[Pair]) -> list[Match]:
-    """Verify pairs with the features map_files shared (see _verified_batch)."""
+def verify_batch(pairs: list[Pair]) -> list[Match]:
+    """The pairs' Matches, verified with the features map_files shared (see _verified_batch)."""
     return _verified_batch(pairs)[0]
 
 
@@ -717,7 +718,7 @@ def _verified_batch(pairs: list[Pair]) -> tuple[list[Match], dict[int, tuple]]:
     out = []
     for p in pairs:
         fa, fb = feats.get(p.a), feats.get(p.b)
-        out.append(_verify_pair(fa, fb, p))
+        out.append(verify_pair(fa, fb, p))
     made = {}
     for i in rows:
         f = feats[i]
@@ -739,7 +740,7 @@ def verify_pairs(pairs: list[Pair], paths: list[str], *, workers: int | None = N
         return _verify_on_cluster(pairs, paths, workers, progress)
     if features is None:
         need = sorted({i for a, b, *_ in pairs for i in (a, b)})
-        features = dict(zip(need, map_files(_features_of, [(paths[i], False) for i in need], workers=workers)))
+        features = dict(zip(need, map_files(features_of, [(paths[i], False) for i in need], workers=workers)))
     slots = workers if isinstance(workers, int) else default_workers()
     batches = _batches(pairs, slots)
     done = map_files(_verified_batch, batches, workers=workers, shared=features, chunk_size=1,
@@ -779,10 +780,10 @@ def _verify_on_cluster(pairs: list[Pair], paths: list[str], executor: Executor, 
 def _verify_batch_from_files(task: tuple[list[Pair], dict[int, str]]) -> list[Match]:
     batch, files = task
     feats = {i: features(path) for i, path in files.items()}
-    return [_verify_pair(feats[p.a], feats[p.b], p) for p in batch]
+    return [verify_pair(feats[p.a], feats[p.b], p) for p in batch]
 
 
-def _verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
+def verify_pair(fa: Features | None, fb: Features | None, p: Pair) -> Match:
     """verify() as the pair asks; a kin pair (Pair.kin) that fails is tried again the other way
     round, b against a: verification is not symmetric (it warps b onto a's frame), and on the
     kaggle set a parent and child failed one way (0.55, and 0.0: no alignment) and passed the
@@ -822,7 +823,7 @@ def _taken_up(fa: Features, fb: Features, start: Match) -> Match:
 
 def _turned_round(back: Match) -> Match:
     """The result of verifying b against a, as a -> b."""
-    mirrored, beta = _inverse((int(back.mirrored), back.beta))
+    mirrored, beta = inverse((int(back.mirrored), back.beta))
     return Match(back.ok, back.score, bool(mirrored), beta, 1.0 / back.scale if back.scale > 0 else back.scale,
                  back.inliers, back.cover_b, back.cover_a, back.offset)
 
@@ -881,12 +882,13 @@ def _centred_match(fa: Features, fb: Features) -> Match:
 # A transform (m, beta): x -> rotate(mirror^m(x), beta). Composition and inverse.
 
 
-def _compose(t1: tuple[int, float], t2: tuple[int, float]) -> tuple[int, float]:
-    """t1 after t2."""
+def compose(t1: tuple[int, float], t2: tuple[int, float]) -> tuple[int, float]:
+    """The transform t1 after t2."""
     (m1, b1), (m2, b2) = t1, t2
-    return m1 ^ m2, _wrap(b1 + (-b2 if m1 else b2))
+    return m1 ^ m2, wrap(b1 + (-b2 if m1 else b2))
 
 
-def _inverse(t: tuple[int, float]) -> tuple[int, float]:
+def inverse(t: tuple[int, float]) -> tuple[int, float]:
+    """The transform that undoes t."""
     m, b = t
-    return (m, b) if m else (0, _wrap(-b))
+    return (m, b) if m else (0, wrap(-b))

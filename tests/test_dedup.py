@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from curate.dedup import duplicates_frame, dups_summary, find_duplicates, group_pairs, label_conflicts, write_duplicates
-from curate.verify import Match, _off_extremes, _strict, _turned_alike
+from curate.verify import Match, _strict, _turned_alike, off_extremes
 from curate.hashing import hash_images
 
 from tests.test_hashing import scan_like, xray
@@ -404,7 +404,7 @@ def test_a_put_off_refinement_gives_what_refining_at_once_gives(tmp_path):
     at_once = verify.verify(fo, fc, False, tries=1)
     put_off = verify.verify(fo, fc, False, tries=1, defer=True)
     assert at_once.ok and not put_off.ok and put_off.pending is not None
-    later = verify._verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
+    later = verify.verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
     assert later == at_once and later.pending is None
 
 
@@ -423,7 +423,7 @@ def test_a_put_off_affine_alignment_is_scored_when_taken_up(tmp_path):
     at_once = verify.verify(fo, fc, False, tries=1)
     put_off = verify.verify(fo, fc, False, tries=1, defer=True)
     assert at_once.ok and not put_off.ok and len(put_off.pending[2]) == 1
-    later = verify._verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
+    later = verify.verify_pair(fo, fc, verify.Pair(0, 1, False, None, True, start=put_off))
     assert later == at_once and later.pending is None
 
 def test_near_misses_are_refined_after_the_rounds_only_where_their_files_are_still_apart(tmp_path, monkeypatch):
@@ -812,9 +812,9 @@ def test_levels_off_the_extremes_of_a_nearly_black_image_are_none_and_warn_nothi
     black = np.array([[0, 1], [1, 0]], np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # uint8 max() - 2 would wrap round with an overflow warning
-        assert not _off_extremes(black, black).any()
+        assert not off_extremes(black, black).any()
     ramp = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
-    kept = ramp[_off_extremes(ramp, ramp)]
+    kept = ramp[off_extremes(ramp, ramp)]
     assert kept.min() == 3 and kept.max() == 252
 
 
@@ -906,8 +906,8 @@ def test_small_files_make_features_and_traces_from_one_decode(tmp_path):
         assert np.array_equal(one.pixels, both.pixels) and np.array_equal(one.flat, both.flat)
         assert one.clipped == both.clipped and all(np.array_equal(x, y) for x, y in zip(one.keypoints, both.keypoints))
     table = pd.DataFrame({"width": [220, 384, 0, 500], "height": [150, 100, 0, 300]})
-    assert verify._small(table).tolist() == [True, False, False, False]
-    assert not verify._small(table.drop(columns="width")).any()
+    assert verify.small_rows(table).tolist() == [True, False, False, False]
+    assert not verify.small_rows(table.drop(columns="width")).any()
 
 
 def test_the_affine_is_tried_only_where_the_similarity_found_some_agreement(tmp_path, monkeypatch):

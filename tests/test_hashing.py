@@ -150,8 +150,8 @@ def test_cache_is_reused_and_a_changed_file_is_hashed_again(tmp_path, monkeypatc
 
     hashed = []
     import curate.hashing as hashing
-    real = hashing._hash_with_sha
-    monkeypatch.setattr(hashing, "_hash_with_sha", lambda p, sha="": hashed.append(Path(p).name) or real(p, sha))
+    real = hashing.hash_with_sha
+    monkeypatch.setattr(hashing, "hash_with_sha", lambda p, sha="": hashed.append(Path(p).name) or real(p, sha))
     again = hash_images(scan_like(root), root, workers=1, cache_dir=cache)
     assert hashed == []  # everything came from the cache
     pd.testing.assert_frame_equal(again, first)

@@ -86,8 +86,8 @@ def test_a_kin_pair_that_fails_one_way_is_verified_the_other_way_round(monkeypat
 
     monkeypatch.setattr(verify, "verify", one_way)
     plain = verify.Pair(0, 1, False, None, True, 2)
-    assert not verify._verify_pair("child", "parent", plain).ok and len(calls) == 1
-    m = verify._verify_pair("child", "parent", plain._replace(kin=True))
+    assert not verify.verify_pair("child", "parent", plain).ok and len(calls) == 1
+    m = verify.verify_pair("child", "parent", plain._replace(kin=True))
     assert calls[1:] == [("child", "parent"), ("parent", "child")]
     assert m.ok and m.score == 0.92 and m.beta == -12.0 and m.scale == 1.25 and (m.cover_a, m.cover_b) == (0.7, 0.9)
 
@@ -102,11 +102,11 @@ def test_a_kin_pair_keypoints_cannot_align_is_aligned_as_a_turn_and_zoom_about_t
     parent, child, stranger = (verify.features(str(tmp_path / f"{n}.jpg")) for n in files)
     monkeypatch.setattr(verify, "verify", lambda *args, **kwargs: verify.Match(False, 0.0))  # no keypoint alignment
     pair = verify.Pair(0, 1, False, None, True, 2)
-    assert not verify._verify_pair(parent, child, pair).ok  # names say nothing: no second look
-    m = verify._verify_pair(parent, child, pair._replace(kin=True))
+    assert not verify.verify_pair(parent, child, pair).ok  # names say nothing: no second look
+    m = verify.verify_pair(parent, child, pair._replace(kin=True))
     assert m.ok and m.score >= verify.REFINED_CORRELATION
     assert abs(m.beta - 18) < 1 and abs(m.scale - 1.15) < 0.03 and not m.mirrored  # as verify() reads it
-    assert not verify._verify_pair(parent, stranger, pair._replace(kin=True)).ok  # another radiograph
+    assert not verify.verify_pair(parent, stranger, pair._replace(kin=True)).ok  # another radiograph
 
 
 def test_a_weak_link_joins_two_groups_only_with_a_family_name_and_one_label(tmp_path, monkeypatch):
@@ -121,7 +121,7 @@ def test_a_weak_link_joins_two_groups_only_with_a_family_name_and_one_label(tmp_
                ("82-rotated1", "82-rotated1-rotated1", 0.82)]}
     proposed = pd.DataFrame([(a, b, 1, 0, "phash") for a, b in scores], columns=["a", "b", "dist", "variant", "channel"])
     monkeypatch.setattr(dedup, "candidate_pairs", lambda t, **_: proposed)
-    monkeypatch.setattr(verify, "_verify_pair", lambda fa, fb, p: verify.Match(True, scores[(p.a, p.b)])
+    monkeypatch.setattr(verify, "verify_pair", lambda fa, fb, p: verify.Match(True, scores[(p.a, p.b)])
                         if (p.a, p.b) in scores else verify.Match(False))
 
     def groups(t: pd.DataFrame) -> int:
@@ -149,6 +149,6 @@ def test_a_chain_in_more_fragments_than_name_groups_rejoins_along_its_parents(tm
             return verify.Match(False)
         return verify.Match(True, 0.82 if y == "82-rotated1-rotated1-rotated1" else 0.95)
 
-    monkeypatch.setattr(verify, "_verify_pair", parent_and_child)
+    monkeypatch.setattr(verify, "verify_pair", parent_and_child)
     monkeypatch.setattr(dedup, "NAME_GROUPS", 2)
     assert dedup.find_duplicates(table, root, workers=1)["group"].nunique() == 1
