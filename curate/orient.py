@@ -55,8 +55,8 @@ from curate.pair_pixels import PAD_SURE, beyond_fill, resample_gap
 from curate.parallel import Progress, map_files
 from curate.resave import RESAVE_MARGIN, resave_gap
 from curate.skew import DECODE_SIDE, NO_SKEW, SkewCache, estimate_skew, wedge_fit
-from curate.upright import (PAIR_FIT, PAIR_MARGIN, SUPPORT, chain_starts, onto_upright, placed_frame, upright_sources,
-                            upright_tests)
+from curate.upright import (PAIR_FIT, PAIR_MARGIN, SUPPORT, chain_starts, holds_own_picture, onto_upright, pad_frame,
+                            placed_frame, upright_sources, upright_tests)
 from curate.verify import VERIFY_SIDE
 
 ORIENT_COLUMNS = ("rotation", "orient_source", "orient_confidence", "orient_flag")
@@ -227,7 +227,7 @@ def _first_round(groups: list[Group], cols: _Columns, work: _Work, progress) -> 
     for g in groups:
         for i, degs in g.tests().items():
             search, tests, frames = tasks.get(i, (False, [], []))
-            tasks[i] = (search, tests + degs, frames)
+            tasks[i] = (search, tests + degs, frames + (_own_frames(g, cols.content, cols.dims) if i == g.anchor else []))
         if not g.clusters:
             _, tests, frames = tasks.get(g.anchor, (False, [], []))
             tasks[g.anchor] = (True, tests, frames)
@@ -382,6 +382,12 @@ def _pad_frames(g: Group, x: int, content, dims) -> list[tuple]:
     return [frame] if frame is not None else []
 
 
+def _own_frames(g: Group, content, dims) -> list[tuple]:
+    """Each cluster witness's frame placed in the anchor (see pad_frame), for the anchor's own-picture
+    test in _odd_decision."""
+    return [f for _, w in g.clusters for x in g.seen[w] if (f := pad_frame(g, g.anchor, x, content, dims)) is not None]
+
+
 def _witness_pad(g: Group, found: list, w: int, content, dims) -> float:
     """How well the pixels of cluster w's witnesses beyond the anchor's frame fit a fill (the
     best of them; 0 when not tested): a Kaggle-style copy turned and zoomed out on the anchor's
@@ -418,10 +424,14 @@ def _odd_decision(g: Group, found: list, content=None, dims=None) -> tuple | Non
         fk = found[k]["fits"].get(round(-o, 2), 0.0)
         fw = max(found[x]["fits"].get(g.test_angle(x), 0.0) for x in g.seen[w])
         pad = _witness_pad(g, found, w, content, dims) if content is not None else 0.0
+        # the anchor shows picture of its own beyond the frame of every member tested: made from none
+        # of them, so a fit under SUPPORT is a chance one (kaggle 829's 66.jpg: 0.38 at 8.2 against
+        # its copy zoomed in 1.2 with no fill left, its own pixels beyond that copy's frame 0.06, 8.1)
+        unsourced = content is not None and all(holds_own_picture(g, found, k, x, content, dims) for x in g.seen[w])
         if pad >= PAD_SURE:
             straight.append((pad, w))
         elif fk >= PAIR_FIT and fk - fw >= PAIR_MARGIN and (g.score[w] >= COPY_SCORE or fk >= SUPPORT) \
-                and (g.resampled[k] or not all(g.resampled[x] for x in g.seen[w])):
+                and (g.resampled[k] or not all(g.resampled[x] for x in g.seen[w])) and not (unsourced and fk < SUPPORT):
             padded.append((fk, o, w))
         elif fw >= PAIR_FIT and fw - fk >= PAIR_MARGIN:
             straight.append((fw, w))

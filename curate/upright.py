@@ -16,6 +16,7 @@ import numpy as np
 
 from curate.group_turns import AGREE, GROUP_SNAP, Group, angle_diff, group_confidence, odd_part
 from curate.pair_pixels import PAD_SURE, SCALE_ERROR
+from curate.skew import SKEW_BAR, skew_confidence
 
 # Why each value is what it is, and the figures behind it: docs/orient-constants.md.
 SUPPORT = 0.75  # wedge fit (of ACCEPT) that confirms a pair's odd turn: few straight films reach it, most copies do
@@ -60,11 +61,25 @@ def _cut(g: Group, x: int, u: int, content, dims) -> tuple[float, float, float] 
     return frame if frame is not None and not _shows_more(u, x, content) else None
 
 
-def _pad(g: Group, x: int, u: int, content, dims) -> tuple | None:
+def pad_frame(g: Group, x: int, u: int, content, dims) -> tuple | None:
     """u's frame placed in x (see placed_frame) at every scale within PAD_REACH, two constants counting
     as a fill (a Kaggle-style chain copy's pad holds black and white): x's pixels there say whether
     x was padded around u's picture."""
     return placed_frame(g, u, x, content, dims, PAD_REACH, mixed=True)
+
+
+def pad_fill(g: Group, found: list, x: int, u: int, content, dims) -> tuple[float, float]:
+    """x's pixels beyond u's frame (pad_frame): how well they fit a fill, and the grey levels a pixel
+    they hold that no fill explains; (0, 0) when not measured or when the frame covers x."""
+    pad = pad_frame(g, x, u, content, dims)
+    return (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)
+
+
+def holds_own_picture(g: Group, found: list, x: int, u: int, content, dims) -> bool:
+    """Whether x shows picture of its own beyond u's frame (no fill, PAD_FIT, and PICTURE grey
+    levels left): x holds what u does not, so x was not made from u."""
+    fill, left = pad_fill(g, found, x, u, content, dims)
+    return fill < PAD_FIT and left >= PICTURE
 
 
 def _pair_tests(g: Group, x: int, u: int, content, dims) -> list[tuple[int, list[float], list[tuple]]]:
@@ -73,7 +88,7 @@ def _pair_tests(g: Group, x: int, u: int, content, dims) -> list[tuple[int, list
     on a fixed canvas fills x's corners even where a zoom in hides the wedges' shape) and, where
     x shows the picture larger, u's pixels beyond x's frame (cut from u?); and u's pixels beyond
     x's frame, two constants counting as a fill, at any scale (padded around x?)."""
-    cut, pad = _cut(g, x, u, content, dims), _pad(g, x, u, content, dims)
+    cut, pad = _cut(g, x, u, content, dims), pad_frame(g, x, u, content, dims)
     beyond = [f for f in (cut, placed_frame(g, x, u, content, dims, mixed=True)) if f is not None]
     return [(x, [round(-odd_part(g.turn(x, u)), 2)], [pad] if pad else []),
             (u, [round(-odd_part(g.turn(u, x)), 2)], beyond)]
@@ -175,11 +190,11 @@ def _turned_from(g: Group, found: list, x: int, u: int, content, dims, resamplin
     fx = found[x]["fits"].get(round(-odd_part(g.turn(x, u)), 2), 0.0)
     fu = found[u]["fits"].get(round(-odd_part(g.turn(u, x)), 2), 0.0)
     u_padded = fu >= PAIR_FIT and fu - fx >= PAIR_MARGIN
-    cut, pad = _cut(g, x, u, content, dims), _pad(g, x, u, content, dims)
+    cut, pad = _cut(g, x, u, content, dims), pad_frame(g, x, u, content, dims)
     # (a file that did not decode says nothing: None)
     beyond, picture = (found[u]["beyond"].get(cut) or (1.0, 0.0)) if cut else (1.0, 0.0)
-    fill, left = (found[x]["beyond"].get(pad) or (0.0, 0.0)) if pad else (0.0, 0.0)
-    own_picture = fill < PAD_FIT and left >= PICTURE  # x shows picture of its own beyond u's frame
+    fill = pad_fill(g, found, x, u, content, dims)[0]
+    own_picture = holds_own_picture(g, found, x, u, content, dims)
     shows_less = pad is not None and _shows_more(u, x, content)  # u shows the picture larger: cut from x?
     # at about u's scale, a copy made from u holds nothing of its own beyond u's frame (two copies
     # both cut from a third do)
@@ -200,8 +215,12 @@ def _turned_from(g: Group, found: list, x: int, u: int, content, dims, resamplin
     cut_from = cut is None or beyond < BEYOND_LOOSE
     if (fx >= SUPPORT or backed) and fx - fu >= PAIR_MARGIN and (fill >= PAD_FIT if shows_less else cut_from):
         return fx
-    # ... and where x shows no picture of its own beyond u's frame either, u's wedges are chance
-    if u_picture and not own_picture:
+    # ... and where x shows no picture of its own beyond u's frame either, u's wedges are chance,
+    # unless they fit as well as a lone image's search reports a skew (SKEW_BAR): no original's
+    # chance fit reached that (224 px: 0.3-0.87). Kaggle 829's upright 7.jpg was read as cut from
+    # its copy turned -12.3 and zoomed out to 0.872 (wedges 1.33): the verified turn and scale,
+    # 1.1 degrees and 1.2% off, put its bright edge band beyond its frame in the copy, picture
+    if u_picture and not own_picture and skew_confidence(fu) < SKEW_BAR:
         u_padded = False
     # no original beyond a copy's frame fits PAD_SURE (see PAD_FIT): only a fit that confirms a
     # turn (SUPPORT) says u was padded instead (kaggle 73's 27.jpg fits 0.30 by chance against its

@@ -867,6 +867,42 @@ def test_a_kept_zoomed_out_copy_is_turned_onto_an_original_whose_wedge_fit_is_un
     assert abs(out.loc["copy1.png", "rotation"] + 18.0) <= 0.5 and out.loc["copy1.png", "orient_source"] == "group", out
 
 
+def test_a_kept_original_is_not_read_as_cut_from_a_copy_whose_wedges_reach_the_skew_bar(tmp_path, monkeypatch):
+    """Kaggle 829's upright 7.jpg: its copy turned -12.3 and zoomed out to 0.872 (border
+    replicated) fits wedges at the pair's angle 1.33, the original 0.21 by chance. The verified
+    turn and scale, 1.1 degrees and 1.2% off, put the original's bright edge band beyond its frame
+    in the copy, so the copy's pixels there read as picture (0.08, 19 grey levels left; the
+    original's beyond the copy's frame 0.335, none left: the values measured, given here). Wedges
+    that reach the skew search's own bar are no chance fit: the copy was padded around the
+    original, which stands (it was turned -13.4 onto the copy)."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    h, w = base.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -12.3, 0.872)
+    copy = cv2.warpAffine(base, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    save(tmp_path / "copy.png", copy)
+    measured_as(monkeypatch, copy, fit=1.33, beyond=(0.081, 18.98))
+    measured_as(monkeypatch, base, fit=0.21, beyond=(0.335, 0.0))
+    geo = {"orig.png": (0.0, 1.0, ""), "copy.png": (12.3, 0.872, "")}
+    out = orient(group_table(geo, "orig.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0, out
+    assert abs(out.loc["copy.png", "rotation"] - 12.3) <= 0.5, out  # the copy still gets its turn back
+
+
+def test_a_kept_original_fitting_wedges_by_chance_is_not_turned_onto_a_copy_cut_from_it(tmp_path, monkeypatch):
+    """Kaggle 829's upright 66.jpg: its one copy at an odd angle, turned 8 and zoomed in 1.2 (no
+    fill left: wedges 0.05), and the original fitting wedges at the pair's angle 0.38 by chance
+    (given here). Under SUPPORT, and the original shows picture of its own beyond the copy's frame
+    (measured): it was not made from the copy, so its fit is a chance one and it stands."""
+    base = scan_like(5)
+    save(tmp_path / "orig.png", base)
+    save(tmp_path / "copy.png", cut_copy(base, 8.0, 1.2))
+    monkeypatch.setattr(orient_module, "wedge_fit", lambda px, deg: 0.38 if np.array_equal(px, base) else 0.05)
+    geo = {"orig.png": (0.0, 1.0, ""), "copy.png": (-8.0, 1.2, "tone")}
+    out = orient(group_table(geo, "orig.png"), tmp_path, workers=1).set_index("path")
+    assert out.loc["orig.png", "rotation"] == 0 and out.loc["orig.png", "orient_flag"] == "", out
+
+
 @pytest.mark.parametrize("angle, zoom", [(20.0, 1.3), (-12.0, 0.9), (8.0, 1.0)])
 def test_resample_gap_says_which_of_two_members_was_resampled_from_the_other(angle, zoom):
     """A copy turned and zoomed (linear interpolation) put back onto its original is resampled
