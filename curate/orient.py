@@ -227,7 +227,7 @@ def _first_round(groups: list[Group], cols: _Columns, work: _Work, progress) -> 
     for g in groups:
         for i, degs in g.tests().items():
             search, tests, frames = tasks.get(i, (False, [], []))
-            tasks[i] = (search, tests + degs, frames + (_own_frames(g, cols.content, cols.dims) if i == g.anchor else []))
+            tasks[i] = (search, tests + degs, frames)
         if not g.clusters:
             _, tests, frames = tasks.get(g.anchor, (False, [], []))
             tasks[g.anchor] = (True, tests, frames)
@@ -282,10 +282,16 @@ def _odd_decisions(groups: list[Group], cols: _Columns, work: _Work, progress) -
     onto_upright names one); the anchors left open get their own search (round 2)."""
     found, content, dims = work.found, cols.content, cols.dims
     onto = {id(g): onto_upright(g, found, content, dims) for g in groups}
-    # the witnesses' pad test, only where their wedges would let the anchor be turned: it can
-    # only stop a turn (most groups turn nothing)
-    turning = [g for g in groups if not onto[id(g)] and _wedges_turn(g, found)]
+    # the witnesses' pad test, only where their wedges would let the anchor be turned, and the
+    # anchor's own picture beyond their frames, only where they would turn or flag it: either can
+    # only stop that (most groups turn nothing; measured for every group, they tripled orient's time)
+    said = {id(g): _odd_decision(g, found) for g in groups if not onto[id(g)]}
+    turning = [g for g in groups if said.get(id(g)) and said[id(g)][0]]
+    doubted = [g for g in groups if said.get(id(g)) and (said[id(g)][0] or said[id(g)][3])]
     pads = {x: (False, [], _pad_frames(g, x, content, dims)) for g in turning for _, w in g.clusters for x in g.seen[w]}
+    for g in doubted:
+        _, _, frames = pads.get(g.anchor, (False, [], []))
+        pads[g.anchor] = (False, [], frames + _own_frames(g, content, dims))
     if pads:
         _run(pads, work, None)
     odd = {id(g): onto[id(g)][:6] if onto[id(g)] else _odd_decision(g, found, content, dims) for g in groups}
@@ -368,12 +374,6 @@ def _gaps(pairs: list[tuple[int, int]], cols: _Columns, work: _Work) -> None:
                      workers=work.workers) if todo else []
     for (x, u), gap in zip(todo, done):
         found[x]["gaps"][u], found[u]["gaps"][x] = gap, -gap
-
-
-def _wedges_turn(g: Group, found: list) -> bool:
-    """Whether the wedges alone (no pad test) would turn g's anchor beyond a right angle."""
-    decided = _odd_decision(g, found)
-    return decided is not None and bool(decided[0])
 
 
 def _pad_frames(g: Group, x: int, content, dims) -> list[tuple]:
