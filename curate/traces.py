@@ -77,7 +77,7 @@ def encoding(path: str) -> str:
 
 
 def traces_of(table: pd.DataFrame, paths: list[str], rows: list[int], *, workers=None, cache_dir=None,
-               known: dict | None = None) -> list:
+              known: dict | None = None) -> list:
     """traces() of the given rows, from the cache where a file is unchanged, else from `known`
     ({row: traces} that features() made), else made here."""
     cache, keys, out = None, {}, {}

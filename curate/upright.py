@@ -37,7 +37,7 @@ RESAMPLED_GAP = 0.15  # log sharpness from which the sharper member is shown the
 
 
 def placed_frame(g: Group, x: int, u: int, content, dims, reach: float = SCALE_ERROR,
-           mixed: bool = False) -> tuple[float, float, float, bool] | None:
+                 mixed: bool = False) -> tuple[float, float, float, bool] | None:
     """(turn, scale, reach, mixed) that put x's picture into u's canvas, for beyond_fill; None when
     the two differ in size or a content scale is unknown (nothing to compare)."""
     if dims[x] is None or tuple(dims[x]) != tuple(dims[u]) or not (content[x] > 0 and content[u] > 0):

@@ -915,7 +915,7 @@ def test_resample_gap_says_which_of_two_members_was_resampled_from_the_other(ang
 
 @pytest.mark.parametrize("kept, rotation", [("cut.png", -20.0), ("orig.png", 0.0)])
 def test_a_copy_whose_frames_say_nothing_is_turned_onto_the_original_it_was_resampled_from(tmp_path, monkeypatch,
-                                                                                          kept, rotation):
+                                                                                           kept, rotation):
     """A copy turned 20 and zoomed in 1.3: no wedges left, and beyond its frame the original holds
     a dark, flat border (fill 0.25, 1 grey level a pixel left: as a zoom out's fill would), so
     neither frame says which was cut from which (kaggle 1-73: 18 such misses). The copy is blurred
